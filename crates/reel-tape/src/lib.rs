@@ -1,0 +1,34 @@
+//! Tape drives with the semantics of the Windows tape API.
+//!
+//! This crate is for driving tapes: the [`TapeDrive`] trait (the nine Win32 tape functions
+//! plus reads and writes, with Windows' error codes in [`TapeError`]) and its backends:
+//! the virtual cartridge ([`vtape`], SIMH tape images with a sidecar index, crash-safe),
+//! and a [`library`] of cartridges that serves as the default drive. [`Target`] turns a
+//! `--tape` argument into an open drive.
+//!
+//! It is not for what goes on the tape: labels, archives and indexes are `reel-archive`'s.
+//!
+//! ```no_run
+//! use reel_tape::{MarkKind, SeekTo, TapeDrive, Target};
+//! let mut drive = Target::parse(Some("./lib/tape-0001.vtape"))?.open()?;
+//! drive.set_position(SeekTo::EndOfData { partition: 0 }, false)?;
+//! drive.write(b"a record")?;
+//! drive.write_marks(MarkKind::Filemarks, 1, false)?;
+//! # Ok::<(), reel_tape::TapeError>(())
+//! ```
+
+pub mod drive;
+pub mod error;
+pub mod features;
+pub mod library;
+pub mod simh;
+pub mod target;
+pub mod vtape;
+
+pub use drive::{
+    DriveParameters, EraseKind, MarkKind, MediaParameters, PartitionMethod, Position, PositionKind,
+    PrepareOp, SeekTo, SetDriveParameters, TapeDrive,
+};
+pub use error::{Result, TapeError};
+pub use library::{CartridgeInfo, Library, reel_home};
+pub use target::Target;

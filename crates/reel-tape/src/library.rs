@@ -1,0 +1,263 @@
+//! A library of virtual cartridges (a changer): a directory of `NAME.vtape` cartridges,
+//! with the name of the one in the drive kept in `library.toml`.
+//!
+//! The default library lives in `$REEL_HOME/library` (else `$XDG_DATA_HOME/reel/library`,
+//! else `~/.local/share/reel/library`) and is created on first use, with one blank
+//! cartridge, so `reel backup` works on a fresh machine with no set-up.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TapeError};
+use crate::vtape::{Cartridge, CartridgeConfig, VirtualDrive, store::replace_file};
+
+/// File that marks a directory as a library and names the loaded cartridge.
+pub const LIBRARY_FILE: &str = "library.toml";
+/// Capacity of cartridges the library creates by itself (16 GiB).
+pub const DEFAULT_CAPACITY: u64 = 16 << 30;
+/// Suffix of cartridge directories.
+pub const CARTRIDGE_SUFFIX: &str = ".vtape";
+
+/// reel's data directory: `$REEL_HOME`, else `$XDG_DATA_HOME/reel`, else
+/// `~/.local/share/reel`.
+pub fn reel_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("REEL_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(x).join("reel");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    home.join(".local/share/reel")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LibraryState {
+    /// Name of the cartridge in the drive.
+    #[serde(default)]
+    loaded: Option<String>,
+    /// Capacity of cartridges created automatically.
+    #[serde(default)]
+    default_capacity: Option<u64>,
+}
+
+/// What the library knows about one of its cartridges.
+#[derive(Debug, Clone, Serialize)]
+pub struct CartridgeInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub id: uuid::Uuid,
+    pub capacity: u64,
+    /// Bytes of tape image in use (all partitions).
+    pub used: u64,
+    pub write_protected: bool,
+    pub loaded: bool,
+}
+
+/// A directory of virtual cartridges.
+#[derive(Debug)]
+pub struct Library {
+    dir: PathBuf,
+    state: LibraryState,
+}
+
+impl Library {
+    /// The default library directory.
+    pub fn default_dir() -> PathBuf {
+        reel_home().join("library")
+    }
+
+    /// True when `dir` holds a library.
+    pub fn is_library(dir: &Path) -> bool {
+        dir.join(LIBRARY_FILE).is_file()
+    }
+
+    /// Opens the library in `dir`, creating it (empty) when it does not exist.
+    pub fn open_or_create(dir: &Path) -> Result<Library> {
+        std::fs::create_dir_all(dir).map_err(|e| TapeError::io(dir, e))?;
+        let file = dir.join(LIBRARY_FILE);
+        let state = match std::fs::read_to_string(&file) {
+            Ok(text) => toml::from_str(&text).map_err(|e| TapeError::BadCartridge {
+                path: file.clone(),
+                reason: e.to_string().trim().replace('\n', " "),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LibraryState::default(),
+            Err(e) => return Err(TapeError::io(&file, e)),
+        };
+        let lib = Library {
+            dir: dir.to_path_buf(),
+            state,
+        };
+        if !file.exists() {
+            lib.save()?;
+        }
+        Ok(lib)
+    }
+
+    fn save(&self) -> Result<()> {
+        let file = self.dir.join(LIBRARY_FILE);
+        let body = toml::to_string(&self.state).unwrap_or_default();
+        let text =
+            format!("# reel library: the cartridges are the *.vtape directories here.\n{body}");
+        replace_file(&file, text.as_bytes()).map_err(|e| TapeError::io(&file, e))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Directory of cartridge `name`.
+    pub fn cartridge_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}{CARTRIDGE_SUFFIX}"))
+    }
+
+    /// Checks a cartridge name: letters, digits, `-`, `_`, `.`; 1 to 64 characters.
+    pub fn check_name(name: &str) -> Result<()> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if ok {
+            Ok(())
+        } else {
+            Err(TapeError::InvalidParameter(format!(
+                "cartridge name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+            )))
+        }
+    }
+
+    /// Creates a blank cartridge `name`; the first cartridge of a library is loaded.
+    pub fn create_cartridge(
+        &mut self,
+        name: &str,
+        capacity: u64,
+        write_protected: bool,
+    ) -> Result<PathBuf> {
+        Self::check_name(name)?;
+        let dir = self.cartridge_dir(name);
+        if dir.exists() {
+            return Err(TapeError::InvalidParameter(format!(
+                "a cartridge named {name} already exists in {}",
+                self.dir.display()
+            )));
+        }
+        let mut config = CartridgeConfig::new(name, capacity);
+        config.write_protected = write_protected;
+        Cartridge::create(&dir, &config)?;
+        if self.state.loaded.is_none() {
+            self.state.loaded = Some(name.to_string());
+            self.save()?;
+        }
+        Ok(dir)
+    }
+
+    /// Names of the cartridges, in slot (name) order.
+    pub fn cartridge_names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let rd = std::fs::read_dir(&self.dir).map_err(|e| TapeError::io(&self.dir, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| TapeError::io(&self.dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(CARTRIDGE_SUFFIX) {
+                if !stem.starts_with('.') && entry.path().is_dir() {
+                    names.push(stem.to_string());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Facts about every cartridge (read from their descriptions; none is opened).
+    pub fn cartridges(&self) -> Result<Vec<CartridgeInfo>> {
+        let mut out = Vec::new();
+        for name in self.cartridge_names()? {
+            let path = self.cartridge_dir(&name);
+            let store = crate::vtape::store::DirStore::new(&path);
+            let config = Cartridge::read_config(&store)?;
+            let mut used = 0;
+            for n in 1..=config.partition_count() {
+                used += std::fs::metadata(path.join(format!("p{n}.tap")))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+            }
+            out.push(CartridgeInfo {
+                loaded: self.state.loaded.as_deref() == Some(name.as_str()),
+                name,
+                path,
+                id: config.id,
+                capacity: config.capacity,
+                used,
+                write_protected: config.write_protected,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Name of the cartridge in the drive.
+    pub fn loaded(&self) -> Option<&str> {
+        self.state.loaded.as_deref()
+    }
+
+    /// Records `name` as the cartridge in the drive.
+    pub fn set_loaded(&mut self, name: &str) -> Result<()> {
+        if !self.cartridge_dir(name).is_dir() {
+            return Err(TapeError::InvalidParameter(format!(
+                "no cartridge named {name} in {}",
+                self.dir.display()
+            )));
+        }
+        self.state.loaded = Some(name.to_string());
+        self.save()
+    }
+
+    /// Capacity of cartridges created automatically.
+    pub fn default_capacity(&self) -> u64 {
+        self.state.default_capacity.unwrap_or(DEFAULT_CAPACITY)
+    }
+
+    /// A name for a new cartridge: `tape-0001`, `tape-0002`, …
+    pub fn next_name(&self) -> Result<String> {
+        let names = self.cartridge_names()?;
+        let n = (1..)
+            .find(|n| !names.contains(&format!("tape-{n:04}")))
+            .unwrap_or(1);
+        Ok(format!("tape-{n:04}"))
+    }
+
+    /// Opens the drive with the loaded cartridge, creating and loading a first blank
+    /// cartridge in an empty library.
+    pub fn open_drive(&mut self) -> Result<VirtualDrive> {
+        let name = match self.state.loaded.clone() {
+            Some(name) if self.cartridge_dir(&name).is_dir() => name,
+            Some(name) => {
+                return Err(TapeError::NoMediaInDrive).map_err(|_| {
+                    TapeError::NotReady(format!(
+                        "the library {} says cartridge {name} is loaded, but it is not there; load another with `reel tape load NAME`",
+                        self.dir.display()
+                    ))
+                });
+            }
+            None => {
+                let names = self.cartridge_names()?;
+                let name = match names.first() {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n = self.next_name()?;
+                        self.create_cartridge(&n, self.default_capacity(), false)?;
+                        n
+                    }
+                };
+                self.set_loaded(&name)?;
+                name
+            }
+        };
+        VirtualDrive::open(&self.cartridge_dir(&name))
+    }
+}

@@ -1,0 +1,109 @@
+//! `--tape TARGET`: which drive and medium a command works on.
+//!
+//! | form | meaning |
+//! |---|---|
+//! | (none) | the default library's loaded cartridge |
+//! | `vtape:NAME` | cartridge NAME of the default library |
+//! | `DIR` with `cartridge.toml` (e.g. `./x.vtape`) | that cartridge |
+//! | `DIR` with `library.toml` | that library's loaded cartridge |
+//! | `/dev/nst0` | a Linux st drive |
+//! | `host:/dev/nst0`, `user@host:path` | a remote drive over rmt |
+
+use std::path::{Path, PathBuf};
+
+use crate::drive::TapeDrive;
+use crate::error::{Result, TapeError};
+use crate::library::Library;
+use crate::vtape::{CARTRIDGE_FILE, VirtualDrive};
+
+/// A parsed `--tape` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The loaded cartridge of a library (the default library when `None`).
+    Library(Option<PathBuf>),
+    /// One named cartridge of a library (the default library when `None`).
+    LibraryCartridge {
+        library: Option<PathBuf>,
+        name: String,
+    },
+    /// A cartridge directory.
+    Cartridge(PathBuf),
+    /// A Linux st device.
+    Device(PathBuf),
+    /// A remote drive: `[user@]host` and the path on it.
+    Remote { host: String, path: String },
+}
+
+impl Target {
+    /// Parses a `--tape` value (`None` = the default).
+    pub fn parse(spec: Option<&str>) -> Result<Target> {
+        let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+            return Ok(Target::Library(None));
+        };
+        if let Some(name) = spec.strip_prefix("vtape:") {
+            Library::check_name(name)?;
+            return Ok(Target::LibraryCartridge {
+                library: None,
+                name: name.to_string(),
+            });
+        }
+        let path = Path::new(spec);
+        if path.join(CARTRIDGE_FILE).is_file() {
+            return Ok(Target::Cartridge(path.to_path_buf()));
+        }
+        if Library::is_library(path) {
+            return Ok(Target::Library(Some(path.to_path_buf())));
+        }
+        if spec.starts_with("/dev/") {
+            return Ok(Target::Device(path.to_path_buf()));
+        }
+        // host:path, as rsh/ssh targets are written (a '/' before the ':' means a local path).
+        if let Some((host, rpath)) = spec.split_once(':') {
+            if !host.is_empty() && !host.contains('/') && !rpath.is_empty() {
+                return Ok(Target::Remote {
+                    host: host.to_string(),
+                    path: rpath.to_string(),
+                });
+            }
+        }
+        if path.is_dir() {
+            return Err(TapeError::InvalidParameter(format!(
+                "{spec} is a directory but neither a cartridge (no {CARTRIDGE_FILE}) nor a library; create one with `reel tape new`"
+            )));
+        }
+        Err(TapeError::InvalidParameter(format!(
+            "{spec}: no such cartridge, library or tape device"
+        )))
+    }
+
+    /// Opens the drive this target names.
+    pub fn open(&self) -> Result<Box<dyn TapeDrive>> {
+        match self {
+            Target::Library(dir) => {
+                let dir = dir.clone().unwrap_or_else(Library::default_dir);
+                let mut lib = Library::open_or_create(&dir)?;
+                Ok(Box::new(lib.open_drive()?))
+            }
+            Target::LibraryCartridge { library, name } => {
+                let dir = library.clone().unwrap_or_else(Library::default_dir);
+                let lib = Library::open_or_create(&dir)?;
+                let cdir = lib.cartridge_dir(name);
+                if !cdir.is_dir() {
+                    return Err(TapeError::InvalidParameter(format!(
+                        "no cartridge named {name} in {}; create it with `reel tape new {name}`",
+                        dir.display()
+                    )));
+                }
+                Ok(Box::new(VirtualDrive::open(&cdir)?))
+            }
+            Target::Cartridge(dir) => Ok(Box::new(VirtualDrive::open(dir)?)),
+            Target::Device(path) => Err(TapeError::NotSupported(format!(
+                "Linux st drives ({}) are not supported yet",
+                path.display()
+            ))),
+            Target::Remote { host, path } => Err(TapeError::NotSupported(format!(
+                "remote drives over rmt ({host}:{path}) are not supported yet"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,624 @@
+//! One partition of a virtual cartridge: its SIMH data file and its sidecar index.
+//!
+//! The sidecar index (`pN.idx`) maps object number → byte offset, so positioning is one
+//! lookup whatever the size of the tape. Layout: a 32-byte header (`REELIDX1`, version,
+//! header CRC, the object count and data length covered by the last sync), then one 16-byte
+//! entry per object: byte offset (u64), leading SIMH word (u32) and CRC-32 of the stored
+//! payload (u32, 0 for marks). All little-endian.
+//!
+//! Crash safety: records are appended to the data file first and their index entries later;
+//! marks and close sync both files and then the header. On open, everything up to the synced
+//! point is trusted and the data file beyond it is scanned: complete objects are indexed, a
+//! torn tail is cut off. Without a usable index the whole data file is scanned. A malformed
+//! object with data after it is damage, not a torn tail: reading there fails with a CRC error
+//! and writes that would destroy what follows are refused.
+
+use std::io::{self, IoSlice};
+
+use crate::error::{Result, TapeError};
+use crate::simh::{self, Word};
+use crate::vtape::store::{CartridgeStore, StoreFile};
+
+const IDX_MAGIC: &[u8; 8] = b"REELIDX1";
+const IDX_VERSION: u32 = 1;
+const IDX_HEADER_LEN: u64 = 32;
+const ENTRY_LEN: u64 = 16;
+/// Index entries kept in memory before they are written out.
+const PENDING_LIMIT: usize = 4096;
+/// Index entries read at a time for positioning and sequential reads.
+const WINDOW: u64 = 4096;
+
+/// What an object is, as the index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Object {
+    Record { class: u32, len: u32 },
+    Filemark,
+    Setmark,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub offset: u64,
+    pub word: u32,
+    pub crc: u32,
+}
+
+impl Entry {
+    pub fn object(&self) -> Object {
+        match Word::decode(self.word) {
+            Word::TapeMark => Object::Filemark,
+            Word::Setmark => Object::Setmark,
+            Word::Record { class, len } => Object::Record { class, len },
+            // Only the three kinds above are ever indexed.
+            _ => Object::Filemark,
+        }
+    }
+
+    fn encode(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..8].copy_from_slice(&self.offset.to_le_bytes());
+        b[8..12].copy_from_slice(&self.word.to_le_bytes());
+        b[12..16].copy_from_slice(&self.crc.to_le_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Entry {
+        Entry {
+            offset: u64::from_le_bytes(b[0..8].try_into().unwrap_or_default()),
+            word: u32::from_le_bytes(b[8..12].try_into().unwrap_or_default()),
+            crc: u32::from_le_bytes(b[12..16].try_into().unwrap_or_default()),
+        }
+    }
+
+    fn stored_size(&self) -> u64 {
+        Word::decode(self.word).stored_size()
+    }
+}
+
+/// How a scan of the data file ended.
+enum ScanEnd {
+    /// Clean end of file (or an end-of-medium word) at this offset.
+    End(u64),
+    /// An incomplete object reaching past the end of the file starts here.
+    Torn(u64),
+    /// A malformed object starts here, and the file goes on after it.
+    Damaged(u64, String),
+}
+
+pub(crate) struct Partition {
+    number: u32,
+    tap_name: String,
+    tap: Box<dyn StoreFile>,
+    idx: Box<dyn StoreFile>,
+    location: std::path::PathBuf,
+    /// Bytes of the data file in use; end of data.
+    end: u64,
+    /// Objects on the partition.
+    count: u64,
+    /// Entries already in the index file.
+    flushed: u64,
+    pending: Vec<Entry>,
+    /// Object numbers of the filemarks and setmarks, ascending.
+    filemarks: Vec<u64>,
+    setmarks: Vec<u64>,
+    /// Byte offset of unreadable data that follows end of data (found by a full scan).
+    damaged_at: Option<(u64, String)>,
+    window_start: u64,
+    window: Vec<Entry>,
+    /// Torn bytes cut off when the partition was opened (for reporting).
+    pub recovered_tail: u64,
+}
+
+fn io_err(store: &dyn CartridgeStore, name: &str) -> impl Fn(io::Error) -> TapeError {
+    let path = store.path_of(name);
+    move |e| TapeError::io(path.clone(), e)
+}
+
+impl Partition {
+    pub fn tap_name(number: u32) -> String {
+        format!("p{number}.tap")
+    }
+
+    pub fn idx_name(number: u32) -> String {
+        format!("p{number}.idx")
+    }
+
+    /// Opens (or creates, when `create`) partition `number` of the cartridge.
+    pub fn open(store: &dyn CartridgeStore, number: u32, create: bool) -> Result<Partition> {
+        let tap_name = Self::tap_name(number);
+        let idx_name = Self::idx_name(number);
+        let tap = store
+            .open(&tap_name, create, true)
+            .map_err(io_err(store, &tap_name))?
+            .ok_or_else(|| TapeError::BadCartridge {
+                path: store.location(),
+                reason: format!("data file {tap_name} of partition {number} is missing"),
+            })?;
+        let idx = store
+            .open(&idx_name, true, true)
+            .map_err(io_err(store, &idx_name))?
+            .ok_or_else(|| TapeError::BadCartridge {
+                path: store.location(),
+                reason: format!("cannot create index file {idx_name}"),
+            })?;
+        let mut p = Partition {
+            number,
+            tap_name,
+            tap,
+            idx,
+            location: store.location(),
+            end: 0,
+            count: 0,
+            flushed: 0,
+            pending: Vec::new(),
+            filemarks: Vec::new(),
+            setmarks: Vec::new(),
+            damaged_at: None,
+            window_start: 0,
+            window: Vec::new(),
+            recovered_tail: 0,
+        };
+        p.recover()?;
+        Ok(p)
+    }
+
+    fn tap_err(&self) -> impl Fn(io::Error) -> TapeError + '_ {
+        move |e| TapeError::io(self.location.join(&self.tap_name), e)
+    }
+
+    fn idx_err(&self) -> impl Fn(io::Error) -> TapeError + '_ {
+        move |e| TapeError::io(self.location.join(Self::idx_name(self.number)), e)
+    }
+
+    /// Brings index and data file into agreement after open (see the module docs).
+    fn recover(&mut self) -> Result<()> {
+        let tap_len = self.tap.len().map_err(self.tap_err())?;
+        let (mut count, mut end) = self.read_header().unwrap_or((0, 0));
+        let idx_len = self.idx.len().map_err(self.idx_err())?;
+        let trusted = end <= tap_len
+            && IDX_HEADER_LEN + count * ENTRY_LEN <= idx_len
+            && (count == 0 || self.last_entry_matches(count, end)?);
+        if !trusted {
+            count = 0;
+            end = 0;
+        }
+        self.count = count;
+        self.flushed = count;
+        self.end = end;
+        // Marks of the trusted part come from the index.
+        self.load_marks()?;
+        // Scan the data file beyond the trusted part.
+        let full_scan = count == 0;
+        let scan = self.scan_from(end, tap_len)?;
+        match scan {
+            ScanEnd::End(at) => self.end = at,
+            ScanEnd::Torn(at) => {
+                self.end = at;
+                self.recovered_tail = tap_len - at;
+            }
+            ScanEnd::Damaged(at, why) => {
+                self.end = at;
+                if full_scan {
+                    self.damaged_at = Some((at, why));
+                } else {
+                    // Beyond the synced point only unsynced writes can be: cut them.
+                    self.recovered_tail = tap_len - at;
+                }
+            }
+        }
+        if self.damaged_at.is_none() && self.end < tap_len {
+            self.tap.truncate(self.end).map_err(self.tap_err())?;
+        }
+        self.idx
+            .truncate(IDX_HEADER_LEN + self.flushed * ENTRY_LEN)
+            .map_err(self.idx_err())?;
+        self.sync()?;
+        Ok(())
+    }
+
+    fn read_header(&self) -> Option<(u64, u64)> {
+        let mut h = [0u8; IDX_HEADER_LEN as usize];
+        self.idx.read_exact_at(&mut h, 0).ok()?;
+        if &h[0..8] != IDX_MAGIC || u32::from_le_bytes(h[8..12].try_into().ok()?) != IDX_VERSION {
+            return None;
+        }
+        let crc = u32::from_le_bytes(h[12..16].try_into().ok()?);
+        if crc != crc32fast::hash(&h[16..32]) {
+            return None;
+        }
+        let count = u64::from_le_bytes(h[16..24].try_into().ok()?);
+        let end = u64::from_le_bytes(h[24..32].try_into().ok()?);
+        Some((count, end))
+    }
+
+    fn write_header(&self, count: u64, end: u64) -> Result<()> {
+        let mut h = [0u8; IDX_HEADER_LEN as usize];
+        h[0..8].copy_from_slice(IDX_MAGIC);
+        h[8..12].copy_from_slice(&IDX_VERSION.to_le_bytes());
+        h[16..24].copy_from_slice(&count.to_le_bytes());
+        h[24..32].copy_from_slice(&end.to_le_bytes());
+        let crc = crc32fast::hash(&h[16..32]);
+        h[12..16].copy_from_slice(&crc.to_le_bytes());
+        self.idx
+            .write_all_at(&[IoSlice::new(&h)], 0)
+            .map_err(self.idx_err())
+    }
+
+    /// Cheap consistency check of a trusted index: its last entry must describe an object
+    /// that ends exactly at the covered length and whose leading word is in the data file.
+    fn last_entry_matches(&self, count: u64, end: u64) -> Result<bool> {
+        let mut b = [0u8; ENTRY_LEN as usize];
+        if self
+            .idx
+            .read_exact_at(&mut b, IDX_HEADER_LEN + (count - 1) * ENTRY_LEN)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        let e = Entry::decode(&b);
+        if e.offset + e.stored_size() != end {
+            return Ok(false);
+        }
+        let mut w = [0u8; 4];
+        if self.tap.read_exact_at(&mut w, e.offset).is_err() {
+            return Ok(false);
+        }
+        Ok(u32::from_le_bytes(w) == e.word)
+    }
+
+    fn load_marks(&mut self) -> Result<()> {
+        self.filemarks.clear();
+        self.setmarks.clear();
+        let mut buf = vec![0u8; (WINDOW * ENTRY_LEN) as usize];
+        let mut i = 0;
+        while i < self.flushed {
+            let n = (self.flushed - i).min(WINDOW);
+            let bytes = &mut buf[..(n * ENTRY_LEN) as usize];
+            self.idx
+                .read_exact_at(bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
+                .map_err(self.idx_err())?;
+            for (k, chunk) in bytes.chunks_exact(ENTRY_LEN as usize).enumerate() {
+                match Entry::decode(chunk).object() {
+                    Object::Filemark => self.filemarks.push(i + k as u64),
+                    Object::Setmark => self.setmarks.push(i + k as u64),
+                    Object::Record { .. } => {}
+                }
+            }
+            i += n;
+        }
+        Ok(())
+    }
+
+    /// Indexes the objects of the data file from `offset` to `tap_len`.
+    fn scan_from(&mut self, mut offset: u64, tap_len: u64) -> Result<ScanEnd> {
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            if offset == tap_len {
+                return Ok(ScanEnd::End(offset));
+            }
+            if offset + 4 > tap_len {
+                return Ok(ScanEnd::Torn(offset));
+            }
+            let mut w = [0u8; 4];
+            self.tap
+                .read_exact_at(&mut w, offset)
+                .map_err(self.tap_err())?;
+            let word = u32::from_le_bytes(w);
+            match Word::decode(word) {
+                Word::EndOfMedium => return Ok(ScanEnd::End(offset)),
+                Word::EraseGap | Word::UnknownMarker(_) => {
+                    // Not objects: skipped, as SIMH does.
+                    offset += 4;
+                }
+                Word::TapeMark | Word::Setmark => {
+                    self.push_entry(Entry {
+                        offset,
+                        word,
+                        crc: 0,
+                    })?;
+                    offset += 4;
+                }
+                Word::Record { len, .. } => {
+                    let size = simh::record_size(len);
+                    if offset + size > tap_len {
+                        return Ok(ScanEnd::Torn(offset));
+                    }
+                    let mut hasher = crc32fast::Hasher::new();
+                    let mut done = 0u64;
+                    while done < u64::from(len) {
+                        let n = (u64::from(len) - done).min(chunk.len() as u64) as usize;
+                        self.tap
+                            .read_exact_at(&mut chunk[..n], offset + 4 + done)
+                            .map_err(self.tap_err())?;
+                        hasher.update(&chunk[..n]);
+                        done += n as u64;
+                    }
+                    let mut t = [0u8; 4];
+                    self.tap
+                        .read_exact_at(&mut t, offset + size - 4)
+                        .map_err(self.tap_err())?;
+                    let trailer = u32::from_le_bytes(t);
+                    if trailer != word {
+                        return Ok(ScanEnd::Damaged(
+                            offset,
+                            format!(
+                                "record at byte {offset} of {} has leading length word {word:#010x} but trailing {trailer:#010x}",
+                                self.tap_name
+                            ),
+                        ));
+                    }
+                    self.push_entry(Entry {
+                        offset,
+                        word,
+                        crc: hasher.finalize(),
+                    })?;
+                    offset += size;
+                }
+            }
+        }
+    }
+
+    fn push_entry(&mut self, e: Entry) -> Result<()> {
+        match e.object() {
+            Object::Filemark => self.filemarks.push(self.count),
+            Object::Setmark => self.setmarks.push(self.count),
+            Object::Record { .. } => {}
+        }
+        self.end = e.offset + e.stored_size();
+        self.pending.push(e);
+        self.count += 1;
+        if self.pending.len() >= PENDING_LIMIT {
+            self.flush_entries()?;
+        }
+        Ok(())
+    }
+
+    fn flush_entries(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(self.pending.len() * ENTRY_LEN as usize);
+        for e in &self.pending {
+            bytes.extend_from_slice(&e.encode());
+        }
+        self.idx
+            .write_all_at(
+                &[IoSlice::new(&bytes)],
+                IDX_HEADER_LEN + self.flushed * ENTRY_LEN,
+            )
+            .map_err(self.idx_err())?;
+        self.flushed += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Makes everything written durable: data, then index entries, then the header.
+    pub fn sync(&mut self) -> Result<()> {
+        self.tap.sync().map_err(self.tap_err())?;
+        self.flush_entries()?;
+        self.idx.sync().map_err(self.idx_err())?;
+        self.write_header(self.count, self.end)?;
+        self.idx.sync().map_err(self.idx_err())
+    }
+
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Bytes of the data file in use.
+    pub fn used_bytes(&self) -> u64 {
+        self.end
+    }
+
+    pub fn filemarks(&self) -> &[u64] {
+        &self.filemarks
+    }
+
+    pub fn setmarks(&self) -> &[u64] {
+        &self.setmarks
+    }
+
+    /// The unreadable region after end of data, if a full scan found one.
+    pub fn damage(&self) -> Option<&(u64, String)> {
+        self.damaged_at.as_ref()
+    }
+
+    /// The index entry of object `i` (`i < count`).
+    pub fn entry(&mut self, i: u64) -> Result<Entry> {
+        debug_assert!(i < self.count);
+        if i >= self.flushed {
+            return Ok(self.pending[(i - self.flushed) as usize]);
+        }
+        if i < self.window_start || i >= self.window_start + self.window.len() as u64 {
+            let n = (self.flushed - i).min(WINDOW);
+            let mut bytes = vec![0u8; (n * ENTRY_LEN) as usize];
+            self.idx
+                .read_exact_at(&mut bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
+                .map_err(self.idx_err())?;
+            self.window = bytes
+                .chunks_exact(ENTRY_LEN as usize)
+                .map(Entry::decode)
+                .collect();
+            self.window_start = i;
+        }
+        Ok(self.window[(i - self.window_start) as usize])
+    }
+
+    fn describe_object(&self, i: u64, e: &Entry) -> String {
+        format!(
+            "object {i} of partition {} (byte {} of {})",
+            self.number,
+            e.offset,
+            self.location.join(&self.tap_name).display()
+        )
+    }
+
+    /// Reads the stored payload of record `i` into `out[..len]` and checks its framing
+    /// and CRC. `out` must hold at least the stored length.
+    pub fn read_payload(&mut self, i: u64, out: &mut [u8]) -> Result<usize> {
+        let e = self.entry(i)?;
+        let Object::Record { len, .. } = e.object() else {
+            return Err(TapeError::InvalidParameter(format!(
+                "object {i} is not a record"
+            )));
+        };
+        let len_usize = len as usize;
+        debug_assert!(out.len() >= len_usize);
+        let mut head = [0u8; 4];
+        let mut tail = [0u8; 5];
+        let tail_len = (simh::padded(len) - u64::from(len)) as usize + 4;
+        let mut bufs = [
+            io::IoSliceMut::new(&mut head),
+            io::IoSliceMut::new(&mut out[..len_usize]),
+            io::IoSliceMut::new(&mut tail[..tail_len]),
+        ];
+        let want = 4 + len_usize + tail_len;
+        let got = read_vectored_at(&*self.tap, &mut bufs, e.offset).map_err(self.tap_err())?;
+        if got < want {
+            return Err(TapeError::Crc(format!(
+                "{}: the data file ends inside the record (truncated tape image)",
+                self.describe_object(i, &e)
+            )));
+        }
+        let lead = u32::from_le_bytes(head);
+        let trail = u32::from_le_bytes(tail[tail_len - 4..tail_len].try_into().unwrap_or_default());
+        if lead != e.word || trail != e.word {
+            return Err(TapeError::Crc(format!(
+                "{}: record framing damaged (length words {lead:#010x}/{trail:#010x}, index says {:#010x})",
+                self.describe_object(i, &e),
+                e.word
+            )));
+        }
+        let crc = crc32fast::hash(&out[..len_usize]);
+        if crc != e.crc {
+            return Err(TapeError::Crc(format!(
+                "{}: record data damaged (CRC {crc:#010x}, recorded {:#010x})",
+                self.describe_object(i, &e),
+                e.crc
+            )));
+        }
+        Ok(len_usize)
+    }
+
+    /// Appends a record of `class` with `payload` at end of data.
+    pub fn append_record(&mut self, class: u32, payload: &[u8]) -> Result<()> {
+        self.refuse_if_damaged()?;
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|l| *l > 0 && *l <= simh::MAX_RECORD_LEN)
+            .ok_or_else(|| TapeError::InvalidBlockLength(format!("{} bytes", payload.len())))?;
+        let word = simh::record_word(class, len);
+        let w = word.to_le_bytes();
+        let pad = [0u8; 1];
+        let pad_len = (simh::padded(len) - u64::from(len)) as usize;
+        let offset = self.end;
+        self.tap
+            .write_all_at(
+                &[
+                    IoSlice::new(&w),
+                    IoSlice::new(payload),
+                    IoSlice::new(&pad[..pad_len]),
+                    IoSlice::new(&w),
+                ],
+                offset,
+            )
+            .map_err(self.tap_err())?;
+        self.push_entry(Entry {
+            offset,
+            word,
+            crc: crc32fast::hash(payload),
+        })
+    }
+
+    /// Appends a filemark or setmark at end of data.
+    pub fn append_mark(&mut self, setmark: bool) -> Result<()> {
+        self.refuse_if_damaged()?;
+        let word = if setmark {
+            simh::SETMARK
+        } else {
+            simh::TAPE_MARK
+        };
+        let offset = self.end;
+        self.tap
+            .write_all_at(&[IoSlice::new(&word.to_le_bytes())], offset)
+            .map_err(self.tap_err())?;
+        self.push_entry(Entry {
+            offset,
+            word,
+            crc: 0,
+        })
+    }
+
+    fn refuse_if_damaged(&self) -> Result<()> {
+        match &self.damaged_at {
+            Some((at, why)) => Err(TapeError::Crc(format!(
+                "partition {} has unreadable data after end of data ({why}); writing would destroy the data after byte {at}: erase from here to overwrite it",
+                self.number
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes object `i` the new end of data: it and everything after it are gone.
+    ///
+    /// While the partition has a damaged region after end of data, only an explicit erase
+    /// (`discard_damage`) may cut: a plain write would destroy data that may still be
+    /// recovered.
+    pub fn truncate_at(&mut self, i: u64, discard_damage: bool) -> Result<()> {
+        if !discard_damage {
+            self.refuse_if_damaged()?;
+        }
+        if i >= self.count {
+            if self.damaged_at.take().is_some() {
+                self.tap.truncate(self.end).map_err(self.tap_err())?;
+                self.sync()?;
+            }
+            return Ok(());
+        }
+        let new_end = self.entry(i)?.offset;
+        // Lower the synced point first so a crash in between never trusts dropped entries.
+        self.write_header(i.min(self.flushed), new_end.min(self.end))?;
+        if i >= self.flushed {
+            self.pending.truncate((i - self.flushed) as usize);
+        } else {
+            self.pending.clear();
+            self.flushed = i;
+            self.idx
+                .truncate(IDX_HEADER_LEN + i * ENTRY_LEN)
+                .map_err(self.idx_err())?;
+        }
+        self.tap.truncate(new_end).map_err(self.tap_err())?;
+        self.count = i;
+        self.end = new_end;
+        self.damaged_at = None;
+        self.filemarks.retain(|&m| m < i);
+        self.setmarks.retain(|&m| m < i);
+        self.window.clear();
+        self.window_start = 0;
+        Ok(())
+    }
+}
+
+/// preadv until `bufs` are full or the file ends; returns bytes read.
+fn read_vectored_at(
+    file: &dyn StoreFile,
+    bufs: &mut [io::IoSliceMut<'_>],
+    offset: u64,
+) -> io::Result<usize> {
+    // The seam offers plain positional reads; read each piece in turn.
+    let mut total = 0usize;
+    let mut at = offset;
+    for b in bufs.iter_mut() {
+        let n = file.read_at(b, at)?;
+        total += n;
+        at += n as u64;
+        if n < b.len() {
+            break;
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,18 @@
+//! One module per subcommand: its clap arguments and a `run` that drives the library crates.
+
+pub mod tape;
+
+use anyhow::{Context, Result};
+use reel_tape::{TapeDrive, Target};
+
+use crate::Global;
+
+/// Opens the drive named by `--tape` (default: the default library's loaded cartridge).
+pub fn open_drive(global: &Global) -> Result<Box<dyn TapeDrive>> {
+    let target = Target::parse(global.tape.as_deref())?;
+    let drive = target.open().with_context(|| match &global.tape {
+        Some(t) => format!("cannot open tape {t}"),
+        None => "cannot open the default tape".to_string(),
+    })?;
+    Ok(drive)
+}

@@ -1,0 +1,87 @@
+//! The `reel` command line: parses arguments, opens what a command needs, drives the
+//! library crates and reports. It holds no format logic of its own.
+
+mod cmd;
+mod exit;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  reel backup ~/projects              back up to the default virtual tape
+  reel list                           the sets on the tape
+  reel list 1                         the files of set 1
+  reel restore --to /tmp/out          restore the latest set under /tmp/out
+  reel restore 1 'home/*/notes/**' --to /tmp/out
+  reel tape new weekly-01 --capacity 100G
+  reel tape dump --file 1 > set1.tar  the first set as a tar archive
+
+The default tape is the loaded cartridge of the library in $REEL_HOME/library
+(else $XDG_DATA_HOME/reel/library, else ~/.local/share/reel/library), created on first use.
+Exit codes: 0 success, 1 finished with per-file problems, 2 usage or configuration error,
+3 media or device error, 4 data integrity failure.";
+
+/// reel: tape-first backups for Linux, with the semantics of the Windows Backup API.
+#[derive(Parser, Debug)]
+#[command(name = "reel", version, about, after_help = EXAMPLES, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Tape to use: a cartridge or library directory, vtape:NAME, /dev/nst0 or host:/dev/nst0
+    /// (default: the loaded cartridge of the default library).
+    #[arg(long, global = true, value_name = "TARGET", env = "REEL_TAPE")]
+    pub tape: Option<String>,
+    /// Machine-readable output on stdout (one JSON document).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No progress bars, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Operate the tape drive and its cartridges (the Win32 tape functions).
+    Tape(cmd::tape::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Tape(args) => cmd::tape::run(args, &cli.global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("reel: {}", exit::describe(&err));
+            ExitCode::from(exit::code_for(&err))
+        }
+    }
+}
