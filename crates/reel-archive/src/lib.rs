@@ -1,14 +1,28 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Backup sets on tape: what reel writes on a volume and how it reads it back.
+//!
+//! This crate is for the on-tape format (see `spec/archive.md`): the volume [`label`], one
+//! POSIX pax archive per set written in fixed records ([`pax`], [`records`]), the set
+//! [`index`] written after each set, and the [`volume`] layout that ties them together
+//! (`[label] FM [set data] FM [set index] FM …`). A set's data file, dumped from the tape, is
+//! an archive GNU tar and bsdtar read.
+//!
+//! It is not for walking file systems or restoring files (`reel-stream`, `reel-core`), nor
+//! for driving tapes (`reel-tape`); it only needs a [`reel_tape::TapeDrive`].
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod entry;
+pub mod error;
+pub mod index;
+pub mod label;
+pub mod pax;
+pub mod records;
+pub mod set;
+pub mod volume;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use entry::Entry;
+pub use error::{ArchiveError, Result};
+pub use index::{IndexEntry, IndexReader, SetInfo, SetMode};
+pub use label::VolumeLabel;
+pub use set::{Added, DEFAULT_BLOCK_SIZE, SetWriter, open_data, open_index};
+pub use volume::{
+    SetOnTape, SetState, VolumeMap, VolumeState, map_volume, read_state, write_label,
+};

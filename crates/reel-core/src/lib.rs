@@ -1,14 +1,23 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The backup program behind the `reel` command, as a library.
+//!
+//! This crate is for the jobs — [`backup::backup`], [`restore::restore`],
+//! [`list::list_sets`] / [`list::list_entries`] — which wire the file side (`reel-stream`),
+//! the on-tape format (`reel-archive`) and the drive (`reel-tape`) together, report progress
+//! through [`Progress`] and return reports that say what happened to every file. The CLI
+//! only parses arguments and prints these reports.
+//!
+//! It is not for formats or devices: those belong to the crates it drives.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod backup;
+pub mod error;
+pub mod list;
+pub mod progress;
+pub mod restore;
+pub mod select;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use backup::{BackupOptions, BackupReport, backup};
+pub use error::{CoreError, FailureKind, Result};
+pub use list::{SetListing, VolumeListing, list_entries, list_sets};
+pub use progress::{NoProgress, Progress};
+pub use restore::{RestoreOptions, RestoreReport, restore};
+pub use select::Selector;

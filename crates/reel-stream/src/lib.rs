@@ -1,14 +1,20 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! One model of a file — what it is, its metadata, its content — captured safely from disk
+//! and re-created safely under a restore root.
+//!
+//! This crate is for the file side of backup and restore: [`capture`] reads a file's
+//! metadata without following symlinks, [`RestoreRoot`] re-creates files, directories,
+//! links and special files under a target directory without ever writing through a symlink
+//! or outside the target, with temp-name-then-rename for every file and metadata applied in
+//! the safe order (content, owner, mode, times last).
+//!
+//! It is not for archive formats (pax is `reel-archive`'s) or tapes (`reel-tape`).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod apply;
+pub mod error;
+pub mod meta;
+pub mod names;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use apply::{Existing, Outcome, PendingFile, RelPath, RestoreRoot, check_path};
+pub use error::{Refusal, Result, StreamError};
+pub use meta::{FileKind, FileMeta, Timestamp, capture};
+pub use names::NameCache;

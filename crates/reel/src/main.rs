@@ -57,6 +57,12 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Back up files and directories as a new set on the tape.
+    Backup(cmd::backup::Args),
+    /// The sets on the tape, or the files of one set.
+    List(cmd::list::Args),
+    /// Restore a set, a subtree or matching files.
+    Restore(cmd::restore::Args),
     /// Operate the tape drive and its cartridges (the Win32 tape functions).
     Tape(cmd::tape::Args),
 }
@@ -75,6 +81,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Backup(args) => cmd::backup::run(args, &cli.global),
+        Command::List(args) => cmd::list::run(args, &cli.global),
+        Command::Restore(args) => cmd::restore::run(args, &cli.global),
         Command::Tape(args) => cmd::tape::run(args, &cli.global),
     };
     match result {

@@ -89,3 +89,57 @@ mod tests {
         assert_eq!(human_size(1536), "1.5 KiB");
     }
 }
+
+/// Progress of a job on a bar (on a terminal) with problems printed as they happen.
+pub struct JobProgress {
+    bar: ProgressBar,
+    verbose: bool,
+    visible: bool,
+}
+
+impl JobProgress {
+    pub fn new(global: &Global) -> JobProgress {
+        let bar = progress_bar(global, 0);
+        JobProgress {
+            visible: !bar.is_hidden(),
+            bar,
+            verbose: global.verbose > 0,
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn line(&self, text: &str) {
+        if self.visible {
+            self.bar.println(text);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+}
+
+impl reel_core::Progress for JobProgress {
+    fn total(&self, bytes: u64, _files: u64) {
+        self.bar.set_length(bytes);
+    }
+
+    fn bytes(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    fn entry(&self, path: &str) {
+        if self.verbose {
+            self.line(path);
+        }
+    }
+
+    fn problem(&self, message: &str) {
+        self.line(&format!("reel: {message}"));
+    }
+
+    fn wants_totals(&self) -> bool {
+        self.visible
+    }
+}

@@ -1,5 +1,8 @@
 //! One module per subcommand: its clap arguments and a `run` that drives the library crates.
 
+pub mod backup;
+pub mod list;
+pub mod restore;
 pub mod tape;
 
 use anyhow::{Context, Result};
@@ -15,4 +18,20 @@ pub fn open_drive(global: &Global) -> Result<Box<dyn TapeDrive>> {
         None => "cannot open the default tape".to_string(),
     })?;
     Ok(drive)
+}
+
+/// Splits `[SET] [PATTERN…]`: a first argument with '/' or a glob character is a pattern
+/// of the latest set; `latest` means the latest set.
+pub fn split_set_and_patterns(
+    set: Option<String>,
+    mut patterns: Vec<String>,
+) -> (Option<String>, Vec<String>) {
+    match set {
+        Some(s) if s.contains(['/', '*', '?', '[']) => {
+            patterns.insert(0, s);
+            (None, patterns)
+        }
+        Some(s) if s == "latest" => (None, patterns),
+        other => (other, patterns),
+    }
 }

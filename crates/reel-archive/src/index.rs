@@ -1,0 +1,428 @@
+//! The set index: the tape file written after each set's data, listing every member with its
+//! byte offset, size, content hash and metadata, so the tape describes itself and one file
+//! can be restored without reading the set.
+//!
+//! Layout: a zstd stream of JSON lines, written in records of the set's block size:
+//! 1. `{"reel_set_index":1,"set":{…SetInfo…}}`
+//! 2. one [`IndexEntry`] per member, in archive order
+//! 3. `{"end":{"entries":N,"blake3":"…"}}` — the count and the BLAKE3 of every line before it,
+//!    so a truncated or altered index is detected.
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use reel_stream::{FileKind, Timestamp};
+
+use crate::entry::Entry;
+use crate::error::{ArchiveError, Result};
+
+pub const INDEX_VERSION: u32 = 1;
+/// Longest index line accepted (bounded memory on garbage).
+const MAX_LINE: usize = 1 << 20;
+
+/// Full backup, or changes since a parent set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SetMode {
+    Full,
+    Incremental,
+}
+
+/// What a set is: written at the head of its index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetInfo {
+    pub id: uuid::Uuid,
+    /// Ordinal of the set on its volume (1 = first).
+    pub number: u32,
+    pub name: String,
+    /// When the backup started and finished (RFC 3339).
+    pub started: String,
+    pub finished: String,
+    pub host: String,
+    /// The paths given to `reel backup`.
+    pub paths: Vec<String>,
+    pub mode: SetMode,
+    #[serde(default)]
+    pub parent: Option<uuid::Uuid>,
+    /// Record size of the set data.
+    pub block_size: u32,
+    pub volume_id: uuid::Uuid,
+    /// Tape file of the set data, the logical block of its first record, its record count.
+    pub data_file: u64,
+    pub data_first_block: u64,
+    pub data_records: u64,
+    /// Bytes of the pax archive (before record padding).
+    pub archive_bytes: u64,
+    /// Members by kind, and bytes of file content.
+    pub files: u64,
+    pub directories: u64,
+    pub other: u64,
+    pub content_bytes: u64,
+    /// Entries that could not be backed up (listed when the backup ran).
+    pub problems: u64,
+    pub reel_version: String,
+}
+
+/// One member, as the index lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Path (UTF-8); `px` holds it in hex when it is not UTF-8.
+    #[serde(rename = "p", default, skip_serializing_if = "String::is_empty")]
+    pub path_text: String,
+    #[serde(rename = "px", default, skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
+    /// Kind: f regular, h hard link, d directory, l symlink, p fifo, c / b devices.
+    #[serde(rename = "t")]
+    pub kind: char,
+    #[serde(rename = "s")]
+    pub size: u64,
+    #[serde(rename = "m")]
+    pub mode: u32,
+    #[serde(rename = "u")]
+    pub uid: u32,
+    #[serde(rename = "g")]
+    pub gid: u32,
+    /// Modification time, `secs.nanos`.
+    #[serde(rename = "mt")]
+    pub mtime: String,
+    /// Byte offset of the member's first header block in the set data.
+    #[serde(rename = "o")]
+    pub offset: u64,
+    /// BLAKE3 of the content (regular files).
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Link target (symlink target or hard-link target member), lossy UTF-8.
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// BLAKE3 of the member's metadata (kind, mode, owner, times, link, extra records).
+    #[serde(rename = "md")]
+    pub meta_digest: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The digest of a member's metadata, as the index records it.
+pub fn meta_digest(entry: &Entry) -> String {
+    let m = &entry.meta;
+    let mut h = blake3::Hasher::new();
+    h.update(&[kind_letter(entry) as u8]);
+    for v in [
+        u64::from(m.mode),
+        u64::from(m.uid),
+        u64::from(m.gid),
+        m.size,
+    ] {
+        h.update(&v.to_le_bytes());
+    }
+    h.update(&m.mtime.secs.to_le_bytes());
+    h.update(&m.mtime.nanos.to_le_bytes());
+    h.update(m.user.as_deref().unwrap_or("").as_bytes());
+    h.update(&[0]);
+    h.update(m.group.as_deref().unwrap_or("").as_bytes());
+    h.update(&[0]);
+    if let Some((a, b)) = m.rdev {
+        h.update(&a.to_le_bytes());
+        h.update(&b.to_le_bytes());
+    }
+    if let Some(t) = &m.symlink_target {
+        h.update(std::os::unix::ffi::OsStrExt::as_bytes(t.as_os_str()));
+    }
+    if let Some(l) = &entry.hardlink {
+        h.update(l);
+    }
+    for (k, v) in &entry.extra {
+        h.update(k.as_bytes());
+        h.update(&[0]);
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v);
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// The index letter of a member's kind.
+pub fn kind_letter(entry: &Entry) -> char {
+    if entry.hardlink.is_some() {
+        return 'h';
+    }
+    match entry.meta.kind {
+        FileKind::Regular => 'f',
+        FileKind::Directory => 'd',
+        FileKind::Symlink => 'l',
+        FileKind::Fifo => 'p',
+        FileKind::CharDevice => 'c',
+        FileKind::BlockDevice => 'b',
+        FileKind::Socket => 's',
+    }
+}
+
+impl IndexEntry {
+    /// The index line of `entry`, written at `offset` with content hash `hash`.
+    pub fn new(entry: &Entry, offset: u64, hash: Option<blake3::Hash>) -> IndexEntry {
+        let (path_text, path_hex) = match std::str::from_utf8(&entry.path) {
+            Ok(s) => (s.to_string(), None),
+            Err(_) => (String::new(), Some(hex(&entry.path))),
+        };
+        let link = entry
+            .hardlink
+            .as_deref()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .or_else(|| {
+                entry
+                    .meta
+                    .symlink_target
+                    .as_ref()
+                    .map(|t| t.to_string_lossy().into_owned())
+            });
+        IndexEntry {
+            path_text,
+            path_hex,
+            kind: kind_letter(entry),
+            size: entry.data_len(),
+            mode: entry.meta.mode,
+            uid: entry.meta.uid,
+            gid: entry.meta.gid,
+            mtime: entry.meta.mtime.to_decimal(),
+            offset,
+            hash: hash.map(|h| h.to_hex().to_string()),
+            link,
+            meta_digest: meta_digest(entry),
+        }
+    }
+
+    /// The member path as bytes.
+    pub fn path(&self) -> Vec<u8> {
+        match &self.path_hex {
+            Some(h) => unhex(h).unwrap_or_default(),
+            None => self.path_text.as_bytes().to_vec(),
+        }
+    }
+
+    pub fn display_path(&self) -> String {
+        String::from_utf8_lossy(&self.path()).into_owned()
+    }
+
+    pub fn mtime(&self) -> Option<Timestamp> {
+        Timestamp::parse_decimal(&self.mtime)
+    }
+
+    /// The content hash, when the entry has one and it is well-formed.
+    pub fn content_hash(&self) -> Option<blake3::Hash> {
+        self.hash
+            .as_deref()
+            .and_then(|h| blake3::Hash::from_hex(h).ok())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct HeaderLine {
+    reel_set_index: u32,
+    set: SetInfo,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EndLine {
+    end: EndInfo,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EndInfo {
+    entries: u64,
+    blake3: String,
+}
+
+/// Collects index lines during a backup in a spool file (bounded memory), then writes the
+/// finished index.
+pub struct IndexSpool {
+    file: std::io::BufWriter<std::fs::File>,
+    entries: u64,
+}
+
+impl IndexSpool {
+    /// A spool in an anonymous temporary file.
+    pub fn new() -> Result<IndexSpool> {
+        Ok(IndexSpool {
+            file: std::io::BufWriter::new(tempfile::tempfile()?),
+            entries: 0,
+        })
+    }
+
+    pub fn push(&mut self, e: &IndexEntry) -> Result<()> {
+        serde_json::to_writer(&mut self.file, e).map_err(std::io::Error::from)?;
+        self.file.write_all(b"\n")?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Writes the complete index (header, entries, end line) to `out`, zstd-compressed.
+    pub fn write_index(self, info: &SetInfo, out: impl Write) -> Result<()> {
+        use std::io::Seek;
+        let mut spool = self.file.into_inner().map_err(|e| e.into_error())?;
+        spool.rewind()?;
+        let mut enc = zstd::Encoder::new(out, 3)?;
+        let mut digest = blake3::Hasher::new();
+        let mut header = serde_json::to_vec(&HeaderLine {
+            reel_set_index: INDEX_VERSION,
+            set: info.clone(),
+        })
+        .map_err(std::io::Error::from)?;
+        header.push(b'\n');
+        digest.update(&header);
+        enc.write_all(&header)?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = spool.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            digest.update(&buf[..n]);
+            enc.write_all(&buf[..n])?;
+        }
+        let mut end = serde_json::to_vec(&EndLine {
+            end: EndInfo {
+                entries: self.entries,
+                blake3: digest.finalize().to_hex().to_string(),
+            },
+        })
+        .map_err(std::io::Error::from)?;
+        end.push(b'\n');
+        enc.write_all(&end)?;
+        enc.finish()?.flush()?;
+        Ok(())
+    }
+}
+
+/// Reads an index: the header first, then entries one at a time, verified at the end.
+pub struct IndexReader<R: Read> {
+    lines: BufReader<zstd::Decoder<'static, BufReader<R>>>,
+    digest: blake3::Hasher,
+    entries: u64,
+    line_no: u64,
+    done: bool,
+    line: Vec<u8>,
+}
+
+impl<R: Read> IndexReader<R> {
+    /// Opens an index and reads its header.
+    pub fn open(input: R) -> Result<(SetInfo, IndexReader<R>)> {
+        let dec = zstd::Decoder::new(input).map_err(|e| ArchiveError::Corrupt {
+            offset: 0,
+            what: format!("set index: {e}"),
+        })?;
+        let mut r = IndexReader {
+            lines: BufReader::new(dec),
+            digest: blake3::Hasher::new(),
+            entries: 0,
+            line_no: 0,
+            done: false,
+            line: Vec::new(),
+        };
+        if !r.next_line()? {
+            return Err(ArchiveError::Truncated {
+                offset: 0,
+                what: "set index is empty".into(),
+            });
+        }
+        let header: HeaderLine = serde_json::from_slice(&r.line).map_err(|e| r.bad(e))?;
+        if header.reel_set_index != INDEX_VERSION {
+            return Err(ArchiveError::Corrupt {
+                offset: 0,
+                what: format!(
+                    "set index version {} is not supported",
+                    header.reel_set_index
+                ),
+            });
+        }
+        r.digest.update(&r.line);
+        Ok((header.set, r))
+    }
+
+    fn bad(&self, e: impl std::fmt::Display) -> ArchiveError {
+        ArchiveError::Corrupt {
+            offset: self.line_no,
+            what: format!("set index line {}: {e}", self.line_no),
+        }
+    }
+
+    /// Reads one line into `self.line` (with its newline); `Ok(false)` at end of input.
+    fn next_line(&mut self) -> Result<bool> {
+        self.line.clear();
+        let n = (&mut self.lines)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut self.line)
+            .map_err(
+                |e| match ArchiveError::from_io("reading the set index", e) {
+                    ArchiveError::Io(io) => ArchiveError::Corrupt {
+                        offset: self.line_no,
+                        what: format!("set index after line {}: {io}", self.line_no),
+                    },
+                    other => other,
+                },
+            )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.line_no += 1;
+        if self.line.len() > MAX_LINE || self.line.last() != Some(&b'\n') {
+            return Err(ArchiveError::Truncated {
+                offset: self.line_no,
+                what: format!("set index line {} is cut off", self.line_no),
+            });
+        }
+        Ok(true)
+    }
+
+    /// The next entry; `None` after the last, once the end line has verified the index.
+    pub fn next_entry(&mut self) -> Result<Option<IndexEntry>> {
+        if self.done {
+            return Ok(None);
+        }
+        if !self.next_line()? {
+            return Err(ArchiveError::Truncated {
+                offset: self.line_no,
+                what: format!(
+                    "set index ends after {} entries without its end line",
+                    self.entries
+                ),
+            });
+        }
+        if self.line.starts_with(b"{\"end\"") {
+            let end: EndLine = serde_json::from_slice(&self.line).map_err(|e| self.bad(e))?;
+            let digest = std::mem::replace(&mut self.digest, blake3::Hasher::new()).finalize();
+            if end.end.entries != self.entries || end.end.blake3 != digest.to_hex().as_str() {
+                return Err(ArchiveError::Integrity(format!(
+                    "set index does not match its end line ({} entries read, {} recorded; digest {})",
+                    self.entries,
+                    end.end.entries,
+                    if end.end.blake3 == digest.to_hex().as_str() {
+                        "ok"
+                    } else {
+                        "differs"
+                    }
+                )));
+            }
+            self.done = true;
+            return Ok(None);
+        }
+        let e: IndexEntry = serde_json::from_slice(&self.line).map_err(|e| self.bad(e))?;
+        self.digest.update(&self.line);
+        self.entries += 1;
+        Ok(Some(e))
+    }
+}

@@ -1,0 +1,8 @@
+//! POSIX.1-2001 pax archives: a streaming writer and a streaming reader.
+
+pub mod header;
+pub mod read;
+pub mod write;
+
+pub use read::{DataReader, MAX_META_LEN, PaxReader, ReadEntry, parse_pax_records};
+pub use write::{CopyOutcome, PaxWriter, pax_record};

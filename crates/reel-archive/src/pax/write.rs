@@ -1,0 +1,349 @@
+//! Streaming POSIX.1-2001 pax writer.
+//!
+//! reel writes its own pax rather than using the `tar` crate's builder because a set needs
+//! things that builder does not give while streaming: pax-only extensions (it falls back to
+//! GNU `././@LongLink` for long names), nanosecond times and vendor keys on every member,
+//! and the exact byte offset of every header, which the set index records so that a restore
+//! can seek straight to one file.
+
+use std::io::{self, Read, Write};
+
+use reel_stream::FileKind;
+
+use crate::entry::Entry;
+use crate::pax::header::{self, BLOCK, field, kind};
+
+/// Largest size the 12-byte octal field holds.
+const MAX_OCTAL_SIZE: u64 = 0o777_7777_7777;
+/// Largest id the 8-byte octal field holds.
+const MAX_OCTAL_ID: u32 = 0o777_7777;
+
+/// Writes tar members in pax format to any `Write`, tracking byte offsets.
+pub struct PaxWriter<W: Write> {
+    out: W,
+    offset: u64,
+    /// Bytes of content still owed by the current member.
+    owed: u64,
+    /// Content bytes written for the current member (for padding).
+    data_written: u64,
+}
+
+/// How a member's content copy went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyOutcome {
+    /// Bytes taken from the source.
+    pub copied: u64,
+    /// Bytes of zeros written because the source ended early (it shrank while being read).
+    pub zero_filled: u64,
+}
+
+/// One pax extended-header record: `"<len> <key>=<value>\n"`, where `len` counts the whole
+/// record including its own digits.
+pub fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let rest = key.len() + value.len() + 3; // space, '=', newline
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    let mut r = Vec::with_capacity(len);
+    r.extend_from_slice(len.to_string().as_bytes());
+    r.push(b' ');
+    r.extend_from_slice(key.as_bytes());
+    r.push(b'=');
+    r.extend_from_slice(value);
+    r.push(b'\n');
+    r
+}
+
+fn is_plain_ascii(b: &[u8]) -> bool {
+    b.iter().all(|c| (0x20..0x7F).contains(c))
+}
+
+impl<W: Write> PaxWriter<W> {
+    pub fn new(out: W) -> Self {
+        PaxWriter {
+            out,
+            offset: 0,
+            owed: 0,
+            data_written: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn pad_to_block(&mut self, written: u64) -> io::Result<()> {
+        let rem = (written % BLOCK as u64) as usize;
+        if rem != 0 {
+            self.put(&[0u8; BLOCK][..BLOCK - rem])?;
+        }
+        Ok(())
+    }
+
+    /// Writes the header block(s) of `entry` and returns the offset of the first one. The
+    /// member's content (`entry.data_len()` bytes) must follow, through [`Self::write_data`]
+    /// or [`Self::copy_data`].
+    pub fn write_header(&mut self, entry: &Entry) -> io::Result<u64> {
+        if self.owed != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} bytes of the previous member's content are missing",
+                    self.owed
+                ),
+            ));
+        }
+        let start = self.offset;
+        let meta = &entry.meta;
+        let mut records: Vec<u8> = Vec::new();
+        let mut binary = false;
+        let mut block = [0u8; BLOCK];
+
+        let mut name = entry.path.clone();
+        if meta.kind == FileKind::Directory && entry.hardlink.is_none() && !name.ends_with(b"/") {
+            name.push(b'/');
+        }
+        let fits = is_plain_ascii(&name)
+            .then(|| header::split_ustar_name(&name))
+            .flatten();
+        match fits {
+            Some((prefix, base)) => {
+                header::put_bytes(&mut block, field::PREFIX, prefix);
+                header::put_bytes(&mut block, field::NAME, base);
+            }
+            None => {
+                binary |= std::str::from_utf8(&name).is_err();
+                records.extend(pax_record("path", &name));
+                let short = ascii_stub(&name, 100);
+                header::put_bytes(&mut block, field::NAME, &short);
+            }
+        }
+
+        let link: Option<Vec<u8>> = match (&entry.hardlink, &meta.symlink_target) {
+            (Some(h), _) => Some(h.clone()),
+            (None, Some(t)) if meta.kind == FileKind::Symlink => {
+                Some(std::os::unix::ffi::OsStrExt::as_bytes(t.as_os_str()).to_vec())
+            }
+            _ => None,
+        };
+        if let Some(link) = &link {
+            if link.len() <= 100 && is_plain_ascii(link) {
+                header::put_bytes(&mut block, field::LINKNAME, link);
+            } else {
+                binary |= std::str::from_utf8(link).is_err();
+                records.extend(pax_record("linkpath", link));
+                header::put_bytes(&mut block, field::LINKNAME, &ascii_stub(link, 100));
+            }
+        }
+
+        header::put_octal(&mut block, field::MODE, u64::from(meta.mode & 0o7777));
+        for (f, id, key) in [(field::UID, meta.uid, "uid"), (field::GID, meta.gid, "gid")] {
+            header::put_number(&mut block, f, i64::from(id));
+            if id > MAX_OCTAL_ID {
+                records.extend(pax_record(key, id.to_string().as_bytes()));
+            }
+        }
+        let size = entry.data_len();
+        header::put_number(&mut block, field::SIZE, size as i64);
+        if size > MAX_OCTAL_SIZE {
+            records.extend(pax_record("size", size.to_string().as_bytes()));
+        }
+        header::put_number(&mut block, field::MTIME, meta.mtime.secs);
+        let exact_times = meta.mtime.nanos != 0
+            || meta.mtime.secs < 0
+            || meta.mtime.secs as u64 > MAX_OCTAL_SIZE
+            || !records.is_empty();
+        if exact_times {
+            records.extend(pax_record("mtime", meta.mtime.to_decimal().as_bytes()));
+            records.extend(pax_record("atime", meta.atime.to_decimal().as_bytes()));
+            records.extend(pax_record("ctime", meta.ctime.to_decimal().as_bytes()));
+        }
+
+        block[field::TYPEFLAG] = if entry.hardlink.is_some() {
+            kind::HARDLINK
+        } else {
+            match meta.kind {
+                FileKind::Regular => kind::REGULAR,
+                FileKind::Directory => kind::DIRECTORY,
+                FileKind::Symlink => kind::SYMLINK,
+                FileKind::Fifo => kind::FIFO,
+                FileKind::CharDevice => kind::CHAR,
+                FileKind::BlockDevice => kind::BLOCK,
+                FileKind::Socket => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "sockets cannot be archived",
+                    ));
+                }
+            }
+        };
+        header::put_bytes(&mut block, field::MAGIC, b"ustar\0");
+        header::put_bytes(&mut block, field::VERSION, b"00");
+        for (f, value, key) in [
+            (field::UNAME, &meta.user, "uname"),
+            (field::GNAME, &meta.group, "gname"),
+        ] {
+            if let Some(v) = value {
+                if v.len() <= 32 && is_plain_ascii(v.as_bytes()) {
+                    header::put_bytes(&mut block, f, v.as_bytes());
+                } else {
+                    records.extend(pax_record(key, v.as_bytes()));
+                }
+            }
+        }
+        if let Some((major, minor)) = meta.rdev {
+            for (f, v, key) in [
+                (field::DEVMAJOR, major, "SCHILY.devmajor"),
+                (field::DEVMINOR, minor, "SCHILY.devminor"),
+            ] {
+                if !header::put_octal(&mut block, f, u64::from(v)) {
+                    records.extend(pax_record(key, v.to_string().as_bytes()));
+                }
+            }
+        }
+        for (key, value) in &entry.extra {
+            records.extend(pax_record(key, value));
+        }
+        if binary {
+            let mut with_charset = pax_record("hdrcharset", b"BINARY");
+            with_charset.extend(records);
+            records = with_charset;
+        }
+        header::set_checksum(&mut block);
+
+        if !records.is_empty() {
+            let mut xh = [0u8; BLOCK];
+            let base = entry
+                .path
+                .rsplit(|b| *b == b'/')
+                .find(|c| !c.is_empty())
+                .unwrap_or(b"entry");
+            let mut xname = b"PaxHeaders/".to_vec();
+            xname.extend(ascii_stub(base, 100 - xname.len()));
+            header::put_bytes(&mut xh, field::NAME, &xname);
+            header::put_octal(&mut xh, field::MODE, 0o644);
+            header::put_octal(&mut xh, field::UID, 0);
+            header::put_octal(&mut xh, field::GID, 0);
+            header::put_number(&mut xh, field::SIZE, records.len() as i64);
+            header::put_number(&mut xh, field::MTIME, meta.mtime.secs.max(0));
+            xh[field::TYPEFLAG] = kind::PAX_LOCAL;
+            header::put_bytes(&mut xh, field::MAGIC, b"ustar\0");
+            header::put_bytes(&mut xh, field::VERSION, b"00");
+            header::set_checksum(&mut xh);
+            self.put(&xh)?;
+            self.put(&records)?;
+            self.pad_to_block(records.len() as u64)?;
+        }
+        self.put(&block)?;
+        self.owed = size;
+        self.data_written = 0;
+        Ok(start)
+    }
+
+    /// Writes part of the current member's content.
+    pub fn write_data(&mut self, buf: &[u8]) -> io::Result<()> {
+        if buf.len() as u64 > self.owed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "more content than the header declared",
+            ));
+        }
+        self.put(buf)?;
+        self.owed -= buf.len() as u64;
+        self.data_written += buf.len() as u64;
+        if self.owed == 0 {
+            self.pad_to_block(self.data_written)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the current member's content from `src`, calling `inspect` on every chunk
+    /// (hashing). A source that ends early is zero-filled to the declared size and reported.
+    pub fn copy_data(
+        &mut self,
+        src: &mut dyn Read,
+        buf: &mut [u8],
+        mut inspect: impl FnMut(&[u8]),
+    ) -> io::Result<CopyOutcome> {
+        let mut copied = 0u64;
+        while self.owed > 0 {
+            let want = (self.owed.min(buf.len() as u64)) as usize;
+            let n = match src.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            inspect(&buf[..n]);
+            self.write_data(&buf[..n])?;
+            copied += n as u64;
+        }
+        let zero_filled = self.owed;
+        if zero_filled > 0 {
+            let zeros = vec![0u8; (zero_filled.min(1 << 20)) as usize];
+            while self.owed > 0 {
+                let n = self.owed.min(zeros.len() as u64) as usize;
+                self.write_data(&zeros[..n])?;
+            }
+        }
+        Ok(CopyOutcome {
+            copied,
+            zero_filled,
+        })
+    }
+
+    /// Ends the archive (two zero blocks) and returns the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        if self.owed != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} bytes of the last member's content are missing",
+                    self.owed
+                ),
+            ));
+        }
+        self.put(&[0u8; 2 * BLOCK])?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A printable-ASCII stand-in of at most `max` bytes for readers without pax support.
+fn ascii_stub(name: &[u8], max: usize) -> Vec<u8> {
+    let mut s: Vec<u8> = name
+        .iter()
+        .map(|b| if (0x20..0x7F).contains(b) { *b } else { b'_' })
+        .collect();
+    if s.len() > max {
+        s = s.split_off(s.len() - max);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_lengths_count_themselves() {
+        assert_eq!(pax_record("path", b"a"), b"9 path=a\n");
+        let r = pax_record("x", &[b'v'; 93]);
+        assert_eq!(r.len(), 100);
+        assert!(r.starts_with(b"100 x="));
+        let r = pax_record("x", &[b'v'; 92]);
+        assert_eq!(r.len(), 98);
+    }
+}

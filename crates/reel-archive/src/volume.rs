@@ -1,0 +1,334 @@
+//! The layout of a reel volume and how to find things on it.
+//!
+//! ```text
+//! [label] FM [set 1 data] FM [set 1 index] FM [set 2 data] FM [set 2 index] FM … EOD
+//! ```
+//! Tape file 0 is the label, set `s` has its data in file `2s-1` and its index in file `2s`.
+//! A set is complete when its index is followed by a filemark; anything after the last
+//! complete set is the remains of an interrupted backup, which the next backup overwrites.
+
+use reel_tape::{MarkKind, PositionKind, SeekTo, TapeDrive, TapeError};
+
+use crate::error::{ArchiveError, Result};
+use crate::index::{IndexReader, SetInfo};
+use crate::label::{MAX_LABEL_LEN, VolumeLabel};
+use crate::records::RecordReader;
+
+/// What is at the beginning of the tape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeState {
+    /// Nothing recorded.
+    Blank,
+    /// A reel volume.
+    Reel(VolumeLabel),
+    /// Something else (another program's data); `detail` says what was found.
+    Foreign { detail: String },
+}
+
+/// Reads the label at the beginning of the tape (rewinds first).
+pub fn read_state(drive: &mut dyn TapeDrive) -> Result<VolumeState> {
+    drive
+        .set_position(SeekTo::Rewind, false)
+        .map_err(|e| ArchiveError::tape(format!("rewinding {}", drive.describe()), e))?;
+    let mut buf = vec![0u8; MAX_LABEL_LEN];
+    match drive.read(&mut buf) {
+        Ok(n) => {
+            let rec = &buf[..n];
+            if VolumeLabel::is_reel_label(rec) {
+                let label = VolumeLabel::decode(rec).map_err(|e| {
+                    ArchiveError::Volume(format!(
+                        "volume {}: the label (tape file 0, block 0) is damaged: {e}",
+                        drive.describe()
+                    ))
+                })?;
+                Ok(VolumeState::Reel(label))
+            } else {
+                Ok(VolumeState::Foreign {
+                    detail: format!("a first record of {n} bytes that is not a reel label"),
+                })
+            }
+        }
+        Err(TapeError::NoDataDetected) => Ok(VolumeState::Blank),
+        Err(TapeError::MoreData { record_len, .. }) => Ok(VolumeState::Foreign {
+            detail: format!("a first record of {record_len} bytes that is not a reel label"),
+        }),
+        Err(TapeError::FilemarkDetected) => Ok(VolumeState::Foreign {
+            detail: "an empty first tape file".into(),
+        }),
+        Err(e) => Err(ArchiveError::tape(
+            format!(
+                "reading the label of {} (tape file 0, block 0)",
+                drive.describe()
+            ),
+            e,
+        )),
+    }
+}
+
+/// Writes a new label at the beginning of the tape, erasing everything on it.
+pub fn write_label(drive: &mut dyn TapeDrive, label: &VolumeLabel) -> Result<()> {
+    let ctx = |what: &str| format!("{what} on {}", drive.describe());
+    let c = ctx("labelling the volume");
+    drive
+        .set_position(SeekTo::Rewind, false)
+        .map_err(|e| ArchiveError::tape(c.clone(), e))?;
+    match drive.write(&label.encode()) {
+        Ok(()) | Err(TapeError::EarlyWarning) => {}
+        Err(e) => return Err(ArchiveError::tape(c, e)),
+    }
+    drive
+        .write_marks(MarkKind::Filemarks, 1, false)
+        .map_err(|e| ArchiveError::tape(c, e))
+}
+
+/// How a set on the volume stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetState {
+    Complete,
+    /// The backup did not finish (no index, or a cut-off one).
+    Incomplete(String),
+    /// The index is there but cannot be read.
+    Damaged(String),
+}
+
+/// One set as found on the volume.
+#[derive(Debug, Clone)]
+pub struct SetOnTape {
+    /// Ordinal on the volume (1 = first).
+    pub number: u32,
+    pub data_file: u64,
+    pub index_file: u64,
+    /// Logical block where the data starts.
+    pub data_first_block: u64,
+    /// The set's description from its index (complete sets).
+    pub info: Option<SetInfo>,
+    pub state: SetState,
+}
+
+/// The map of a reel volume: its label, where each tape file starts, its sets and where
+/// the next set goes.
+#[derive(Debug, Clone)]
+pub struct VolumeMap {
+    pub label: VolumeLabel,
+    /// Logical block of the start of each tape file that follows a filemark (file 0 at 0).
+    pub file_starts: Vec<u64>,
+    /// Logical block of end of data.
+    pub end_of_data: u64,
+    pub sets: Vec<SetOnTape>,
+    /// Tape file and logical block where the next set's data begins.
+    pub append_file: u64,
+    pub append_block: u64,
+    /// What the next backup will overwrite (remains of an interrupted backup), if anything.
+    pub leftover: Option<String>,
+}
+
+impl VolumeMap {
+    pub fn complete_sets(&self) -> impl Iterator<Item = &SetOnTape> {
+        self.sets.iter().filter(|s| s.state == SetState::Complete)
+    }
+
+    /// Finds a set by number, name or id (prefix); `None` = the latest complete set.
+    pub fn find_set(&self, key: Option<&str>) -> Result<&SetOnTape> {
+        let complete: Vec<&SetOnTape> = self.complete_sets().collect();
+        let Some(key) = key else {
+            return complete.last().copied().ok_or_else(|| {
+                ArchiveError::Volume(format!(
+                    "volume {} holds no complete backup set yet",
+                    self.label.barcode
+                ))
+            });
+        };
+        if let Ok(n) = key.parse::<u32>() {
+            let set = self.sets.iter().find(|s| s.number == n).ok_or_else(|| {
+                ArchiveError::Volume(format!(
+                    "volume {} has no set {n} (it has {} sets)",
+                    self.label.barcode,
+                    self.sets.len()
+                ))
+            })?;
+            return match &set.state {
+                SetState::Complete => Ok(set),
+                SetState::Incomplete(why) | SetState::Damaged(why) => {
+                    Err(ArchiveError::Volume(format!(
+                        "set {n} on volume {} cannot be used: {why}",
+                        self.label.barcode
+                    )))
+                }
+            };
+        }
+        let matches: Vec<&SetOnTape> = complete
+            .iter()
+            .copied()
+            .filter(|s| {
+                s.info.as_ref().is_some_and(|i| {
+                    i.name == key || i.id.to_string().starts_with(&key.to_ascii_lowercase())
+                })
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(ArchiveError::Volume(format!(
+                "no set named {key:?} on volume {} (see `reel list`)",
+                self.label.barcode
+            ))),
+            many => Err(ArchiveError::Volume(format!(
+                "{key:?} matches {} sets on volume {}; give the set number",
+                many.len(),
+                self.label.barcode
+            ))),
+        }
+    }
+}
+
+fn position(drive: &mut dyn TapeDrive) -> Result<u64> {
+    drive
+        .position(PositionKind::Logical)
+        .map(|p| p.offset)
+        .map_err(|e| ArchiveError::tape(format!("asking the position of {}", drive.describe()), e))
+}
+
+/// Reads the header of the index that starts at the drive's position.
+pub fn read_index_header(drive: &mut dyn TapeDrive, file: u64) -> Result<SetInfo> {
+    let reader = RecordReader::new(drive, file, 1 << 20);
+    let (info, _) = IndexReader::open(reader)?;
+    Ok(info)
+}
+
+/// Maps a reel volume: label, tape files, sets and the append point.
+pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
+    let label = match read_state(drive)? {
+        VolumeState::Reel(l) => l,
+        VolumeState::Blank => {
+            return Err(ArchiveError::Volume(format!(
+                "volume {} is blank: no backup has been written to it yet",
+                drive.describe()
+            )));
+        }
+        VolumeState::Foreign { detail } => {
+            return Err(ArchiveError::Volume(format!(
+                "{} is not a reel volume: it starts with {detail}",
+                drive.describe()
+            )));
+        }
+    };
+    // Where every tape file starts: space over one filemark at a time from the beginning.
+    drive
+        .set_position(SeekTo::Rewind, false)
+        .map_err(|e| ArchiveError::tape(format!("rewinding {}", drive.describe()), e))?;
+    let mut file_starts = vec![0u64];
+    loop {
+        match drive.set_position(SeekTo::SpaceFilemarks(1), false) {
+            Ok(()) => file_starts.push(position(drive)?),
+            Err(TapeError::NoDataDetected) => break,
+            Err(e) => {
+                return Err(ArchiveError::tape(
+                    format!(
+                        "spacing over tape file {} of {}",
+                        file_starts.len() - 1,
+                        drive.describe()
+                    ),
+                    e,
+                ));
+            }
+        }
+    }
+    drive
+        .set_position(SeekTo::EndOfData { partition: 0 }, false)
+        .map_err(|e| {
+            ArchiveError::tape(
+                format!("finding the end of data of {}", drive.describe()),
+                e,
+            )
+        })?;
+    let end_of_data = position(drive)?;
+    // Files 0..terminated-1 end with a filemark.
+    let terminated = file_starts.len() as u64 - 1;
+    let mut sets = Vec::new();
+    let mut number = 1u32;
+    loop {
+        let data_file = 2 * u64::from(number) - 1;
+        let index_file = data_file + 1;
+        let data_start = match file_starts.get(data_file as usize) {
+            Some(s) => *s,
+            None => break,
+        };
+        if data_start == end_of_data && data_file == terminated {
+            break; // nothing after the last filemark
+        }
+        let state_info = if index_file < terminated {
+            drive
+                .set_position(
+                    SeekTo::LogicalBlock {
+                        partition: 0,
+                        block: file_starts[index_file as usize],
+                    },
+                    false,
+                )
+                .map_err(|e| ArchiveError::tape(format!("seeking to tape file {index_file}"), e))?;
+            match read_index_header(drive, index_file) {
+                Ok(info) => (SetState::Complete, Some(info)),
+                Err(e) => (
+                    SetState::Damaged(format!(
+                        "its index (tape file {index_file}) cannot be read: {e}"
+                    )),
+                    None,
+                ),
+            }
+        } else if data_file < terminated {
+            (
+                SetState::Incomplete("the backup was interrupted while writing its index".into()),
+                None,
+            )
+        } else {
+            (
+                SetState::Incomplete("the backup was interrupted while writing its data".into()),
+                None,
+            )
+        };
+        sets.push(SetOnTape {
+            number,
+            data_file,
+            index_file,
+            data_first_block: data_start,
+            info: state_info.1,
+            state: state_info.0,
+        });
+        number += 1;
+    }
+    // The next set goes after the last set that is not the remains of an interrupted backup.
+    let last_kept = sets
+        .iter()
+        .rposition(|s| !matches!(s.state, SetState::Incomplete(_)))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let leftover_sets: Vec<&SetOnTape> = sets[last_kept..].iter().collect();
+    if leftover_sets.len() > 1 {
+        return Err(ArchiveError::Volume(format!(
+            "volume {} has {} unfinished sets after set {last_kept}: its layout is not one reel writes; refusing to go on",
+            label.barcode,
+            leftover_sets.len()
+        )));
+    }
+    let leftover = leftover_sets.first().map(|s| {
+        format!(
+            "set {} (tape file {}) was left unfinished by an interrupted backup",
+            s.number, s.data_file
+        )
+    });
+    let append_file = 2 * last_kept as u64 + 1;
+    let append_block = match file_starts.get(append_file as usize) {
+        Some(b) => *b,
+        // The label has no filemark after it (interrupted while labelling).
+        None => end_of_data,
+    };
+    sets.truncate(last_kept);
+    Ok(VolumeMap {
+        label,
+        file_starts,
+        end_of_data,
+        sets,
+        append_file,
+        append_block,
+        leftover,
+    })
+}

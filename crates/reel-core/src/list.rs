@@ -1,0 +1,78 @@
+//! `reel list`: the sets of a volume, or the members of one set (from its index alone).
+
+use serde::Serialize;
+
+use reel_archive::{IndexEntry, SetInfo, SetState, VolumeLabel};
+use reel_tape::TapeDrive;
+
+use crate::error::{CoreError, Result};
+use crate::select::Selector;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SetListing {
+    pub number: u32,
+    /// `complete`, or why the set cannot be used.
+    pub state: String,
+    pub data_file: u64,
+    pub info: Option<SetInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeListing {
+    pub drive: String,
+    pub label: VolumeLabel,
+    pub sets: Vec<SetListing>,
+    /// An unfinished set left by an interrupted backup (the next backup replaces it).
+    pub leftover: Option<String>,
+}
+
+/// The sets of the volume in `drive`.
+pub fn list_sets(drive: &mut dyn TapeDrive) -> Result<VolumeListing> {
+    let map = reel_archive::map_volume(drive)?;
+    let sets = map
+        .sets
+        .iter()
+        .map(|s| SetListing {
+            number: s.number,
+            state: match &s.state {
+                SetState::Complete => "complete".into(),
+                SetState::Incomplete(w) => format!("incomplete: {w}"),
+                SetState::Damaged(w) => format!("damaged: {w}"),
+            },
+            data_file: s.data_file,
+            info: s.info.clone(),
+        })
+        .collect();
+    Ok(VolumeListing {
+        drive: drive.describe(),
+        label: map.label,
+        sets,
+        leftover: map.leftover,
+    })
+}
+
+/// Calls `on_set` with the set's description, then `each` for every member of set `key`
+/// (default: the latest) that the patterns select, reading only the set's index.
+pub fn list_entries(
+    drive: &mut dyn TapeDrive,
+    key: Option<&str>,
+    patterns: &[String],
+    on_set: impl FnOnce(&SetInfo),
+    mut each: impl FnMut(&IndexEntry),
+) -> Result<SetInfo> {
+    let selector = Selector::new(patterns)?;
+    let map = reel_archive::map_volume(drive)?;
+    let set = map.find_set(key)?.clone();
+    let index_block = *map
+        .file_starts
+        .get(set.index_file as usize)
+        .ok_or_else(|| CoreError::Usage(format!("set {} has no index", set.number)))?;
+    let (info, mut index) = reel_archive::open_index(drive, &set, index_block)?;
+    on_set(&info);
+    while let Some(e) = index.next_entry()? {
+        if selector.matches(&e.path()) {
+            each(&e);
+        }
+    }
+    Ok(info)
+}

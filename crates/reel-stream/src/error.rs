@@ -1,0 +1,57 @@
+//! Errors of capture and apply.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a restore refused an entry (nothing was written for it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("absolute path")]
+    Absolute,
+    #[error("path contains '..'")]
+    DotDot,
+    #[error("empty path")]
+    Empty,
+    #[error("path contains a NUL byte")]
+    Nul,
+    #[error("it would be written through the symlink {0}")]
+    ThroughSymlink(String),
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    #[error("the hard link target {0} is not among the restored files")]
+    LinkTargetMissing(String),
+    #[error("an existing directory is in the way")]
+    DirectoryInTheWay,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("refused {path}: {reason}")]
+    Refused { path: String, reason: Refusal },
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: unsupported {what}", path.display())]
+    Unsupported { path: PathBuf, what: String },
+}
+
+impl StreamError {
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, source: io::Error) -> Self {
+        StreamError::Io {
+            path: path.into(),
+            op,
+            source,
+        }
+    }
+
+    /// True when the entry was refused for safety (counted, not fatal).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, StreamError::Refused { .. })
+    }
+}
+
+pub type Result<T, E = StreamError> = std::result::Result<T, E>;

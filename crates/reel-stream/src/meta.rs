@@ -1,0 +1,244 @@
+//! The model of one file: what it is and its metadata, as captured from disk.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, CWD, FileType, StatxFlags};
+
+use crate::error::{Result, StreamError};
+
+/// What kind of file an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+    Socket,
+}
+
+impl FileKind {
+    pub fn from_file_type(t: FileType) -> Option<FileKind> {
+        Some(match t {
+            FileType::RegularFile => FileKind::Regular,
+            FileType::Directory => FileKind::Directory,
+            FileType::Symlink => FileKind::Symlink,
+            FileType::Fifo => FileKind::Fifo,
+            FileType::CharacterDevice => FileKind::CharDevice,
+            FileType::BlockDevice => FileKind::BlockDevice,
+            FileType::Socket => FileKind::Socket,
+            FileType::Unknown => return None,
+        })
+    }
+
+    /// One letter, as `ls -l` shows it.
+    pub fn letter(self) -> char {
+        match self {
+            FileKind::Regular => '-',
+            FileKind::Directory => 'd',
+            FileKind::Symlink => 'l',
+            FileKind::Fifo => 'p',
+            FileKind::CharDevice => 'c',
+            FileKind::BlockDevice => 'b',
+            FileKind::Socket => 's',
+        }
+    }
+}
+
+/// A point in time with nanoseconds (seconds may be negative: before 1970).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    pub fn new(secs: i64, nanos: u32) -> Self {
+        Timestamp { secs, nanos }
+    }
+
+    /// `secs[.nnnnnnnnn]`, the pax notation (trailing zeros of the fraction dropped).
+    pub fn to_decimal(self) -> String {
+        if self.nanos == 0 {
+            return self.secs.to_string();
+        }
+        // For negative times pax writes the value as a signed decimal: -1.5 = secs -2 + 0.5.
+        let (sign, whole, frac) = if self.secs < 0 {
+            let total = i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos);
+            let abs = total.unsigned_abs();
+            (
+                "-",
+                (abs / 1_000_000_000) as u64,
+                (abs % 1_000_000_000) as u32,
+            )
+        } else {
+            ("", self.secs as u64, self.nanos)
+        };
+        let mut f = format!("{frac:09}");
+        while f.ends_with('0') {
+            f.pop();
+        }
+        if f.is_empty() {
+            format!("{sign}{whole}")
+        } else {
+            format!("{sign}{whole}.{f}")
+        }
+    }
+
+    /// Parses `secs[.fraction]` (pax time notation); `None` when malformed.
+    pub fn parse_decimal(text: &str) -> Option<Timestamp> {
+        let (neg, body) = match text.strip_prefix('-') {
+            Some(b) => (true, b),
+            None => (false, text),
+        };
+        let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let whole: i64 = whole.parse().ok()?;
+        let mut digits: String = frac.chars().take(9).collect();
+        while digits.len() < 9 {
+            digits.push('0');
+        }
+        let nanos: u32 = digits.parse().ok()?;
+        if !neg {
+            return Some(Timestamp::new(whole, nanos));
+        }
+        let total = -(i128::from(whole) * 1_000_000_000 + i128::from(nanos));
+        let secs = total.div_euclid(1_000_000_000);
+        let nanos = total.rem_euclid(1_000_000_000) as u32;
+        Some(Timestamp::new(i64::try_from(secs).ok()?, nanos))
+    }
+}
+
+/// A file as captured: kind, identity and metadata. Content is read separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    pub kind: FileKind,
+    /// Permission bits with setuid/setgid/sticky (`0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Owner and group names, when the system knows them.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// Content length of a regular file; 0 for others.
+    pub size: u64,
+    pub mtime: Timestamp,
+    pub atime: Timestamp,
+    pub ctime: Timestamp,
+    /// Creation time, where the file system records it.
+    pub btime: Option<Timestamp>,
+    /// Device numbers (major, minor) of a character or block device.
+    pub rdev: Option<(u32, u32)>,
+    /// Target of a symlink, as stored (bytes, not resolved).
+    pub symlink_target: Option<OsString>,
+    /// Identity on the source file system, for hard links and change detection.
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+}
+
+impl FileMeta {
+    /// A minimal description (for entries built from archives rather than disk).
+    pub fn new(kind: FileKind, mode: u32) -> FileMeta {
+        FileMeta {
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            size: 0,
+            mtime: Timestamp::default(),
+            atime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            btime: None,
+            rdev: None,
+            symlink_target: None,
+            dev: 0,
+            ino: 0,
+            nlink: 1,
+        }
+    }
+}
+
+/// Reads the metadata of `path` without following a final symlink.
+pub fn capture(path: &Path, names: &mut crate::names::NameCache) -> Result<FileMeta> {
+    let stx = rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+    )
+    .map_err(|e| StreamError::io(path, "stat", e.into()))?;
+    let file_type = FileType::from_raw_mode(u32::from(stx.stx_mode));
+    let kind = FileKind::from_file_type(file_type).ok_or_else(|| StreamError::Unsupported {
+        path: path.to_path_buf(),
+        what: format!("file type of mode {:#o}", stx.stx_mode),
+    })?;
+    let ts = |t: rustix::fs::StatxTimestamp| Timestamp::new(t.tv_sec, t.tv_nsec);
+    let symlink_target = if kind == FileKind::Symlink {
+        let target = rustix::fs::readlink(path, Vec::new())
+            .map_err(|e| StreamError::io(path, "readlink", e.into()))?;
+        Some(OsStr::from_bytes(target.as_bytes()).to_os_string())
+    } else {
+        None
+    };
+    let rdev = matches!(kind, FileKind::CharDevice | FileKind::BlockDevice)
+        .then_some((stx.stx_rdev_major, stx.stx_rdev_minor));
+    Ok(FileMeta {
+        kind,
+        mode: u32::from(stx.stx_mode) & 0o7777,
+        uid: stx.stx_uid,
+        gid: stx.stx_gid,
+        user: names.user_name(stx.stx_uid),
+        group: names.group_name(stx.stx_gid),
+        size: if kind == FileKind::Regular {
+            stx.stx_size
+        } else {
+            0
+        },
+        mtime: ts(stx.stx_mtime),
+        atime: ts(stx.stx_atime),
+        ctime: ts(stx.stx_ctime),
+        btime: (stx.stx_mask & StatxFlags::BTIME.bits() != 0).then(|| ts(stx.stx_btime)),
+        rdev,
+        symlink_target,
+        dev: (u64::from(stx.stx_dev_major) << 32) | u64::from(stx.stx_dev_minor),
+        ino: stx.stx_ino,
+        nlink: u64::from(stx.stx_nlink),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_times_round_trip() {
+        for (t, s) in [
+            (Timestamp::new(0, 0), "0"),
+            (Timestamp::new(1_700_000_000, 5), "1700000000.000000005"),
+            (Timestamp::new(12, 500_000_000), "12.5"),
+            (Timestamp::new(-2, 500_000_000), "-1.5"),
+            (Timestamp::new(-1, 0), "-1"),
+        ] {
+            assert_eq!(t.to_decimal(), s);
+            assert_eq!(Timestamp::parse_decimal(s), Some(t), "{s}");
+        }
+        assert_eq!(
+            Timestamp::parse_decimal("1.1234567891"),
+            Some(Timestamp::new(1, 123_456_789))
+        );
+        for bad in ["", ".5", "1x", "1.2.3", "-", "+1", "1e5"] {
+            assert_eq!(Timestamp::parse_decimal(bad), None, "{bad}");
+        }
+    }
+}
