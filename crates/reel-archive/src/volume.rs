@@ -141,9 +141,13 @@ impl VolumeMap {
         if let Ok(n) = key.parse::<u32>() {
             let set = self.sets.iter().find(|s| s.number == n).ok_or_else(|| {
                 ArchiveError::Volume(format!(
-                    "volume {} has no set {n} (it has {} sets)",
+                    "volume {} has no set {n} (it has {} complete sets){}",
                     self.label.barcode,
-                    self.sets.len()
+                    self.sets.len(),
+                    self.leftover
+                        .as_ref()
+                        .map(|l| format!("; note: {l}"))
+                        .unwrap_or_default()
                 ))
             })?;
             return match &set.state {
@@ -168,8 +172,12 @@ impl VolumeMap {
         match matches.as_slice() {
             [one] => Ok(one),
             [] => Err(ArchiveError::Volume(format!(
-                "no set named {key:?} on volume {} (see `reel list`)",
-                self.label.barcode
+                "no set named {key:?} on volume {} (see `reel list`){}",
+                self.label.barcode,
+                self.leftover
+                    .as_ref()
+                    .map(|l| format!("; note: {l}"))
+                    .unwrap_or_default()
             ))),
             many => Err(ArchiveError::Volume(format!(
                 "{key:?} matches {} sets on volume {}; give the set number",
@@ -275,13 +283,19 @@ pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
                 ),
             }
         } else if data_file < terminated {
+            let index_blocks = end_of_data - file_starts[index_file as usize];
             (
-                SetState::Incomplete("the backup was interrupted while writing its index".into()),
+                SetState::Incomplete(format!(
+                    "its index (tape file {index_file}) ends after {index_blocks} blocks without a filemark: the backup was interrupted or the tape image is cut short"
+                )),
                 None,
             )
         } else {
+            let blocks = end_of_data - data_start;
             (
-                SetState::Incomplete("the backup was interrupted while writing its data".into()),
+                SetState::Incomplete(format!(
+                    "its data (tape file {data_file}) ends after {blocks} blocks without a filemark: the backup was interrupted or the tape image is cut short"
+                )),
                 None,
             )
         };
@@ -309,11 +323,9 @@ pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
             leftover_sets.len()
         )));
     }
-    let leftover = leftover_sets.first().map(|s| {
-        format!(
-            "set {} (tape file {}) was left unfinished by an interrupted backup",
-            s.number, s.data_file
-        )
+    let leftover = leftover_sets.first().map(|s| match &s.state {
+        SetState::Incomplete(why) => format!("set {} is unfinished: {why}", s.number),
+        _ => format!("set {} is unfinished", s.number),
     });
     let append_file = 2 * last_kept as u64 + 1;
     let append_block = match file_starts.get(append_file as usize) {

@@ -240,7 +240,7 @@ pub fn backup(
 ) -> Result<BackupReport> {
     let roots = resolve_roots(&opts.paths)?;
     if opts.block_size < 512
-        || opts.block_size % 512 != 0
+        || !opts.block_size.is_multiple_of(512)
         || opts.block_size > reel_tape::vtape::MAX_BLOCK_SIZE as usize
     {
         return Err(CoreError::Usage(format!(
@@ -379,13 +379,13 @@ impl Walker<'_> {
         };
         self.progress.entry(&path.to_string_lossy());
         self.seen += 1;
-        if self.seen % 256 == 1 {
-            if let Some(t) = &self.totals {
-                self.progress.total(
-                    t.bytes.load(Ordering::Relaxed),
-                    t.files.load(Ordering::Relaxed),
-                );
-            }
+        if self.seen % 256 == 1
+            && let Some(t) = &self.totals
+        {
+            self.progress.total(
+                t.bytes.load(Ordering::Relaxed),
+                t.files.load(Ordering::Relaxed),
+            );
         }
         if meta.kind == FileKind::Socket {
             // Sockets are created by their servers; tar skips them too.

@@ -99,19 +99,20 @@ pub fn restore(
             }
             if selector.matches(&path) {
                 chosen.insert(e.offset);
-                if e.kind == 'h' && !selector.is_everything() {
-                    if let Some(target) = &e.link {
-                        needed_targets.push(target.as_bytes().to_vec());
-                    }
+                if e.kind == 'h'
+                    && !selector.is_everything()
+                    && let Some(target) = &e.link
+                {
+                    needed_targets.push(target.as_bytes().to_vec());
                 }
             }
             all.push(row);
         }
         for t in needed_targets {
-            if let Some(&(off, _, _)) = offsets_by_path.get(&t) {
-                if chosen.insert(off) {
-                    added_link_targets.push(String::from_utf8_lossy(&t).into_owned());
-                }
+            if let Some(&(off, _, _)) = offsets_by_path.get(&t)
+                && chosen.insert(off)
+            {
+                added_link_targets.push(String::from_utf8_lossy(&t).into_owned());
             }
         }
         for (offset, hash, size) in all {
@@ -327,10 +328,10 @@ fn restore_file(
         }
         hasher.update(&buf[..n]);
         progress.bytes(n as u64);
-        if write_error.is_none() {
-            if let Err(e) = pending.write_all(&buf[..n]) {
-                write_error = Some(e);
-            }
+        if write_error.is_none()
+            && let Err(e) = pending.write_all(&buf[..n])
+        {
+            write_error = Some(e);
         }
     }
     if let Some(e) = write_error {
@@ -344,18 +345,18 @@ fn restore_file(
         return Ok(());
     }
     let hash = hasher.finalize();
-    if let Some(expected) = planned.hash {
-        if expected != hash {
-            pending.abort();
-            let msg = format!(
-                "{shown}: content does not match the hash recorded at backup time (member at byte {} of tape file {}); not restored",
-                planned.offset,
-                report.set.as_ref().map(|s| s.data_file).unwrap_or(0)
-            );
-            progress.problem(&msg);
-            report.integrity_failures.push(msg);
-            return Ok(());
-        }
+    if let Some(expected) = planned.hash
+        && expected != hash
+    {
+        pending.abort();
+        let msg = format!(
+            "{shown}: content does not match the hash recorded at backup time (member at byte {} of tape file {}); not restored",
+            planned.offset,
+            report.set.as_ref().map(|s| s.data_file).unwrap_or(0)
+        );
+        progress.problem(&msg);
+        report.integrity_failures.push(msg);
+        return Ok(());
     }
     match pending.commit() {
         Ok(_) => {

@@ -167,12 +167,12 @@ impl RestoreRoot {
     /// following symlinks; creates missing directories when `create`.
     fn parent_dir(&mut self, rel: &RelPath, create: bool) -> Result<OwnedFd> {
         let parents = &rel.components[..rel.components.len() - 1];
-        if let Some((key, fd)) = &self.cached_dir {
-            if key.as_slice() == parents {
-                return fd
-                    .try_clone()
-                    .map_err(|e| StreamError::io(self.full(rel), "open", e));
-            }
+        if let Some((key, fd)) = &self.cached_dir
+            && key.as_slice() == parents
+        {
+            return fd
+                .try_clone()
+                .map_err(|e| StreamError::io(self.full(rel), "open", e));
         }
         let mut cur = self
             .root

@@ -122,3 +122,217 @@ pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// What a test compares about one file of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    /// `f`, `d`, `l`, `p`, `c`, `b`, `s`.
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    /// Modification time with nanoseconds (not for directories of the walked root's parents).
+    pub mtime: (i64, i64),
+    /// BLAKE3 of the content of a regular file.
+    pub content: Option<String>,
+    pub symlink: Option<std::ffi::OsString>,
+    /// Index of the file's hard-link group (files sharing an inode share it); 0 = single.
+    pub link_group: usize,
+}
+
+/// Facts about every entry under `root` (relative paths; the root itself excluded).
+pub fn tree_facts(root: &Path) -> std::collections::BTreeMap<PathBuf, FileFacts> {
+    use std::os::unix::fs::MetadataExt;
+    let mut groups: std::collections::HashMap<(u64, u64), Vec<PathBuf>> = Default::default();
+    let mut out = std::collections::BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
+        let entry = entry.expect("walk tree");
+        let md = entry.path().symlink_metadata().expect("lstat");
+        let ft = md.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let kind = if ft.is_file() {
+            'f'
+        } else if ft.is_dir() {
+            'd'
+        } else if ft.is_symlink() {
+            'l'
+        } else if ft.is_fifo() {
+            'p'
+        } else if ft.is_char_device() {
+            'c'
+        } else if ft.is_block_device() {
+            'b'
+        } else {
+            's'
+        };
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .expect("under root")
+            .to_path_buf();
+        let content = (kind == 'f').then(|| {
+            let mut h = blake3::Hasher::new();
+            let mut f = std::fs::File::open(entry.path()).expect("open");
+            std::io::copy(&mut f, &mut h).expect("read");
+            h.finalize().to_hex().to_string()
+        });
+        if kind != 'd' && md.nlink() > 1 {
+            groups
+                .entry((md.dev(), md.ino()))
+                .or_default()
+                .push(rel.clone());
+        }
+        out.insert(
+            rel,
+            FileFacts {
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid(),
+                gid: md.gid(),
+                size: if kind == 'f' { md.size() } else { 0 },
+                mtime: (md.mtime(), md.mtime_nsec()),
+                content,
+                symlink: (kind == 'l').then(|| {
+                    std::fs::read_link(entry.path())
+                        .expect("readlink")
+                        .into_os_string()
+                }),
+                link_group: 0,
+            },
+        );
+    }
+    // Number the hard-link groups by their first member so two trees compare equal.
+    let mut numbered: Vec<Vec<PathBuf>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    for g in &mut numbered {
+        g.sort();
+    }
+    numbered.sort();
+    for (i, g) in numbered.iter().enumerate() {
+        for p in g {
+            if let Some(f) = out.get_mut(p) {
+                f.link_group = i + 1;
+            }
+        }
+    }
+    out
+}
+
+/// Panics with the first differences when the trees under `a` and `b` differ in kind,
+/// mode, owner, size, content, mtime (ns), symlink target or hard-link structure.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let fa = tree_facts(a);
+    let fb = tree_facts(b);
+    let mut diffs = Vec::new();
+    for (p, x) in &fa {
+        match fb.get(p) {
+            None => diffs.push(format!("{}: missing in {}", p.display(), b.display())),
+            Some(y) if x != y => diffs.push(format!("{}: {x:?} != {y:?}", p.display())),
+            _ => {}
+        }
+    }
+    for p in fb.keys() {
+        if !fa.contains_key(p) {
+            diffs.push(format!("{}: extra in {}", p.display(), b.display()));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "trees differ ({} differences), first ones:\n{}",
+        diffs.len(),
+        diffs
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Builds a varied tree of about `files` entries under `root`: nested directories, empty
+/// and multi-megabyte files, odd modes, nanosecond mtimes, symlinks (relative, absolute,
+/// dangling), hard links across directories, long and non-ASCII names.
+pub fn make_tree(root: &Path, files: usize, seed: u64) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root).expect("create root");
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut dirs = vec![root.to_path_buf()];
+    let mut regular = Vec::new();
+    for i in 0..files {
+        let r = next();
+        let parent = dirs[(r % dirs.len() as u64) as usize].clone();
+        match r % 20 {
+            0 | 1 => {
+                let d = parent.join(format!("dir{i}"));
+                std::fs::create_dir(&d).expect("mkdir");
+                dirs.push(d);
+            }
+            2 if !regular.is_empty() => {
+                let target: &PathBuf = &regular[(next() % regular.len() as u64) as usize];
+                let link = parent.join(format!("hard{i}"));
+                std::fs::hard_link(target, &link).expect("hard link");
+            }
+            3 => {
+                let link = parent.join(format!("sym{i}"));
+                let target = match next() % 3 {
+                    0 => PathBuf::from("../somewhere/else"),
+                    1 => PathBuf::from("/etc/hostname"),
+                    _ => PathBuf::from(format!("dangling-{i}")),
+                };
+                std::os::unix::fs::symlink(target, &link).expect("symlink");
+            }
+            _ => {
+                let size = match next() % 10 {
+                    0 => 0,
+                    1 => 1 + (next() % 3_000_000) as usize,
+                    2 => 511,
+                    3 => 512,
+                    _ => (next() % 20_000) as usize,
+                };
+                let name = match i % 97 {
+                    5 => format!("ünïcødé-{i}-файл"),
+                    6 => format!("{}-{i}", "long".repeat(40)),
+                    7 => format!("sp ace {i}"),
+                    _ => format!("f{i}.dat"),
+                };
+                let p = parent.join(name);
+                std::fs::write(&p, pseudo_random(next(), size)).expect("write");
+                let mode = [0o644, 0o600, 0o755, 0o640, 0o444][(next() % 5) as usize];
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+                regular.push(p);
+            }
+        }
+    }
+    // Times last (creating children changes directory mtimes): nanosecond mtimes everywhere.
+    let all: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .contents_first(true)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.into_path())
+        .collect();
+    for p in all {
+        let secs = 1_500_000_000 + (next() % 200_000_000) as i64;
+        let nanos = (next() % 1_000_000_000) as i64;
+        let ts = rustix::fs::Timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &p,
+            &times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .expect("set times");
+    }
+}

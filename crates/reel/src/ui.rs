@@ -73,23 +73,6 @@ pub fn progress_bar(global: &Global, total: u64) -> ProgressBar {
     bar
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert_eq!(parse_size("256K").unwrap(), 256 << 10);
-        assert_eq!(parse_size("16G").unwrap(), 16 << 30);
-        assert_eq!(parse_size("16GiB").unwrap(), 16 << 30);
-        assert_eq!(parse_size("1.5T").unwrap(), 3 << 39);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("-1G").is_err());
-        assert_eq!(human_size(1536), "1.5 KiB");
-    }
-}
-
 /// Progress of a job on a bar (on a terminal) with problems printed as they happen.
 pub struct JobProgress {
     bar: ProgressBar,
@@ -141,5 +124,22 @@ impl reel_core::Progress for JobProgress {
 
     fn wants_totals(&self) -> bool {
         self.visible
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("256K").unwrap(), 256 << 10);
+        assert_eq!(parse_size("16G").unwrap(), 16 << 30);
+        assert_eq!(parse_size("16GiB").unwrap(), 16 << 30);
+        assert_eq!(parse_size("1.5T").unwrap(), 3 << 39);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert_eq!(human_size(1536), "1.5 KiB");
     }
 }

@@ -1,0 +1,99 @@
+//! The set index round-trips through a tape-like byte stream and detects damage.
+
+use reel_archive::index::{IndexEntry, IndexReader, IndexSpool, SetInfo, SetMode};
+use reel_archive::{ArchiveError, Entry};
+use reel_stream::{FileKind, FileMeta, Timestamp};
+
+fn info() -> SetInfo {
+    SetInfo {
+        id: uuid::Uuid::new_v4(),
+        number: 3,
+        name: "n".into(),
+        started: "s".into(),
+        finished: "f".into(),
+        host: "h".into(),
+        paths: vec!["/x".into()],
+        mode: SetMode::Full,
+        parent: None,
+        block_size: 512,
+        volume_id: uuid::Uuid::new_v4(),
+        data_file: 5,
+        data_first_block: 9,
+        data_records: 2,
+        archive_bytes: 1024,
+        files: 1000,
+        directories: 0,
+        other: 0,
+        content_bytes: 0,
+        problems: 0,
+        reel_version: "0".into(),
+    }
+}
+
+fn index_bytes(n: usize) -> (Vec<IndexEntry>, Vec<u8>) {
+    let mut spool = IndexSpool::new().unwrap();
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let mut meta = FileMeta::new(FileKind::Regular, 0o644);
+        meta.size = i as u64;
+        meta.mtime = Timestamp::new(i as i64, 7);
+        let path = if i % 7 == 0 {
+            vec![b'a', 0xFF, b'0' + (i % 10) as u8]
+        } else {
+            format!("d/{i}").into_bytes()
+        };
+        let e = IndexEntry::new(
+            &Entry::new(path, meta),
+            i as u64 * 512,
+            Some(blake3::hash(&i.to_le_bytes())),
+        );
+        spool.push(&e).unwrap();
+        entries.push(e);
+    }
+    let mut out = Vec::new();
+    spool.write_index(&info(), &mut out).unwrap();
+    (entries, out)
+}
+
+#[test]
+fn index_round_trips_with_non_utf8_paths() {
+    let (entries, bytes) = index_bytes(1000);
+    let (got_info, mut r) = IndexReader::open(&bytes[..]).unwrap();
+    assert_eq!(got_info.number, 3);
+    let mut got = Vec::new();
+    while let Some(e) = r.next_entry().unwrap() {
+        got.push(e);
+    }
+    assert_eq!(got, entries);
+    assert_eq!(got[7].path(), vec![b'a', 0xFF, b'7']);
+}
+
+#[test]
+fn cut_or_altered_index_is_an_error() {
+    let (_, bytes) = index_bytes(2000);
+    for cut in [bytes.len() / 3, bytes.len() - 10] {
+        let result = IndexReader::open(&bytes[..cut]).and_then(|(_, mut r)| {
+            while r.next_entry()?.is_some() {}
+            Ok(())
+        });
+        assert!(result.is_err(), "cut at {cut} accepted");
+    }
+    // Altered content that still decompresses: change one entry, re-encode, keep the end line.
+    let (_, mut r) = IndexReader::open(&bytes[..]).unwrap();
+    let mut plain = Vec::new();
+    let mut dec = zstd::stream::read::Decoder::new(&bytes[..]).unwrap();
+    std::io::copy(&mut dec, &mut plain).unwrap();
+    while r.next_entry().unwrap().is_some() {}
+    let text = String::from_utf8_lossy(&plain).replace("\"d/5\"", "\"d/6\"");
+    let altered = zstd::encode_all(text.as_bytes(), 1).unwrap();
+    let (_, mut r) = IndexReader::open(&altered[..]).unwrap();
+    let err = loop {
+        match r.next_entry() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("altered index accepted"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, ArchiveError::Integrity(_)), "{err}");
+    assert!(IndexReader::open(&b"not zstd at all"[..]).is_err());
+}
