@@ -29,6 +29,23 @@ pub enum SetMode {
     Incremental,
 }
 
+/// One volume's share of a set's data. A set that spans volumes is split at record
+/// boundaries: the parts, concatenated in order, are the set's archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetPart {
+    pub volume_id: uuid::Uuid,
+    /// Barcode of the volume (the cartridge name in a library).
+    pub barcode: String,
+    /// The volume's place in its series.
+    pub sequence: u32,
+    /// Tape file of this part and the logical block of its first record.
+    pub data_file: u64,
+    pub first_block: u64,
+    /// Offset in the set data where this part begins, and its records.
+    pub byte_start: u64,
+    pub records: u64,
+}
+
 /// What a set is: written at the head of its index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetInfo {
@@ -62,6 +79,34 @@ pub struct SetInfo {
     /// Entries that could not be backed up (listed when the backup ran).
     pub problems: u64,
     pub reel_version: String,
+    /// Where the data is, part by part (one part unless the set spans volumes). The first
+    /// part repeats `data_file`/`data_first_block`.
+    #[serde(default)]
+    pub parts: Vec<SetPart>,
+}
+
+impl SetInfo {
+    /// The parts of the set's data; a set written without a parts list is one part on
+    /// its own volume.
+    pub fn data_parts(&self, barcode: &str) -> Vec<SetPart> {
+        if !self.parts.is_empty() {
+            return self.parts.clone();
+        }
+        vec![SetPart {
+            volume_id: self.volume_id,
+            barcode: barcode.to_string(),
+            sequence: 1,
+            data_file: self.data_file,
+            first_block: self.data_first_block,
+            byte_start: 0,
+            records: self.data_records,
+        }]
+    }
+
+    /// The set's data spans more than one volume.
+    pub fn spans(&self) -> bool {
+        self.parts.len() > 1
+    }
 }
 
 /// One member, as the index lists it.
@@ -98,6 +143,15 @@ pub struct IndexEntry {
     /// BLAKE3 of the member's metadata (kind, mode, owner, times, link, extra records).
     #[serde(rename = "md")]
     pub meta_digest: String,
+    /// Change time (`secs.nanos`) and inode at backup time, for incremental backups.
+    #[serde(rename = "ct", default, skip_serializing_if = "Option::is_none")]
+    pub ctime: Option<String>,
+    #[serde(rename = "in", default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+    /// In an incremental set: the set whose data holds this unchanged file (the member is
+    /// not in this set's archive; `offset` is its offset in that set).
+    #[serde(rename = "src", default, skip_serializing_if = "Option::is_none")]
+    pub source_set: Option<uuid::Uuid>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -190,7 +244,7 @@ impl IndexEntry {
             path_text,
             path_hex,
             kind: kind_letter(entry),
-            size: entry.data_len(),
+            size: if entry.is_sparse() { entry.meta.size } else { entry.data_len() },
             mode: entry.meta.mode,
             uid: entry.meta.uid,
             gid: entry.meta.gid,
@@ -199,6 +253,9 @@ impl IndexEntry {
             hash: hash.map(|h| h.to_hex().to_string()),
             link,
             meta_digest: meta_digest(entry),
+            ctime: Some(entry.meta.ctime.to_decimal()),
+            ino: (entry.meta.ino != 0).then_some(entry.meta.ino),
+            source_set: None,
         }
     }
 
@@ -248,6 +305,7 @@ struct EndInfo {
 pub struct IndexSpool {
     file: std::io::BufWriter<std::fs::File>,
     entries: u64,
+    bytes: u64,
 }
 
 impl IndexSpool {
@@ -256,24 +314,55 @@ impl IndexSpool {
         Ok(IndexSpool {
             file: std::io::BufWriter::new(tempfile::tempfile()?),
             entries: 0,
+            bytes: 0,
         })
     }
 
     pub fn push(&mut self, e: &IndexEntry) -> Result<()> {
-        serde_json::to_writer(&mut self.file, e).map_err(std::io::Error::from)?;
-        self.file.write_all(b"\n")?;
+        let mut line = serde_json::to_vec(e).map_err(std::io::Error::from)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
         self.entries += 1;
+        self.bytes += line.len() as u64;
         Ok(())
     }
 
-    pub fn entries(&self) -> u64 {
+    /// Bytes of index lines so far (an upper bound of the compressed index).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The lines pushed so far, parsed again (for the catalog).
+    pub fn read_back(&mut self) -> Result<impl Iterator<Item = Result<IndexEntry>> + '_> {
+        use std::io::Seek;
+        self.file.flush()?;
+        let mut file = self.file.get_ref().try_clone()?;
+        file.rewind()?;
+        let mut line_no = 0u64;
+        Ok(BufReader::new(file).lines().map(move |line| {
+            line_no += 1;
+            let line = line?;
+            serde_json::from_str(&line).map_err(|e| ArchiveError::Corrupt {
+                offset: line_no,
+                what: format!("index spool line {line_no}: {e}"),
+            })
+        }))
+    }
+
+    /// Lines pushed so far.
+    pub fn len(&self) -> u64 {
         self.entries
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
     /// Writes the complete index (header, entries, end line) to `out`, zstd-compressed.
-    pub fn write_index(self, info: &SetInfo, out: impl Write) -> Result<()> {
+    pub fn write_index(&mut self, info: &SetInfo, out: impl Write) -> Result<()> {
         use std::io::Seek;
-        let mut spool = self.file.into_inner().map_err(|e| e.into_error())?;
+        self.file.flush()?;
+        let mut spool = self.file.get_ref().try_clone()?;
         spool.rewind()?;
         let mut enc = zstd::Encoder::new(out, 3)?;
         let mut digest = blake3::Hasher::new();

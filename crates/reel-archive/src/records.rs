@@ -18,34 +18,88 @@ fn context(drive: &dyn TapeDrive, file: u64, record: u64) -> String {
     )
 }
 
-/// Writes a byte stream as fixed-size records.
-pub struct RecordWriter<'d> {
+/// Where a stream of fixed-size records goes: one drive ([`DriveSink`]), or a series of
+/// volumes when a set spans cartridges (the sink changes volumes between records).
+pub trait RecordSink {
+    /// Writes one record.
+    fn put_record(&mut self, record: &[u8]) -> Result<(), ArchiveError>;
+    /// Ends the tape file being written (a filemark).
+    fn end_file(&mut self) -> Result<(), ArchiveError>;
+    /// The drive holding the current volume.
+    fn drive(&mut self) -> &mut dyn TapeDrive;
+}
+
+/// Records onto one drive, at its current position.
+pub struct DriveSink<'d> {
     drive: &'d mut dyn TapeDrive,
-    block: Vec<u8>,
-    block_size: usize,
     file: u64,
     records: u64,
     early_warning: bool,
 }
 
-/// What a finished record stream wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WrittenRecords {
-    pub records: u64,
-    /// The medium reported early warning during the stream.
-    pub early_warning: bool,
-}
-
-impl<'d> RecordWriter<'d> {
+impl<'d> DriveSink<'d> {
     /// `file` is the tape file number, for messages.
-    pub fn new(drive: &'d mut dyn TapeDrive, block_size: usize, file: u64) -> Self {
-        RecordWriter {
+    pub fn new(drive: &'d mut dyn TapeDrive, file: u64) -> Self {
+        DriveSink {
             drive,
-            block: Vec::with_capacity(block_size),
-            block_size,
             file,
             records: 0,
             early_warning: false,
+        }
+    }
+
+    /// True once the medium reported early warning.
+    pub fn early_warning(&self) -> bool {
+        self.early_warning
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The tape file being written.
+    pub fn file(&self) -> u64 {
+        self.file
+    }
+}
+
+impl RecordSink for DriveSink<'_> {
+    fn put_record(&mut self, record: &[u8]) -> Result<(), ArchiveError> {
+        match self.drive.write(record) {
+            Ok(()) => {}
+            Err(TapeError::EarlyWarning) => self.early_warning = true,
+            Err(e) => return Err(ArchiveError::tape(context(&*self.drive, self.file, self.records), e)),
+        }
+        self.records += 1;
+        Ok(())
+    }
+
+    fn end_file(&mut self) -> Result<(), ArchiveError> {
+        self.drive
+            .write_marks(reel_tape::MarkKind::Filemarks, 1, false)
+            .map_err(|e| ArchiveError::tape(format!("closing tape file {} on {}", self.file, self.drive.describe()), e))
+    }
+
+    fn drive(&mut self) -> &mut dyn TapeDrive {
+        &mut *self.drive
+    }
+}
+
+/// Writes a byte stream as fixed-size records into a [`RecordSink`].
+pub struct RecordWriter<S: RecordSink> {
+    sink: S,
+    block: Vec<u8>,
+    block_size: usize,
+    records: u64,
+}
+
+impl<S: RecordSink> RecordWriter<S> {
+    pub fn new(sink: S, block_size: usize) -> Self {
+        RecordWriter {
+            sink,
+            block: Vec::with_capacity(block_size),
+            block_size,
+            records: 0,
         }
     }
 
@@ -54,39 +108,29 @@ impl<'d> RecordWriter<'d> {
         self.records
     }
 
-    pub fn early_warning(&self) -> bool {
-        self.early_warning
+    pub fn sink(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     fn write_record(&mut self, data: &[u8]) -> io::Result<()> {
-        match self.drive.write(data) {
-            Ok(()) => {}
-            Err(TapeError::EarlyWarning) => self.early_warning = true,
-            Err(e) => {
-                let ctx = context(&*self.drive, self.file, self.records);
-                return Err(io::Error::other(ArchiveError::tape(ctx, e)));
-            }
-        }
+        self.sink.put_record(data).map_err(io::Error::other)?;
         self.records += 1;
         Ok(())
     }
 
-    /// Pads the last record with zeros, writes it, and gives the drive back.
-    pub fn finish(mut self) -> io::Result<(WrittenRecords, &'d mut dyn TapeDrive)> {
+    /// Pads the last record with zeros, writes it, and gives the sink back with the number
+    /// of records written.
+    pub fn finish(mut self) -> io::Result<(u64, S)> {
         if !self.block.is_empty() {
             self.block.resize(self.block_size, 0);
             let block = std::mem::take(&mut self.block);
             self.write_record(&block)?;
         }
-        let written = WrittenRecords {
-            records: self.records,
-            early_warning: self.early_warning,
-        };
-        Ok((written, self.drive))
+        Ok((self.records, self.sink))
     }
 }
 
-impl Write for RecordWriter<'_> {
+impl<S: RecordSink> Write for RecordWriter<S> {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let total = buf.len();
         while !buf.is_empty() {
@@ -126,9 +170,9 @@ pub enum FileEnd {
     EndOfData,
 }
 
-/// Reads a tape file as a byte stream, from its current position to the next filemark.
-pub struct RecordReader<'d> {
-    drive: &'d mut dyn TapeDrive,
+/// The state of reading one tape file as a byte stream, apart from the drive (so a reader
+/// that changes volumes can keep it while it swaps drives).
+pub struct RecordCursor {
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -141,28 +185,174 @@ pub struct RecordReader<'d> {
     ended: Option<FileEnd>,
 }
 
-impl<'d> RecordReader<'d> {
-    /// Reads from the drive's current position, which must be the start of tape file `file`.
-    pub fn new(drive: &'d mut dyn TapeDrive, file: u64, buffer: usize) -> Self {
-        let first_block = drive.position(PositionKind::Logical).ok().map(|p| p.offset);
-        RecordReader {
-            drive,
-            buf: vec![0u8; buffer.max(512)],
+impl RecordCursor {
+    /// A cursor at record `record` of tape file `file`, whose record 0 is at logical block
+    /// `first_block` (when known) and whose records are `block_size` bytes (when fixed).
+    pub fn new(file: u64, first_block: Option<u64>, block_size: Option<usize>, record: u64) -> Self {
+        let buffer = block_size.unwrap_or(1 << 20).max(512);
+        RecordCursor {
+            buf: vec![0u8; buffer],
             start: 0,
             end: 0,
             file,
-            record: 0,
+            record,
             first_block,
-            block_size: None,
+            block_size,
             ended: None,
+        }
+    }
+
+    /// How the file ended, once the reader reached its end.
+    pub fn ended(&self) -> Option<FileEnd> {
+        self.ended
+    }
+
+    /// Record number (within the file) of the next record to be read.
+    pub fn next_record(&self) -> u64 {
+        self.record
+    }
+
+    /// Byte offset within the file of the next byte `read` returns (fixed-size records).
+    pub fn offset(&self) -> Option<u64> {
+        let bs = self.block_size? as u64;
+        let buffered = (self.end - self.start) as u64;
+        Some(self.record * bs - buffered)
+    }
+
+    pub fn describe(&self, drive: &dyn TapeDrive) -> String {
+        context(drive, self.file, self.record)
+    }
+
+    /// Moves to byte `offset` of the file (fixed-size records only): one seek and at most
+    /// one record read, whatever the distance.
+    pub fn seek_to(&mut self, drive: &mut dyn TapeDrive, offset: u64) -> Result<(), ArchiveError> {
+        let (Some(first), Some(bs)) = (self.first_block, self.block_size) else {
+            return Err(ArchiveError::Volume("seek in a tape file of unknown record size".into()));
+        };
+        let target = offset / bs as u64;
+        let within = (offset % bs as u64) as usize;
+        // Inside the buffered record: no tape movement.
+        if self.end == bs && self.record == target + 1 {
+            self.start = within;
+            return Ok(());
+        }
+        drive
+            .set_position(
+                SeekTo::LogicalBlock {
+                    partition: 0,
+                    block: first + target,
+                },
+                false,
+            )
+            .map_err(|e| ArchiveError::tape(context(drive, self.file, target), e))?;
+        self.record = target;
+        self.start = 0;
+        self.end = 0;
+        self.ended = None;
+        if within > 0 {
+            self.fill(drive).map_err(|e| ArchiveError::from_io(self.describe(drive), e))?;
+            if self.end < within {
+                return Err(ArchiveError::Truncated {
+                    offset,
+                    what: format!("{}: the tape file ends before byte {offset}", self.describe(drive)),
+                });
+            }
+            self.start = within;
+        }
+        Ok(())
+    }
+
+    /// Reads the next record into the buffer. `Ok(false)` at the end of the file.
+    fn fill(&mut self, drive: &mut dyn TapeDrive) -> io::Result<bool> {
+        if self.ended.is_some() {
+            return Ok(false);
+        }
+        loop {
+            match drive.read(&mut self.buf) {
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    self.record += 1;
+                    return Ok(true);
+                }
+                Err(TapeError::FilemarkDetected) => {
+                    self.ended = Some(FileEnd::Filemark);
+                    return Ok(false);
+                }
+                Err(TapeError::NoDataDetected) => {
+                    self.ended = Some(FileEnd::EndOfData);
+                    return Ok(false);
+                }
+                Err(TapeError::MoreData { record_len, .. })
+                    if record_len <= reel_tape::vtape::MAX_BLOCK_SIZE as usize =>
+                {
+                    // A record larger than the buffer: grow and read it again.
+                    self.buf.resize(record_len, 0);
+                    if let Err(e) = drive.set_position(SeekTo::SpaceRelativeBlocks(-1), false) {
+                        let ctx = context(drive, self.file, self.record);
+                        return Err(io::Error::other(ArchiveError::tape(ctx, e)));
+                    }
+                }
+                Err(e) => {
+                    let ctx = context(drive, self.file, self.record);
+                    // The drive moved past the bad record.
+                    self.record += 1;
+                    return Err(io::Error::other(ArchiveError::tape(ctx, e)));
+                }
+            }
+        }
+    }
+
+    /// Reads one whole record (for label and index headers). `None` at the end of the file.
+    pub fn read_record(&mut self, drive: &mut dyn TapeDrive) -> Result<Option<Vec<u8>>, ArchiveError> {
+        if self.start < self.end {
+            let v = self.buf[self.start..self.end].to_vec();
+            self.start = self.end;
+            return Ok(Some(v));
+        }
+        match self.fill(drive) {
+            Ok(true) => {
+                self.start = self.end;
+                Ok(Some(self.buf[..self.end].to_vec()))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => Err(ArchiveError::from_io(self.describe(drive), e)),
+        }
+    }
+
+    /// `Read::read` with the drive passed in.
+    pub fn read(&mut self, drive: &mut dyn TapeDrive, out: &mut [u8]) -> io::Result<usize> {
+        if self.start == self.end && !self.fill(drive)? {
+            return Ok(0);
+        }
+        let n = (self.end - self.start).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+}
+
+/// Reads a tape file as a byte stream, from its current position to the next filemark.
+pub struct RecordReader<'d> {
+    drive: &'d mut dyn TapeDrive,
+    cursor: RecordCursor,
+}
+
+impl<'d> RecordReader<'d> {
+    /// Reads from the drive's current position, which must be the start of tape file `file`.
+    pub fn new(drive: &'d mut dyn TapeDrive, file: u64, _buffer: usize) -> Self {
+        let first_block = drive.position(PositionKind::Logical).ok().map(|p| p.offset);
+        RecordReader {
+            drive,
+            cursor: RecordCursor::new(file, first_block, None, 0),
         }
     }
 
     /// Declares the file's records fixed-size, which enables [`RecordReader::seek_to`].
     pub fn with_block_size(mut self, block_size: usize) -> Self {
-        self.block_size = Some(block_size);
-        if self.buf.len() < block_size {
-            self.buf.resize(block_size, 0);
+        self.cursor.block_size = Some(block_size);
+        if self.cursor.buf.len() < block_size {
+            self.cursor.buf.resize(block_size, 0);
         }
         self
     }
@@ -185,137 +375,39 @@ impl<'d> RecordReader<'d> {
                 false,
             )
             .map_err(|e| ArchiveError::tape(context(&*drive, file, record), e))?;
-        let mut r = RecordReader::new(drive, file, block_size).with_block_size(block_size);
-        r.first_block = Some(first_block);
-        r.record = record;
-        Ok(r)
+        Ok(RecordReader {
+            drive,
+            cursor: RecordCursor::new(file, Some(first_block), Some(block_size), record),
+        })
     }
 
     /// How the file ended, once the reader reached its end.
     pub fn ended(&self) -> Option<FileEnd> {
-        self.ended
+        self.cursor.ended()
     }
 
     /// Record number (within the file) of the next record to be read.
     pub fn next_record(&self) -> u64 {
-        self.record
+        self.cursor.next_record()
     }
 
     pub fn describe(&self) -> String {
-        context(&*self.drive, self.file, self.record)
+        self.cursor.describe(&*self.drive)
     }
 
     /// Byte offset within the file of the next byte `read` returns (fixed-size records).
     pub fn offset(&self) -> Option<u64> {
-        let bs = self.block_size? as u64;
-        let buffered = (self.end - self.start) as u64;
-        Some(self.record * bs - buffered)
+        self.cursor.offset()
     }
 
-    /// Moves to byte `offset` of the file (fixed-size records only): one seek and at most
-    /// one record read, whatever the distance.
+    /// Moves to byte `offset` of the file (fixed-size records only).
     pub fn seek_to(&mut self, offset: u64) -> Result<(), ArchiveError> {
-        let (Some(first), Some(bs)) = (self.first_block, self.block_size) else {
-            return Err(ArchiveError::Volume(
-                "seek in a tape file of unknown record size".into(),
-            ));
-        };
-        let target = offset / bs as u64;
-        let within = (offset % bs as u64) as usize;
-        // Inside the buffered record: no tape movement.
-        if self.end > 0 && self.record == target + 1 && self.end == bs {
-            self.start = within;
-            return Ok(());
-        }
-        self.drive
-            .set_position(
-                SeekTo::LogicalBlock {
-                    partition: 0,
-                    block: first + target,
-                },
-                false,
-            )
-            .map_err(|e| ArchiveError::tape(context(&*self.drive, self.file, target), e))?;
-        self.record = target;
-        self.start = 0;
-        self.end = 0;
-        self.ended = None;
-        if within > 0 {
-            self.fill()
-                .map_err(|e| ArchiveError::from_io(self.describe(), e))?;
-            if self.end < within {
-                return Err(ArchiveError::Truncated {
-                    offset,
-                    what: format!(
-                        "{}: the tape file ends before byte {offset}",
-                        self.describe()
-                    ),
-                });
-            }
-            self.start = within;
-        }
-        Ok(())
+        self.cursor.seek_to(&mut *self.drive, offset)
     }
 
-    /// Reads the next record into the buffer. `Ok(false)` at the end of the file.
-    fn fill(&mut self) -> io::Result<bool> {
-        if self.ended.is_some() {
-            return Ok(false);
-        }
-        loop {
-            match self.drive.read(&mut self.buf) {
-                Ok(n) => {
-                    self.start = 0;
-                    self.end = n;
-                    self.record += 1;
-                    return Ok(true);
-                }
-                Err(TapeError::FilemarkDetected) => {
-                    self.ended = Some(FileEnd::Filemark);
-                    return Ok(false);
-                }
-                Err(TapeError::NoDataDetected) => {
-                    self.ended = Some(FileEnd::EndOfData);
-                    return Ok(false);
-                }
-                Err(TapeError::MoreData { record_len, .. })
-                    if record_len <= reel_tape::vtape::MAX_BLOCK_SIZE as usize =>
-                {
-                    // A record larger than the buffer: grow and read it again.
-                    self.buf.resize(record_len, 0);
-                    if let Err(e) = self
-                        .drive
-                        .set_position(SeekTo::SpaceRelativeBlocks(-1), false)
-                    {
-                        let ctx = context(&*self.drive, self.file, self.record);
-                        return Err(io::Error::other(ArchiveError::tape(ctx, e)));
-                    }
-                }
-                Err(e) => {
-                    let ctx = context(&*self.drive, self.file, self.record);
-                    // The drive moved past the bad record.
-                    self.record += 1;
-                    return Err(io::Error::other(ArchiveError::tape(ctx, e)));
-                }
-            }
-        }
-    }
-
-    /// Reads one whole record (for label and index headers). `None` at the end of the file.
+    /// Reads one whole record. `None` at the end of the file.
     pub fn read_record(&mut self) -> Result<Option<Vec<u8>>, ArchiveError> {
-        if self.start < self.end {
-            let v = self.buf[self.start..self.end].to_vec();
-            self.start = self.end;
-            return Ok(Some(v));
-        }
-        match self.fill() {
-            Ok(true) => {
-                self.start = self.end;
-                Ok(Some(self.buf[..self.end].to_vec()))
-            }
-            Ok(false) => Ok(None),
-            Err(e) => Err(ArchiveError::from_io(self.describe(), e)),
-        }
+        self.cursor.read_record(&mut *self.drive)
     }
 
     pub fn drive(&mut self) -> &mut dyn TapeDrive {
@@ -325,12 +417,6 @@ impl<'d> RecordReader<'d> {
 
 impl Read for RecordReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.start == self.end && !self.fill()? {
-            return Ok(0);
-        }
-        let n = (self.end - self.start).min(out.len());
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
-        Ok(n)
+        self.cursor.read(&mut *self.drive, out)
     }
 }

@@ -1,6 +1,14 @@
 //! Writing one set (its data, then its index) and reading it back.
+//!
+//! A set's data goes through a [`RecordSink`]: on one drive ([`DriveSink`]) it is one tape
+//! file; when the sink changes volumes on early warning, the data is split at a record
+//! boundary into parts, one per volume, each followed by a [`PartMarker`] where the index
+//! would be, and the index follows the last part. The parts, concatenated in order, are the
+//! set's archive.
 
 use std::io::Read;
+
+use serde::{Deserialize, Serialize};
 
 use reel_tape::{MarkKind, PositionKind, SeekTo, TapeDrive};
 
@@ -8,7 +16,7 @@ use crate::entry::Entry;
 use crate::error::{ArchiveError, Result};
 use crate::index::{IndexEntry, IndexReader, IndexSpool, SetInfo};
 use crate::pax::{PaxReader, PaxWriter};
-use crate::records::{RecordReader, RecordWriter};
+use crate::records::{DriveSink, RecordReader, RecordSink, RecordWriter};
 use crate::volume::SetOnTape;
 
 /// Default record size of set data.
@@ -26,59 +34,66 @@ pub struct Added {
     pub hash: Option<blake3::Hash>,
 }
 
-/// Writes one set at the append point of a volume: data as a pax archive in fixed records,
-/// a filemark, the index, a filemark.
-pub struct SetWriter<'d> {
-    pax: PaxWriter<RecordWriter<'d>>,
+/// Writes one set's data as a pax archive in fixed records, collecting its index.
+pub struct SetWriter<S: RecordSink> {
+    pax: PaxWriter<RecordWriter<S>>,
     spool: IndexSpool,
-    data_file: u64,
-    data_first_block: u64,
     block_size: usize,
     buf: Vec<u8>,
+    /// Logical block where the data begins (for single-drive sets).
+    first_block: u64,
 }
 
-impl<'d> SetWriter<'d> {
+/// A set's data, written and closed; its index still to write.
+pub struct DataWritten<S: RecordSink> {
+    pub sink: S,
+    /// Records of set data (all parts).
+    pub records: u64,
+    /// Bytes of the pax archive (before record padding).
+    pub archive_bytes: u64,
+    pub spool: IndexSpool,
+}
+
+impl<'d> SetWriter<DriveSink<'d>> {
     /// Positions at logical block `at` (the start of tape file `data_file`) and starts the
     /// set's data there. Everything after that point on the tape is discarded.
-    pub fn begin(
-        drive: &'d mut dyn TapeDrive,
-        data_file: u64,
-        at: u64,
-        block_size: usize,
-    ) -> Result<Self> {
+    pub fn begin(drive: &'d mut dyn TapeDrive, data_file: u64, at: u64, block_size: usize) -> Result<Self> {
         drive
-            .set_position(
-                SeekTo::LogicalBlock {
-                    partition: 0,
-                    block: at,
-                },
-                false,
-            )
-            .map_err(|e| {
-                ArchiveError::tape(format!("positioning {} at block {at}", drive.describe()), e)
-            })?;
-        let data_first_block = drive
-            .position(PositionKind::Logical)
-            .map_err(|e| {
-                ArchiveError::tape(format!("asking the position of {}", drive.describe()), e)
-            })?
-            .offset;
+            .set_position(SeekTo::LogicalBlock { partition: 0, block: at }, false)
+            .map_err(|e| ArchiveError::tape(format!("positioning {} at block {at}", drive.describe()), e))?;
+        SetWriter::with_sink(DriveSink::new(drive, data_file), block_size)
+    }
+
+    /// Ends the data and writes the index right after it on the same drive (a set that
+    /// does not span volumes); fills in the layout fields of `info`.
+    pub fn finish(self, mut info: SetInfo) -> Result<SetInfo> {
+        let block_size = self.block_size;
+        let first_block = self.first_block;
+        let data = self.finish_data()?;
+        let mut sink = data.sink;
+        let data_file = sink.file();
+        info.data_file = data_file;
+        info.data_first_block = first_block;
+        info.data_records = data.records;
+        info.archive_bytes = data.archive_bytes;
+        info.block_size = block_size as u32;
+        let mut spool = data.spool;
+        write_index(sink.drive(), &mut spool, &info, block_size, data_file + 1)?;
+        Ok(info)
+    }
+}
+
+impl<S: RecordSink> SetWriter<S> {
+    /// Starts a set's data in `sink`, which is positioned where the data begins.
+    pub fn with_sink(mut sink: S, block_size: usize) -> Result<Self> {
+        let first_block = logical_position(sink.drive())?;
         Ok(SetWriter {
-            pax: PaxWriter::new(RecordWriter::new(drive, block_size, data_file)),
+            first_block,
+            pax: PaxWriter::new(RecordWriter::new(sink, block_size)),
             spool: IndexSpool::new()?,
-            data_file,
-            data_first_block,
             block_size,
             buf: vec![0u8; block_size.max(64 * 1024)],
         })
-    }
-
-    pub fn data_file(&self) -> u64 {
-        self.data_file
-    }
-
-    pub fn data_first_block(&self) -> u64 {
-        self.data_first_block
     }
 
     /// Bytes of set data written so far.
@@ -86,27 +101,17 @@ impl<'d> SetWriter<'d> {
         self.pax.offset()
     }
 
-    /// True once the medium reported early warning.
-    pub fn early_warning(&mut self) -> bool {
-        self.pax.get_mut().early_warning()
+    pub fn sink(&mut self) -> &mut S {
+        self.pax.get_mut().sink()
     }
 
     fn context(&self) -> String {
-        format!(
-            "writing tape file {} at byte {}",
-            self.data_file,
-            self.pax.offset()
-        )
+        format!("writing the set data at byte {}", self.pax.offset())
     }
 
     /// Adds a member; `content` supplies `entry.data_len()` bytes for regular files (hashed
-    /// on the way). `inspect` sees every chunk (progress).
-    pub fn add(
-        &mut self,
-        entry: &Entry,
-        content: Option<&mut dyn Read>,
-        mut progress: impl FnMut(u64),
-    ) -> Result<Added> {
+    /// on the way); `progress` sees the size of every chunk.
+    pub fn add(&mut self, entry: &Entry, content: Option<&mut dyn Read>, mut progress: impl FnMut(u64)) -> Result<Added> {
         let offset = self
             .pax
             .write_header(entry)
@@ -117,72 +122,141 @@ impl<'d> SetWriter<'d> {
             zero_filled: 0,
             hash: None,
         };
-        if entry.data_len() > 0
-            || (entry.hardlink.is_none() && entry.meta.kind == reel_stream::FileKind::Regular)
-        {
-            let mut hasher = blake3::Hasher::new();
+        if entry.hardlink.is_none() && entry.meta.kind == reel_stream::FileKind::Regular {
+            let mut hasher = reel_stream::ContentHasher::for_meta(&entry.meta);
             let mut empty = std::io::empty();
             let src: &mut dyn Read = match content {
                 Some(c) => c,
                 None => &mut empty,
             };
+            let context = self.context();
             let outcome = self
                 .pax
                 .copy_data(src, &mut self.buf, |chunk| {
                     hasher.update(chunk);
                     progress(chunk.len() as u64);
                 })
-                .map_err(|e| match ArchiveError::from_io(String::new(), e) {
-                    // Errors reading the source file are the caller's (per-file problem).
-                    ArchiveError::Io(io) => ArchiveError::Io(io),
-                    other => other,
-                })?;
+                .map_err(|e| ArchiveError::from_io(context, e))?;
             added.copied = outcome.copied;
             added.zero_filled = outcome.zero_filled;
             added.hash = Some(hasher.finalize());
         }
-        self.spool
-            .push(&IndexEntry::new(entry, offset, added.hash))?;
+        self.spool.push(&IndexEntry::new(entry, offset, added.hash))?;
         Ok(added)
     }
 
-    /// Ends the data (end-of-archive blocks, padding, filemark), writes the index and its
-    /// filemark, and returns the set's description with the layout filled in.
-    pub fn finish(self, mut info: SetInfo) -> Result<SetInfo> {
-        let archive_bytes = self.pax.offset() + 1024;
-        let records = self.pax.finish().map_err(|e| {
-            ArchiveError::from_io(format!("ending tape file {}", self.data_file), e)
-        })?;
-        let (written, drive) = records.finish().map_err(|e| {
-            ArchiveError::from_io(format!("ending tape file {}", self.data_file), e)
-        })?;
-        drive
-            .write_marks(MarkKind::Filemarks, 1, false)
-            .map_err(|e| ArchiveError::tape(format!("closing tape file {}", self.data_file), e))?;
-        info.data_file = self.data_file;
-        info.data_first_block = self.data_first_block;
-        info.data_records = written.records;
-        info.archive_bytes = archive_bytes;
-        info.block_size = self.block_size as u32;
-        let index_file = self.data_file + 1;
-        let mut w = RecordWriter::new(drive, self.block_size, index_file);
-        self.spool.write_index(&info, &mut w).map_err(|e| match e {
-            ArchiveError::Io(io) => {
-                ArchiveError::from_io(format!("writing the index (tape file {index_file})"), io)
-            }
-            other => other,
-        })?;
-        let (_, drive) = w.finish().map_err(|e| {
-            ArchiveError::from_io(format!("writing the index (tape file {index_file})"), e)
-        })?;
-        drive
-            .write_marks(MarkKind::Filemarks, 1, false)
-            .map_err(|e| ArchiveError::tape(format!("closing tape file {index_file}"), e))?;
-        drive
-            .flush()
-            .map_err(|e| ArchiveError::tape("flushing the volume".to_string(), e))?;
-        Ok(info)
+    /// Adds an index line for a member whose data lives in an earlier set (an unchanged file
+    /// of an incremental backup): nothing is written to the archive.
+    pub fn add_reference(&mut self, entry: IndexEntry) -> Result<()> {
+        self.spool.push(&entry)
     }
+
+    /// Ends the data: end-of-archive blocks, record padding, filemark.
+    pub fn finish_data(self) -> Result<DataWritten<S>> {
+        let archive_bytes = self.pax.offset() + 1024;
+        let records = self
+            .pax
+            .finish()
+            .map_err(|e| ArchiveError::from_io("ending the set data".to_string(), e))?;
+        let (records, mut sink) = records
+            .finish()
+            .map_err(|e| ArchiveError::from_io("ending the set data".to_string(), e))?;
+        sink.end_file()?;
+        Ok(DataWritten {
+            sink,
+            records,
+            archive_bytes,
+            spool: self.spool,
+        })
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+}
+
+/// Writes a set's index as tape file `index_file` at the drive's position, with its
+/// filemark, and flushes the drive.
+pub fn write_index(
+    drive: &mut dyn TapeDrive,
+    spool: &mut IndexSpool,
+    info: &SetInfo,
+    block_size: usize,
+    index_file: u64,
+) -> Result<()> {
+    let mut w = RecordWriter::new(DriveSink::new(drive, index_file), block_size);
+    spool.write_index(info, &mut w).map_err(|e| match e {
+        ArchiveError::Io(io) => ArchiveError::from_io(format!("writing the index (tape file {index_file})"), io),
+        other => other,
+    })?;
+    let (_, mut sink) = w
+        .finish()
+        .map_err(|e| ArchiveError::from_io(format!("writing the index (tape file {index_file})"), e))?;
+    sink.end_file()?;
+    let drive = sink.drive();
+    drive
+        .flush()
+        .map_err(|e| ArchiveError::tape(format!("flushing {}", drive.describe()), e))
+}
+
+/// First bytes of a part marker record.
+pub const PART_MAGIC: &[u8] = b"REEL-PART/";
+
+/// Written where the index would be, after a part of a set that continues on the next
+/// volume: `REEL-PART/1`, a newline, TOML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMarker {
+    pub set_id: uuid::Uuid,
+    pub set_name: String,
+    /// This part's number (1 = first).
+    pub part: u32,
+    /// Offset in the set data where this part begins, and its records.
+    pub byte_start: u64,
+    pub records: u64,
+    /// Barcode of the volume the set continues on.
+    pub next_barcode: String,
+}
+
+impl PartMarker {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = b"REEL-PART/1\n".to_vec();
+        out.extend(toml::to_string(self).unwrap_or_default().into_bytes());
+        out
+    }
+
+    pub fn is_marker(record: &[u8]) -> bool {
+        record.starts_with(PART_MAGIC)
+    }
+
+    pub fn decode(record: &[u8]) -> Result<PartMarker> {
+        let corrupt = |what: String| ArchiveError::Corrupt { offset: 0, what };
+        let rest = record
+            .strip_prefix(b"REEL-PART/1\n".as_slice())
+            .ok_or_else(|| corrupt("not a reel part marker (version 1)".into()))?;
+        let text = std::str::from_utf8(rest).map_err(|e| corrupt(format!("part marker is not UTF-8: {e}")))?;
+        toml::from_str(text.trim_end_matches('\0')).map_err(|e| corrupt(format!("part marker: {}", e.message())))
+    }
+
+    /// Writes the marker as its own tape file (record and filemark) and flushes.
+    pub fn write(&self, drive: &mut dyn TapeDrive) -> Result<()> {
+        let ctx = format!("writing the part marker of set {} on {}", self.set_name, drive.describe());
+        match drive.write(&self.encode()) {
+            Ok(()) | Err(reel_tape::TapeError::EarlyWarning) => {}
+            Err(e) => return Err(ArchiveError::tape(ctx, e)),
+        }
+        drive
+            .write_marks(MarkKind::Filemarks, 1, false)
+            .map_err(|e| ArchiveError::tape(ctx.clone(), e))?;
+        drive.flush().map_err(|e| ArchiveError::tape(ctx, e))
+    }
+}
+
+/// Logical position of the drive.
+pub fn logical_position(drive: &mut dyn TapeDrive) -> Result<u64> {
+    drive
+        .position(PositionKind::Logical)
+        .map(|p| p.offset)
+        .map_err(|e| ArchiveError::tape(format!("asking the position of {}", drive.describe()), e))
 }
 
 /// Opens a set's index for reading: the set's description and its entries.
@@ -201,10 +275,7 @@ pub fn open_index<'d>(
         )
         .map_err(|e| {
             ArchiveError::tape(
-                format!(
-                    "seeking to the index of set {} (tape file {})",
-                    set.number, set.index_file
-                ),
+                format!("seeking to the index of set {} (tape file {})", set.number, set.index_file),
                 e,
             )
         })?;
@@ -212,13 +283,8 @@ pub fn open_index<'d>(
     IndexReader::open(reader)
 }
 
-/// Opens a set's data for reading from its first member.
-pub fn open_data<'d>(
-    drive: &'d mut dyn TapeDrive,
-    set: &SetOnTape,
-    block_size: usize,
-) -> Result<PaxReader<RecordReader<'d>>> {
-    let reader =
-        RecordReader::at_record(drive, set.data_file, set.data_first_block, block_size, 0)?;
+/// Opens a set's data (its part on this volume) for reading from its first record.
+pub fn open_data<'d>(drive: &'d mut dyn TapeDrive, set: &SetOnTape, block_size: usize) -> Result<PaxReader<RecordReader<'d>>> {
+    let reader = RecordReader::at_record(drive, set.data_file, set.data_first_block, block_size, 0)?;
     Ok(PaxReader::new(reader))
 }

@@ -7,12 +7,15 @@
 //! A set is complete when its index is followed by a filemark; anything after the last
 //! complete set is the remains of an interrupted backup, which the next backup overwrites.
 
+use std::io::Read;
+
 use reel_tape::{MarkKind, PositionKind, SeekTo, TapeDrive, TapeError};
 
 use crate::error::{ArchiveError, Result};
 use crate::index::{IndexReader, SetInfo};
 use crate::label::{MAX_LABEL_LEN, VolumeLabel};
 use crate::records::RecordReader;
+use crate::set::PartMarker;
 
 /// What is at the beginning of the tape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +92,8 @@ pub enum SetState {
     Incomplete(String),
     /// The index is there but cannot be read.
     Damaged(String),
+    /// A part of a set that continues on another volume (its index is on the last one).
+    Continued(PartMarker),
 }
 
 /// One set as found on the volume.
@@ -158,6 +163,10 @@ impl VolumeMap {
                         self.label.barcode
                     )))
                 }
+                SetState::Continued(m) => Err(ArchiveError::Volume(format!(
+                    "tape file {} of volume {} is part {} of set {} ({}), which continues on volume {}; its index is on the set's last volume",
+                    set.data_file, self.label.barcode, m.part, m.set_name, m.set_id, m.next_barcode
+                ))),
             };
         }
         let matches: Vec<&SetOnTape> = complete
@@ -195,11 +204,22 @@ fn position(drive: &mut dyn TapeDrive) -> Result<u64> {
         .map_err(|e| ArchiveError::tape(format!("asking the position of {}", drive.describe()), e))
 }
 
-/// Reads the header of the index that starts at the drive's position.
-pub fn read_index_header(drive: &mut dyn TapeDrive, file: u64) -> Result<SetInfo> {
-    let reader = RecordReader::new(drive, file, 1 << 20);
-    let (info, _) = IndexReader::open(reader)?;
-    Ok(info)
+/// What the tape file after a set's data holds: the set's index, or the marker of a part
+/// that continues on the next volume.
+pub enum AfterData {
+    Index(SetInfo),
+    Part(PartMarker),
+}
+
+/// Reads the file that starts at the drive's position: an index header or a part marker.
+pub fn read_after_data(drive: &mut dyn TapeDrive, file: u64) -> Result<AfterData> {
+    let mut reader = RecordReader::new(drive, file, 1 << 20);
+    let first = reader.read_record()?.unwrap_or_default();
+    if PartMarker::is_marker(&first) {
+        return Ok(AfterData::Part(PartMarker::decode(&first)?));
+    }
+    let (info, _) = IndexReader::open(std::io::Cursor::new(first).chain(reader))?;
+    Ok(AfterData::Index(info))
 }
 
 /// Maps a reel volume: label, tape files, sets and the append point.
@@ -273,8 +293,9 @@ pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
                     false,
                 )
                 .map_err(|e| ArchiveError::tape(format!("seeking to tape file {index_file}"), e))?;
-            match read_index_header(drive, index_file) {
-                Ok(info) => (SetState::Complete, Some(info)),
+            match read_after_data(drive, index_file) {
+                Ok(AfterData::Index(info)) => (SetState::Complete, Some(info)),
+                Ok(AfterData::Part(marker)) => (SetState::Continued(marker), None),
                 Err(e) => (
                     SetState::Damaged(format!(
                         "its index (tape file {index_file}) cannot be read: {e}"

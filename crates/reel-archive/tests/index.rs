@@ -27,6 +27,7 @@ fn info() -> SetInfo {
         content_bytes: 0,
         problems: 0,
         reel_version: "0".into(),
+        parts: Vec::new(),
     }
 }
 

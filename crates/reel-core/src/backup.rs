@@ -12,12 +12,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 
 use reel_archive::label::{host_name, now_rfc3339};
-use reel_archive::{Entry, SetInfo, SetMode, SetWriter, VolumeLabel, VolumeState};
-use reel_stream::{FileKind, NameCache, capture};
-use reel_tape::TapeDrive;
+use reel_archive::records::RecordSink;
+use reel_archive::{ArchiveError, Entry, IndexEntry, SetInfo, SetMode, SetWriter, VolumeLabel, VolumeState};
+use reel_catalog::Catalog;
+use reel_stream::{ContentReader, FileKind, NameCache, capture_reporting};
+use reel_tape::{SeekTo, TapeDrive};
 
 use crate::error::{CoreError, Result};
 use crate::progress::Progress;
+use crate::span::SpanningSink;
+use crate::tapes::Tapes;
 
 /// What to back up and how.
 #[derive(Debug, Clone)]
@@ -31,6 +35,8 @@ pub struct BackupOptions {
     pub one_file_system: bool,
     /// Label a tape that holds another program's data (destroying it).
     pub force: bool,
+    /// Only what changed since the newest set of the same paths (needs the catalog).
+    pub incremental: bool,
 }
 
 impl BackupOptions {
@@ -41,6 +47,7 @@ impl BackupOptions {
             block_size: reel_archive::DEFAULT_BLOCK_SIZE,
             one_file_system: false,
             force: false,
+            incremental: false,
         }
     }
 }
@@ -55,6 +62,12 @@ pub struct BackupReport {
     pub labelled: bool,
     /// The remains of an interrupted backup that this set replaced.
     pub replaced_leftover: Option<String>,
+    /// Barcodes of the volumes the set was written on, in order.
+    pub volumes: Vec<String>,
+    /// Files of an incremental backup left in earlier sets because they did not change.
+    pub unchanged_files: u64,
+    /// Set when the catalog could not be updated (the set itself is complete on tape).
+    pub catalog_warning: Option<String>,
 }
 
 /// The archive name of an absolute path: the path without its leading slash.
@@ -124,7 +137,8 @@ fn resolve_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// Reads a source file, turning a read error into end of file (the archive zero-fills the
 /// rest) and keeping the error to report.
 struct CapturingReader {
-    file: File,
+    /// The file's content: all of it, or the data extents of a sparse file.
+    file: ContentReader,
     error: Option<io::Error>,
 }
 
@@ -188,17 +202,20 @@ fn spawn_counter(roots: Vec<PathBuf>, one_fs: bool, totals: Arc<Totals>) {
     });
 }
 
-/// Prepares the volume for a new set: labels a blank tape, checks a labelled one, and
-/// returns (tape file, logical block) of the append point.
-fn prepare_volume(
-    drive: &mut dyn TapeDrive,
-    opts: &BackupOptions,
-) -> Result<(VolumeLabel, u64, u64, bool, Option<String>)> {
+/// Where the new set goes on the volume in the drive.
+struct AppendPoint {
+    label: VolumeLabel,
+    data_file: u64,
+    block: u64,
+    labelled: bool,
+    leftover: Option<String>,
+}
+
+/// Prepares the volume for a new set: labels a blank tape, checks a labelled one, and finds
+/// the append point.
+fn prepare_volume(drive: &mut dyn TapeDrive, opts: &BackupOptions) -> Result<AppendPoint> {
     let barcode = drive.describe();
-    let barcode = barcode
-        .strip_prefix("vtape:")
-        .unwrap_or(&barcode)
-        .to_string();
+    let barcode = barcode.strip_prefix("vtape:").unwrap_or(&barcode).to_string();
     let mut labelled = false;
     match reel_archive::read_state(drive)? {
         VolumeState::Reel(_) => {}
@@ -223,18 +240,23 @@ fn prepare_volume(
         reel_archive::write_label(drive, &map.label)?;
         map = reel_archive::map_volume(drive)?;
     }
-    Ok((
-        map.label,
-        map.append_file,
-        map.append_block,
+    if map.label.sequence > 1 && map.sets.iter().all(|s| matches!(s.state, reel_archive::SetState::Continued(_))) {
+        // A full continuation volume: nothing can be appended after its only part.
+    }
+    Ok(AppendPoint {
+        label: map.label,
+        data_file: map.append_file,
+        block: map.append_block,
         labelled,
-        map.leftover,
-    ))
+        leftover: map.leftover,
+    })
 }
 
-/// Backs up `opts.paths` as one new set at the end of the volume in `drive`.
+/// Backs up `opts.paths` as one new set at the end of the volume in the drive, continuing
+/// on further volumes when it fills, and records it in `catalog` when one is given.
 pub fn backup(
-    drive: &mut dyn TapeDrive,
+    tapes: &mut Tapes,
+    mut catalog: Option<&mut Catalog>,
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
@@ -249,15 +271,50 @@ pub fn backup(
             reel_tape::vtape::MAX_BLOCK_SIZE
         )));
     }
-    let (label, data_file, at, labelled, leftover) = prepare_volume(drive, opts)?;
-    let set_number = (data_file / 2 + 1) as u32;
+    let root_names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    // The parent of an incremental backup: the newest set of the same paths.
+    let parent = if opts.incremental {
+        let cat = catalog.as_deref().ok_or_else(|| {
+            CoreError::Usage("an incremental backup needs the catalog (run `reel catalog rebuild` to recreate it)".into())
+        })?;
+        Some(cat.latest_set_for_paths(&root_names)?.ok_or_else(|| {
+            CoreError::Usage(format!(
+                "no earlier set of {} is in the catalog: make a full backup first (or `reel catalog rebuild` if the catalog was lost)",
+                root_names.join(", ")
+            ))
+        })?)
+    } else {
+        None
+    };
+    let point = prepare_volume(&mut *tapes.drive, opts)?;
+    let set_number = (point.data_file / 2 + 1) as u32;
     let started = now_rfc3339();
+    let set_id = uuid::Uuid::new_v4();
+    let set_name = opts.name.clone().unwrap_or_else(|| {
+        let host = host_name();
+        let stamp: String = started.chars().filter(|c| c.is_ascii_digit()).take(14).collect();
+        format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp)
+    });
     let totals = progress.wants_totals().then(|| {
         let t = Arc::new(Totals::default());
         spawn_counter(roots.clone(), opts.one_file_system, t.clone());
         t
     });
-    let mut writer = SetWriter::begin(drive, data_file, at, opts.block_size)?;
+    tapes
+        .drive
+        .set_position(SeekTo::LogicalBlock { partition: 0, block: point.block }, false)
+        .map_err(|e| ArchiveError::tape(format!("positioning {} at block {}", tapes.drive.describe(), point.block), e))?;
+    let first_label = point.label.clone();
+    let sink = SpanningSink::new(
+        tapes,
+        progress,
+        point.label.clone(),
+        set_id,
+        set_name.clone(),
+        point.data_file,
+        opts.block_size,
+    )?;
+    let mut writer = SetWriter::with_sink(sink, opts.block_size)?;
     let mut job = Walker {
         names: NameCache::new(),
         links: HashMap::new(),
@@ -266,9 +323,11 @@ pub fn backup(
         directories: 0,
         other: 0,
         content_bytes: 0,
+        unchanged: 0,
         progress,
         totals: totals.clone(),
         seen: 0,
+        parent: parent.as_ref().map(|p| (p.id, catalog.as_deref())),
     };
     for root in &roots {
         job.walk_root(&mut writer, root, opts.one_file_system)?;
@@ -276,48 +335,93 @@ pub fn backup(
     if let Some(t) = &totals {
         t.stop.store(true, Ordering::Relaxed);
     }
+    let data = writer.finish_data()?;
+    let mut sink = data.sink;
+    let mut spool = data.spool;
+    // The index must fit after the last part; if the volume is nearly full, it goes on the
+    // next one after an empty last part.
+    let need = spool.bytes() + 4 * opts.block_size as u64 + (1 << 20);
+    let remaining = sink.drive().media_parameters().map(|m| m.remaining).unwrap_or(u64::MAX);
+    if remaining < need {
+        sink.switch_volume()?;
+        sink.end_file()?;
+    }
+    let parts = sink.parts().to_vec();
+    let new_labels = sink.new_labels.clone();
+    drop(sink);
+    let index_file = parts.last().map(|p| p.data_file + 1).unwrap_or(point.data_file + 1);
     let info = SetInfo {
-        id: uuid::Uuid::new_v4(),
+        id: set_id,
         number: set_number,
-        name: opts.name.clone().unwrap_or_else(|| {
-            let host = host_name();
-            let stamp: String = started
-                .chars()
-                .filter(|c| c.is_ascii_digit())
-                .take(14)
-                .collect();
-            format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp)
-        }),
+        name: set_name,
         started,
         finished: now_rfc3339(),
         host: host_name(),
-        paths: roots.iter().map(|r| r.display().to_string()).collect(),
-        mode: SetMode::Full,
-        parent: None,
+        paths: root_names,
+        mode: if parent.is_some() { SetMode::Incremental } else { SetMode::Full },
+        parent: parent.as_ref().map(|p| p.id),
         block_size: opts.block_size as u32,
-        volume_id: label.volume_id,
-        data_file,
-        data_first_block: 0,
-        data_records: 0,
-        archive_bytes: 0,
+        volume_id: first_label.volume_id,
+        data_file: point.data_file,
+        data_first_block: parts.first().map(|p| p.first_block).unwrap_or(point.block),
+        data_records: data.records,
+        archive_bytes: data.archive_bytes,
         files: job.files,
         directories: job.directories,
         other: job.other,
         content_bytes: job.content_bytes,
         problems: job.problems.len() as u64,
         reel_version: env!("CARGO_PKG_VERSION").to_string(),
+        parts,
     };
-    let set = writer.finish(info)?;
+    reel_archive::write_index(&mut *tapes.drive, &mut spool, &info, opts.block_size, index_file)?;
+    let problems = std::mem::take(&mut job.problems);
+    let unchanged_files = job.unchanged;
+    drop(job);
+    // The tape is the truth; the catalog is a cache: a failure here is reported, not fatal.
+    let mut catalog_warning = None;
+    if let Some(cat) = catalog.as_deref_mut() {
+        let result = (|| -> Result<()> {
+            if point.labelled {
+                for v in cat.volumes()? {
+                    if v.barcode == first_label.barcode && v.id != first_label.volume_id {
+                        cat.forget_volume(v.id)?;
+                    }
+                }
+            }
+            cat.record_volume(&first_label)?;
+            for l in &new_labels {
+                for v in cat.volumes()? {
+                    if v.barcode == l.barcode && v.id != l.volume_id {
+                        cat.forget_volume(v.id)?;
+                    }
+                }
+                cat.record_volume(l)?;
+            }
+            cat.add_set(&info, spool.read_back()?)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let msg = format!("the set is on tape, but the catalog was not updated: {e}");
+            progress.problem(&msg);
+            catalog_warning = Some(msg);
+        }
+    }
     Ok(BackupReport {
-        set,
-        problems: job.problems,
-        labelled,
-        replaced_leftover: leftover,
+        volumes: std::iter::once(first_label.barcode.clone())
+            .chain(new_labels.iter().map(|l| l.barcode.clone()))
+            .collect(),
+        set: info,
+        problems,
+        labelled: point.labelled,
+        replaced_leftover: point.leftover,
+        unchanged_files,
+        catalog_warning,
     })
 }
 
 /// The walk of one backup: turns files into set members.
-struct Walker<'p> {
+struct Walker<'p, 'c> {
     names: NameCache,
     /// First archive name of every multiply-linked file seen, by (device, inode).
     links: HashMap<(u64, u64), Vec<u8>>,
@@ -326,18 +430,22 @@ struct Walker<'p> {
     directories: u64,
     other: u64,
     content_bytes: u64,
+    /// Files of an incremental backup found unchanged since the parent.
+    unchanged: u64,
     progress: &'p dyn Progress,
     totals: Option<Arc<Totals>>,
     seen: u64,
+    /// The parent set of an incremental backup and the catalog that lists it.
+    parent: Option<(uuid::Uuid, Option<&'c Catalog>)>,
 }
 
-impl Walker<'_> {
+impl Walker<'_, '_> {
     fn problem(&mut self, message: String) {
         self.progress.problem(&message);
         self.problems.push(message);
     }
 
-    fn walk_root(&mut self, writer: &mut SetWriter<'_>, root: &Path, one_fs: bool) -> Result<()> {
+    fn walk_root<S: RecordSink>(&mut self, writer: &mut SetWriter<S>, root: &Path, one_fs: bool) -> Result<()> {
         let walk = walkdir::WalkDir::new(root)
             .follow_links(false)
             .follow_root_links(false)
@@ -347,15 +455,10 @@ impl Walker<'_> {
             let dent = match item {
                 Ok(d) => d,
                 Err(e) => {
-                    let path = e
-                        .path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
+                    let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
                     self.problem(format!(
                         "{path}: {}",
-                        e.io_error()
-                            .map(|i| i.to_string())
-                            .unwrap_or_else(|| e.to_string())
+                        e.io_error().map(|i| i.to_string()).unwrap_or_else(|| e.to_string())
                     ));
                     continue;
                 }
@@ -365,13 +468,18 @@ impl Walker<'_> {
         Ok(())
     }
 
-    fn add_path(&mut self, writer: &mut SetWriter<'_>, path: &Path) -> Result<()> {
+    fn add_path<S: RecordSink>(&mut self, writer: &mut SetWriter<S>, path: &Path) -> Result<()> {
         let name = archive_name(path);
         if name.is_empty() {
             return Ok(()); // the root directory "/" itself
         }
-        let meta = match capture(path, &mut self.names) {
-            Ok(m) => m,
+        let meta = match capture_reporting(path, &mut self.names) {
+            Ok((m, warnings)) => {
+                for w in warnings {
+                    self.problem(w);
+                }
+                m
+            }
             Err(e) => {
                 self.problem(e.to_string());
                 return Ok(());
@@ -382,10 +490,8 @@ impl Walker<'_> {
         if self.seen % 256 == 1
             && let Some(t) = &self.totals
         {
-            self.progress.total(
-                t.bytes.load(Ordering::Relaxed),
-                t.files.load(Ordering::Relaxed),
-            );
+            self.progress
+                .total(t.bytes.load(Ordering::Relaxed), t.files.load(Ordering::Relaxed));
         }
         if meta.kind == FileKind::Socket {
             // Sockets are created by their servers; tar skips them too.
@@ -403,7 +509,16 @@ impl Walker<'_> {
             self.links.insert(key, name);
         }
         match entry.meta.kind {
-            FileKind::Regular => self.add_file(writer, path, &entry),
+            FileKind::Regular => {
+                if let Some(reference) = self.unchanged_since_parent(&entry)? {
+                    writer.add_reference(reference)?;
+                    self.unchanged += 1;
+                    self.files += 1;
+                    self.progress.bytes(entry.meta.size);
+                    return Ok(());
+                }
+                self.add_file(writer, path, &entry)
+            }
             FileKind::Directory => {
                 self.directories += 1;
                 writer.add(&entry, None, |_| {})?;
@@ -417,7 +532,35 @@ impl Walker<'_> {
         }
     }
 
-    fn add_file(&mut self, writer: &mut SetWriter<'_>, path: &Path, entry: &Entry) -> Result<()> {
+    /// In an incremental backup, the index line that refers to the parent chain's copy of a
+    /// file that has not changed (same kind, size, mtime, ctime, inode and metadata).
+    fn unchanged_since_parent(&self, entry: &Entry) -> Result<Option<IndexEntry>> {
+        let Some((parent_id, Some(cat))) = self.parent else {
+            return Ok(None);
+        };
+        let Some(old) = cat.entry(parent_id, &entry.path)? else {
+            return Ok(None);
+        };
+        let now = IndexEntry::new(entry, 0, None);
+        let same = old.kind == 'f'
+            && old.size == now.size
+            && old.mtime == now.mtime
+            && old.ctime.is_some()
+            && old.ctime == now.ctime
+            && old.ino == now.ino
+            && old.meta_digest == now.meta_digest
+            && old.hash.is_some();
+        if !same {
+            return Ok(None);
+        }
+        let source = old.source_set.unwrap_or(parent_id);
+        Ok(Some(IndexEntry {
+            source_set: Some(source),
+            ..old
+        }))
+    }
+
+    fn add_file<S: RecordSink>(&mut self, writer: &mut SetWriter<S>, path: &Path, entry: &Entry) -> Result<()> {
         let file = match open_source(path) {
             Ok(f) => f,
             Err(e) => {
@@ -428,7 +571,10 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
-        let mut src = CapturingReader { file, error: None };
+        let mut src = CapturingReader {
+            file: ContentReader::new(file, entry.meta.sparse.clone()),
+            error: None,
+        };
         let progress = self.progress;
         let added = writer.add(entry, Some(&mut src), |n| progress.bytes(n))?;
         self.files += 1;
@@ -445,7 +591,7 @@ impl Walker<'_> {
                 path.display(),
                 added.zero_filled
             ));
-        } else if let Ok(after) = rustix::fs::fstat(&src.file) {
+        } else if let Ok(after) = rustix::fs::fstat(src.file.file()) {
             let changed = after.st_size as u64 != entry.meta.size
                 || after.st_mtime != entry.meta.mtime.secs
                 || after.st_mtime_nsec as u32 != entry.meta.mtime.nanos;

@@ -15,6 +15,8 @@ pub enum CoreError {
     Stream(#[from] StreamError),
     #[error(transparent)]
     Tape(#[from] TapeError),
+    #[error(transparent)]
+    Catalog(#[from] reel_catalog::CatalogError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -49,6 +51,7 @@ impl CoreError {
                 ArchiveError::Volume(_) | ArchiveError::Io(_) => FailureKind::Media,
             },
             CoreError::Stream(_) | CoreError::Io { .. } => FailureKind::Media,
+            CoreError::Catalog(_) => FailureKind::Usage,
         }
     }
 }

@@ -5,8 +5,12 @@ use serde::Serialize;
 use reel_archive::{IndexEntry, SetInfo, SetState, VolumeLabel};
 use reel_tape::TapeDrive;
 
-use crate::error::{CoreError, Result};
+use reel_catalog::Catalog;
+
+use crate::error::Result;
 use crate::select::Selector;
+use crate::sets;
+use crate::tapes::Tapes;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SetListing {
@@ -38,6 +42,10 @@ pub fn list_sets(drive: &mut dyn TapeDrive) -> Result<VolumeListing> {
                 SetState::Complete => "complete".into(),
                 SetState::Incomplete(w) => format!("incomplete: {w}"),
                 SetState::Damaged(w) => format!("damaged: {w}"),
+                SetState::Continued(m) => format!(
+                    "part {} of set {} ({}), continued on {}",
+                    m.part, m.set_name, m.set_id, m.next_barcode
+                ),
             },
             data_file: s.data_file,
             info: s.info.clone(),
@@ -52,27 +60,24 @@ pub fn list_sets(drive: &mut dyn TapeDrive) -> Result<VolumeListing> {
 }
 
 /// Calls `on_set` with the set's description, then `each` for every member of set `key`
-/// (default: the latest) that the patterns select, reading only the set's index.
+/// (default: the latest) that the patterns select, from the catalog or the set's index
+/// (never its data).
 pub fn list_entries(
-    drive: &mut dyn TapeDrive,
+    tapes: &mut Tapes,
+    catalog: Option<&Catalog>,
     key: Option<&str>,
     patterns: &[String],
     on_set: impl FnOnce(&SetInfo),
     mut each: impl FnMut(&IndexEntry),
 ) -> Result<SetInfo> {
     let selector = Selector::new(patterns)?;
-    let map = reel_archive::map_volume(drive)?;
-    let set = map.find_set(key)?.clone();
-    let index_block = *map
-        .file_starts
-        .get(set.index_file as usize)
-        .ok_or_else(|| CoreError::Usage(format!("set {} has no index", set.number)))?;
-    let (info, mut index) = reel_archive::open_index(drive, &set, index_block)?;
-    on_set(&info);
-    while let Some(e) = index.next_entry()? {
+    let set = sets::resolve(tapes, catalog, key)?;
+    on_set(&set.info);
+    sets::for_each_member(tapes, catalog, &set, |e| {
         if selector.matches(&e.path()) {
             each(&e);
         }
-    }
-    Ok(info)
+        Ok(())
+    })?;
+    Ok(set.info)
 }

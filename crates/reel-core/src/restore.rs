@@ -7,21 +7,23 @@
 //! symlink. A damaged record costs the member it is in: the restore seeks to the next
 //! selected member and goes on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
 use reel_archive::pax::PaxReader;
-use reel_archive::records::RecordReader;
 use reel_archive::{ArchiveError, Entry, SetInfo};
+use reel_catalog::Catalog;
 use reel_stream::{Existing, FileKind, Outcome, RestoreRoot, StreamError, check_path};
-use reel_tape::TapeDrive;
 
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 use crate::progress::Progress;
 use crate::select::Selector;
+use crate::sets::{self, ResolvedSet};
+use crate::span::SetStream;
+use crate::tapes::Tapes;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -60,122 +62,122 @@ impl RestoreReport {
     }
 }
 
-/// One selected member, from the index.
+/// One selected member: where its data is and what it must hash to.
 struct Planned {
     offset: u64,
     hash: Option<blake3::Hash>,
 }
 
-/// Restores the selected members of a set from the volume in `drive`.
+/// Selected members grouped by the set that holds their data (`None` = the set restored;
+/// `Some(id)` = an earlier set of an incremental chain), each in archive order.
+struct Plan {
+    groups: BTreeMap<Option<uuid::Uuid>, Vec<Planned>>,
+    total_bytes: u64,
+    members: u64,
+    added_link_targets: Vec<String>,
+}
+
+fn make_plan(tapes: &mut Tapes, catalog: Option<&Catalog>, set: &ResolvedSet, selector: &Selector) -> Result<Plan> {
+    struct Row {
+        source: Option<uuid::Uuid>,
+        offset: u64,
+        hash: Option<blake3::Hash>,
+        size: u64,
+    }
+    let everything = selector.is_everything();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut chosen: Vec<bool> = Vec::new();
+    // For selective restores: regular files by path, so hard links can pull in their target.
+    let mut file_rows: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut needed_targets: Vec<Vec<u8>> = Vec::new();
+    sets::for_each_member(tapes, catalog, set, |e| {
+        let path = e.path();
+        let selected = selector.matches(&path);
+        if !everything && e.kind == 'f' {
+            file_rows.insert(path.clone(), rows.len());
+        }
+        if selected && !everything && e.kind == 'h' {
+            if let Some(t) = &e.link {
+                needed_targets.push(t.as_bytes().to_vec());
+            }
+        }
+        rows.push(Row {
+            source: e.source_set,
+            offset: e.offset,
+            hash: e.content_hash(),
+            size: e.size,
+        });
+        chosen.push(selected);
+        Ok(())
+    })?;
+    let mut added_link_targets = Vec::new();
+    for t in needed_targets {
+        if let Some(&i) = file_rows.get(&t)
+            && !chosen[i]
+        {
+            chosen[i] = true;
+            added_link_targets.push(String::from_utf8_lossy(&t).into_owned());
+        }
+    }
+    let mut plan = Plan {
+        groups: BTreeMap::new(),
+        total_bytes: 0,
+        members: 0,
+        added_link_targets,
+    };
+    for (row, selected) in rows.into_iter().zip(chosen) {
+        if selected {
+            plan.total_bytes += row.size;
+            plan.members += 1;
+            plan.groups.entry(row.source).or_default().push(Planned {
+                offset: row.offset,
+                hash: row.hash,
+            });
+        }
+    }
+    // Members of earlier sets are read in their archive order.
+    for (source, group) in plan.groups.iter_mut() {
+        if source.is_some() {
+            group.sort_by_key(|p| p.offset);
+        }
+    }
+    Ok(plan)
+}
+
+/// Restores the selected members of a set. Members an incremental set left in earlier sets
+/// are read from those sets (loading their volumes through the changer).
 pub fn restore(
-    drive: &mut dyn TapeDrive,
+    tapes: &mut Tapes,
+    catalog: Option<&Catalog>,
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     let selector = Selector::new(&opts.patterns)?;
-    let map = reel_archive::map_volume(drive)?;
-    let set = map.find_set(opts.set.as_deref())?.clone();
-    let index_block = *map
-        .file_starts
-        .get(set.index_file as usize)
-        .ok_or_else(|| CoreError::Usage(format!("set {} has no index", set.number)))?;
-
-    // The plan: selected members in archive order, plus hard-link targets they need.
-    let (info, mut index) = reel_archive::open_index(drive, &set, index_block)?;
-    let mut plan: Vec<Planned> = Vec::new();
-    let mut total_bytes = 0u64;
-    let mut added_link_targets = Vec::new();
-    {
-        let mut offsets_by_path: HashMap<Vec<u8>, (u64, Option<blake3::Hash>, u64)> =
-            HashMap::new();
-        let mut chosen: HashSet<u64> = HashSet::new();
-        let mut needed_targets: Vec<Vec<u8>> = Vec::new();
-        let mut all: Vec<(u64, Option<blake3::Hash>, u64)> = Vec::new();
-        while let Some(e) = index.next_entry()? {
-            let path = e.path();
-            let row = (e.offset, e.content_hash(), e.size);
-            if !selector.is_everything() && e.kind == 'f' {
-                offsets_by_path.insert(path.clone(), row);
-            }
-            if selector.matches(&path) {
-                chosen.insert(e.offset);
-                if e.kind == 'h'
-                    && !selector.is_everything()
-                    && let Some(target) = &e.link
-                {
-                    needed_targets.push(target.as_bytes().to_vec());
-                }
-            }
-            all.push(row);
-        }
-        for t in needed_targets {
-            if let Some(&(off, _, _)) = offsets_by_path.get(&t)
-                && chosen.insert(off)
-            {
-                added_link_targets.push(String::from_utf8_lossy(&t).into_owned());
-            }
-        }
-        for (offset, hash, size) in all {
-            if chosen.contains(&offset) {
-                total_bytes += size;
-                plan.push(Planned { offset, hash });
-            }
-        }
-    }
-    progress.total(total_bytes, plan.len() as u64);
-
+    let set = sets::resolve(tapes, catalog, opts.set.as_deref())?;
+    let plan = make_plan(tapes, catalog, &set, &selector)?;
+    progress.total(plan.total_bytes, plan.members);
+    let info = set.info.clone();
     let mut report = RestoreReport {
         set: Some(info.clone()),
         target: opts.target.clone(),
-        added_link_targets,
+        added_link_targets: plan.added_link_targets,
         ..Default::default()
     };
     let mut root = RestoreRoot::open(&opts.target, opts.existing)?;
-    let block_size = info.block_size as usize;
-    let mut pax = reel_archive::open_data(drive, &set, block_size)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut i = 0usize;
-    let mut need_seek = false;
-    while i < plan.len() {
-        let planned = &plan[i];
-        i += 1;
-        // Far ahead (or after an error): seek; near: read on.
-        let gap = planned.offset.saturating_sub(pax.offset());
-        if need_seek || gap > 2 * block_size as u64 || planned.offset < pax.offset() {
-            if let Err(e) = seek(&mut pax, planned.offset) {
-                report.integrity_failures.push(format!(
-                    "cannot reach the member at byte {}: {e}",
-                    planned.offset
-                ));
-                need_seek = true;
-                continue;
-            }
-            need_seek = false;
-        }
-        match restore_one(
-            &mut pax,
-            &mut root,
-            planned,
-            &mut buf,
-            &mut report,
-            progress,
-        ) {
-            Ok(()) => {}
-            Err(
-                e @ (ArchiveError::Tape { .. }
-                | ArchiveError::Corrupt { .. }
-                | ArchiveError::Truncated { .. }),
-            ) => {
-                let msg = format!(
-                    "set {} (member at byte {}): {e}",
-                    info.number, planned.offset
-                );
-                progress.problem(&msg);
-                report.integrity_failures.push(msg);
-                need_seek = true;
-            }
-            Err(e) => return Err(e.into()),
-        }
+    // Earlier sets first (unchanged files), then the set itself (directories, links and
+    // changed files, in order, so hard links find their targets).
+    let mut groups: Vec<(Option<uuid::Uuid>, Vec<Planned>)> = plan.groups.into_iter().collect();
+    groups.sort_by_key(|(source, _)| source.is_none());
+    for (source, planned) in groups {
+        let (source_info, barcode) = match source {
+            None => (info.clone(), set.barcode.clone()),
+            Some(id) => sets::info_by_id(tapes, catalog, id)?,
+        };
+        let parts = source_info.data_parts(&barcode);
+        let block_size = source_info.block_size as usize;
+        let stream = SetStream::new(tapes, parts, block_size)?;
+        let mut pax = PaxReader::new(stream);
+        restore_group(&mut pax, &mut root, &source_info, &planned, block_size, &mut report, progress)?;
     }
     for e in root.finish() {
         report.problems.push(e.to_string());
@@ -183,8 +185,50 @@ pub fn restore(
     Ok(report)
 }
 
+/// Restores one set's planned members, seeking over long stretches and past damage.
+fn restore_group(
+    pax: &mut PaxReader<SetStream<'_>>,
+    root: &mut RestoreRoot,
+    info: &SetInfo,
+    plan: &[Planned],
+    block_size: usize,
+    report: &mut RestoreReport,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut need_seek = true;
+    for planned in plan {
+        // Far ahead, behind, or after an error: seek; near: read on.
+        let gap = planned.offset.saturating_sub(pax.offset());
+        if need_seek || gap > 2 * block_size as u64 || planned.offset < pax.offset() {
+            if let Err(e) = seek(pax, planned.offset) {
+                let msg = format!(
+                    "set {} ({}): cannot reach the member at byte {}: {e}",
+                    info.number, info.name, planned.offset
+                );
+                progress.problem(&msg);
+                report.integrity_failures.push(msg);
+                need_seek = true;
+                continue;
+            }
+            need_seek = false;
+        }
+        match restore_one(pax, root, planned, &mut buf, report, progress) {
+            Ok(()) => {}
+            Err(e @ (ArchiveError::Tape { .. } | ArchiveError::Corrupt { .. } | ArchiveError::Truncated { .. })) => {
+                let msg = format!("set {} (member at byte {}): {e}", info.number, planned.offset);
+                progress.problem(&msg);
+                report.integrity_failures.push(msg);
+                need_seek = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 fn seek(
-    pax: &mut PaxReader<RecordReader<'_>>,
+    pax: &mut PaxReader<SetStream<'_>>,
     offset: u64,
 ) -> std::result::Result<(), ArchiveError> {
     pax.get_mut().seek_to(offset)?;
@@ -195,7 +239,7 @@ fn seek(
 /// Reads members until the planned one and restores it. Archive errors are returned (they
 /// make the caller re-synchronise); per-member problems go into the report.
 fn restore_one(
-    pax: &mut PaxReader<RecordReader<'_>>,
+    pax: &mut PaxReader<SetStream<'_>>,
     root: &mut RestoreRoot,
     planned: &Planned,
     buf: &mut [u8],
@@ -295,7 +339,7 @@ fn record_outcome(
 
 #[allow(clippy::too_many_arguments)]
 fn restore_file(
-    pax: &mut PaxReader<RecordReader<'_>>,
+    pax: &mut PaxReader<SetStream<'_>>,
     root: &mut RestoreRoot,
     rel: &reel_stream::RelPath,
     entry: &Entry,
@@ -318,7 +362,7 @@ fn restore_file(
             return Ok(());
         }
     };
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = reel_stream::ContentHasher::for_meta(&entry.meta);
     let mut write_error = None;
     loop {
         // Archive errors propagate (the partial file is discarded when `pending` drops).

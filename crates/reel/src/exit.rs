@@ -10,7 +10,6 @@ pub const USAGE: u8 = 2;
 /// Media or device error.
 pub const MEDIA: u8 = 3;
 /// Data integrity failure.
-#[allow(dead_code)]
 pub const INTEGRITY: u8 = 4;
 
 /// An error in what the user asked for (exit code 2).
@@ -22,6 +21,17 @@ pub struct UsageError(pub String);
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
+            return USAGE;
+        }
+        if let Some(c) = cause.downcast_ref::<reel_core::CoreError>() {
+            return match c.kind() {
+                reel_core::FailureKind::Usage => USAGE,
+                reel_core::FailureKind::Media => MEDIA,
+                reel_core::FailureKind::Integrity => INTEGRITY,
+            };
+        }
+        if let Some(c) = cause.downcast_ref::<reel_catalog::CatalogError>() {
+            let _ = c;
             return USAGE;
         }
         if let Some(t) = cause.downcast_ref::<TapeError>() {

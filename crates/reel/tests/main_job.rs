@@ -333,6 +333,7 @@ fn restore_refuses_unsafe_members_and_writes_nothing_outside_the_target() {
             content_bytes: 0,
             problems: 0,
             reel_version: String::new(),
+            parts: Vec::new(),
         };
         w.finish(info).unwrap();
     }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use reel_core::{BackupOptions, backup};
 
 use crate::Global;
-use crate::cmd::open_drive;
+use crate::cmd::{open_catalog_or_warn, open_tapes};
 use crate::exit::PARTIAL;
 use crate::ui::{JobProgress, human_size, parse_size, print_json};
 
@@ -19,10 +19,13 @@ Examples:
   reel backup ~/projects /etc                 both trees into one set
   reel backup --name nightly /srv
   reel --tape vtape:weekly-01 backup /home    onto another cartridge of the library
+  reel backup --incremental /home             only what changed since the last set of /home
 
 Paths are stored without their leading '/', so `reel restore --to /tmp/r` puts
 /home/ann/x at /tmp/r/home/ann/x. A blank cartridge is labelled on first use.
-Exit code 1 means the set was written but some files could not be backed up (listed).")]
+When a cartridge fills, the set continues on the next blank cartridge of the library
+(one is created when there is none). Exit code 1 means the set was written but some files
+could not be backed up (listed).")]
 pub struct Args {
     /// Files and directories to back up.
     #[arg(required = true, value_name = "PATH")]
@@ -39,6 +42,12 @@ pub struct Args {
     /// Label the tape even if it holds data reel did not write (destroys that data).
     #[arg(long)]
     force: bool,
+    /// Only files changed since the newest set of the same paths (needs the catalog).
+    #[arg(long, conflicts_with = "full")]
+    incremental: bool,
+    /// A full backup (the default): everything, starting a new incremental chain.
+    #[arg(long)]
+    full: bool,
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
@@ -48,10 +57,12 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     opts.block_size = block_size;
     opts.one_file_system = args.one_file_system;
     opts.force = args.force;
-    let mut drive = open_drive(global)?;
+    opts.incremental = args.incremental && !args.full;
+    let mut tapes = open_tapes(global)?;
+    let mut catalog = open_catalog_or_warn(global);
     let progress = JobProgress::new(global);
     let started = Instant::now();
-    let report = backup(&mut *drive, &opts, &progress);
+    let report = backup(&mut tapes, catalog.as_mut(), &opts, &progress);
     progress.finish();
     let report = report?;
     let secs = started.elapsed().as_secs_f64();
@@ -60,7 +71,7 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     } else if !global.quiet {
         let s = &report.set;
         if report.labelled {
-            println!("labelled {} as a new reel volume", drive.describe());
+            println!("labelled {} as a new reel volume", report.volumes.first().map(String::as_str).unwrap_or("?"));
         }
         if let Some(l) = &report.replaced_leftover {
             println!("replaced the remains of an interrupted backup: {l}");
@@ -69,7 +80,7 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
             "set {} \"{}\" on {}: {} files, {} directories, {} other, {} in {:.1}s ({}/s)",
             s.number,
             s.name,
-            drive.describe(),
+            report.volumes.join(" + "),
             s.files,
             s.directories,
             s.other,
@@ -77,6 +88,13 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
             secs,
             human_size((s.content_bytes as f64 / secs.max(0.001)) as u64)
         );
+        if report.unchanged_files > 0 {
+            println!(
+                "incremental since set {}: {} unchanged files left in earlier sets",
+                s.parent.map(|p| p.to_string()).unwrap_or_default(),
+                report.unchanged_files
+            );
+        }
         if !report.problems.is_empty() {
             println!(
                 "{} files could not be backed up completely (listed above)",

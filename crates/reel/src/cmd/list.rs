@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use reel_archive::IndexEntry;
 
 use crate::Global;
-use crate::cmd::{open_drive, split_set_and_patterns};
+use crate::cmd::{open_catalog_or_warn, open_tapes, split_set_and_patterns};
 use crate::ui::{human_size, print_json};
 
 /// The sets on the tape, or the files of one set.
@@ -71,10 +71,10 @@ fn when(mtime: &str) -> String {
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let mut drive = open_drive(global)?;
+    let mut tapes = open_tapes(global)?;
     let (set, patterns) = split_set_and_patterns(args.set, args.patterns);
     if set.is_none() && patterns.is_empty() {
-        let listing = reel_core::list_sets(&mut *drive)?;
+        let listing = reel_core::list_sets(&mut *tapes.drive)?;
         if global.json {
             print_json(&listing)?;
             return Ok(ExitCode::SUCCESS);
@@ -121,8 +121,10 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let io_error = std::cell::RefCell::new(None);
     let mut count = 0u64;
     let json = global.json;
+    let catalog = open_catalog_or_warn(global);
     let info = reel_core::list_entries(
-        &mut *drive,
+        &mut tapes,
+        catalog.as_ref(),
         set.as_deref(),
         &patterns,
         |info| {

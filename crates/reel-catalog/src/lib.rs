@@ -1,0 +1,481 @@
+//! The catalog: which volumes exist, which sets they hold, and where every member of every
+//! set is — so a restore of one file is a lookup, a seek and a few records, and an
+//! incremental backup knows what changed.
+//!
+//! This crate is for that cache, kept in one SQLite file (`$REEL_HOME/catalog.sqlite`). The
+//! tapes are the truth: every set carries its own index, and `reel catalog rebuild` recreates
+//! the catalog from them, so losing the file loses nothing. It is not for reading tapes
+//! (`reel-archive`) or deciding what to back up (`reel-core`).
+//!
+//! Schema versions are kept in `PRAGMA user_version` and migrated forward on open; a file
+//! that is not a healthy catalog gives [`CatalogError::Damaged`], whose message says to run
+//! `reel catalog rebuild`.
+
+use std::path::{Path, PathBuf};
+
+use reel_archive::{IndexEntry, SetInfo, VolumeLabel};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Schema version this code writes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The schema, one step per version: step `i` takes version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: volumes, sets, entries.
+    "CREATE TABLE volumes (
+         id TEXT PRIMARY KEY,
+         barcode TEXT NOT NULL,
+         series_id TEXT NOT NULL,
+         sequence INTEGER NOT NULL,
+         labelled TEXT NOT NULL,
+         seen TEXT NOT NULL
+     );
+     CREATE TABLE sets (
+         id TEXT PRIMARY KEY,
+         volume_id TEXT NOT NULL,
+         number INTEGER NOT NULL,
+         name TEXT NOT NULL,
+         mode TEXT NOT NULL,
+         parent TEXT,
+         started TEXT NOT NULL,
+         paths TEXT NOT NULL,
+         info TEXT NOT NULL
+     );
+     CREATE TABLE entries (
+         set_id TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         path BLOB NOT NULL,
+         kind TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         mode INTEGER NOT NULL,
+         uid INTEGER NOT NULL,
+         gid INTEGER NOT NULL,
+         mtime TEXT NOT NULL,
+         offset INTEGER NOT NULL,
+         hash TEXT,
+         link TEXT,
+         meta_digest TEXT NOT NULL,
+         PRIMARY KEY (set_id, seq)
+     );
+     CREATE INDEX entries_by_path ON entries(set_id, path);",
+    // 1 -> 2: incremental backups need change time, inode and the set holding unchanged data.
+    "ALTER TABLE entries ADD COLUMN ctime TEXT;
+     ALTER TABLE entries ADD COLUMN ino INTEGER;
+     ALTER TABLE entries ADD COLUMN source_set TEXT;
+     CREATE INDEX sets_by_volume ON sets(volume_id);",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(
+        "the catalog {} is damaged ({detail}); it is only a cache: run `reel catalog rebuild` to recreate it from the tapes",
+        path.display()
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the catalog {} has schema version {found}, newer than this reel understands ({SCHEMA_VERSION}); use a newer reel or `reel catalog rebuild`",
+        path.display()
+    )]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("catalog {}: {source}", path.display())]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("catalog {}: stored set {id} cannot be read: {detail}", path.display())]
+    BadRow { path: PathBuf, id: String, detail: String },
+}
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// A volume the catalog knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRow {
+    pub id: uuid::Uuid,
+    pub barcode: String,
+    pub series_id: uuid::Uuid,
+    pub sequence: u32,
+}
+
+/// The catalog file.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Catalog {
+    /// Opens (creating or migrating) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Catalog> {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let damaged = |detail: String| CatalogError::Damaged {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let conn = Connection::open(path).map_err(|e| damaged(e.to_string()))?;
+        let mut cat = Catalog {
+            conn,
+            path: path.to_path_buf(),
+        };
+        // A file that is not a database fails here, not later in the middle of a job.
+        let check: String = cat
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| damaged(e.to_string()))?;
+        if check != "ok" {
+            return Err(damaged(check));
+        }
+        cat.conn
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| damaged(e.to_string()))?;
+        cat.migrate()?;
+        Ok(cat)
+    }
+
+    /// Opens an in-memory catalog (tests, one-off rebuilds).
+    pub fn in_memory() -> Result<Catalog> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| CatalogError::Sql {
+            path: path.clone(),
+            source: e,
+        })?;
+        let mut cat = Catalog { conn, path };
+        cat.migrate()?;
+        Ok(cat)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> CatalogError + '_ {
+        move |e| CatalogError::Sql {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.sql())
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(CatalogError::TooNew {
+                path: self.path.clone(),
+                found,
+            });
+        }
+        Self::migrate_to(&mut self.conn, found, SCHEMA_VERSION).map_err(|e| CatalogError::Damaged {
+            path: self.path.clone(),
+            detail: format!("migrating from schema {found}: {e}"),
+        })
+    }
+
+    /// Applies the migration steps from version `from` to `to`, each in its own transaction.
+    fn migrate_to(conn: &mut Connection, from: u32, to: u32) -> rusqlite::Result<()> {
+        for version in from..to {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MIGRATIONS[version as usize])?;
+            tx.pragma_update(None, "user_version", version + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Creates a catalog file at an older schema version (for migration tests).
+    pub fn create_at_version(path: &Path, version: u32) -> Result<Connection> {
+        let mut conn = Connection::open(path).map_err(|e| CatalogError::Sql {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::migrate_to(&mut conn, 0, version.min(SCHEMA_VERSION)).map_err(|e| CatalogError::Sql {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Ok(conn)
+    }
+
+    /// Records (or refreshes) a volume from its label.
+    pub fn record_volume(&mut self, label: &VolumeLabel) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO volumes (id, barcode, series_id, sequence, labelled, seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET barcode = ?2, seen = ?6",
+                params![
+                    label.volume_id.to_string(),
+                    label.barcode,
+                    label.series_id.to_string(),
+                    label.sequence,
+                    label.created,
+                    now()
+                ],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// Forgets a volume that was erased or relabelled, with the sets that began on it.
+    pub fn forget_volume(&mut self, volume_id: uuid::Uuid) -> Result<usize> {
+        let id = volume_id.to_string();
+        let tx = self.conn.transaction().map_err(|e| CatalogError::Sql {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let sql = |e| CatalogError::Sql {
+            path: self.path.clone(),
+            source: e,
+        };
+        tx.execute(
+            "DELETE FROM entries WHERE set_id IN (SELECT id FROM sets WHERE volume_id = ?1)",
+            [&id],
+        )
+        .map_err(sql)?;
+        let n = tx.execute("DELETE FROM sets WHERE volume_id = ?1", [&id]).map_err(sql)?;
+        tx.execute("DELETE FROM volumes WHERE id = ?1", [&id]).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(n)
+    }
+
+    /// All volumes, by series and sequence.
+    pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, barcode, series_id, sequence FROM volumes ORDER BY series_id, sequence")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?))
+            })
+            .map_err(self.sql())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, barcode, series, sequence) = row.map_err(self.sql())?;
+            out.push(VolumeRow {
+                id: id.parse().unwrap_or_default(),
+                barcode,
+                series_id: series.parse().unwrap_or_default(),
+                sequence,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores a set and its members (replacing an earlier copy of the same set), in one
+    /// transaction: a crash leaves the catalog as it was.
+    pub fn add_set<E>(&mut self, info: &SetInfo, entries: impl IntoIterator<Item = Result<IndexEntry, E>>) -> Result<u64>
+    where
+        E: std::fmt::Display,
+    {
+        let path = self.path.clone();
+        let sql = |e| CatalogError::Sql {
+            path: path.clone(),
+            source: e,
+        };
+        let id = info.id.to_string();
+        let info_json = serde_json::to_string(info).map_err(|e| CatalogError::BadRow {
+            path: path.clone(),
+            id: id.clone(),
+            detail: e.to_string(),
+        })?;
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute("DELETE FROM entries WHERE set_id = ?1", [&id]).map_err(sql)?;
+        tx.execute("DELETE FROM sets WHERE id = ?1", [&id]).map_err(sql)?;
+        tx.execute(
+            "INSERT INTO sets (id, volume_id, number, name, mode, parent, started, paths, info)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id,
+                info.volume_id.to_string(),
+                info.number,
+                info.name,
+                format!("{:?}", info.mode).to_lowercase(),
+                info.parent.map(|p| p.to_string()),
+                info.started,
+                paths_key(&info.paths),
+                info_json
+            ],
+        )
+        .map_err(sql)?;
+        let mut count = 0u64;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset, hash, link,
+                                          meta_digest, ctime, ino, source_set)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(sql)?;
+            for e in entries {
+                let e = e.map_err(|err| CatalogError::BadRow {
+                    path: path.clone(),
+                    id: id.clone(),
+                    detail: err.to_string(),
+                })?;
+                stmt.execute(params![
+                    id,
+                    count as i64,
+                    e.path(),
+                    e.kind.to_string(),
+                    e.size as i64,
+                    e.mode,
+                    e.uid,
+                    e.gid,
+                    e.mtime,
+                    e.offset as i64,
+                    e.hash,
+                    e.link,
+                    e.meta_digest,
+                    e.ctime,
+                    e.ino.map(|i| i as i64),
+                    e.source_set.map(|s| s.to_string()),
+                ])
+                .map_err(sql)?;
+                count += 1;
+            }
+        }
+        tx.commit().map_err(sql)?;
+        Ok(count)
+    }
+
+    fn parse_info(&self, id: &str, json: &str) -> Result<SetInfo> {
+        serde_json::from_str(json).map_err(|e| CatalogError::BadRow {
+            path: self.path.clone(),
+            id: id.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn query_sets(&self, sql_text: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SetInfo>> {
+        let mut stmt = self.conn.prepare(sql_text).map_err(self.sql())?;
+        let rows = stmt
+            .query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.sql())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(self.sql())?;
+            out.push(self.parse_info(&id, &json)?);
+        }
+        Ok(out)
+    }
+
+    /// Every set, oldest first.
+    pub fn sets(&self) -> Result<Vec<SetInfo>> {
+        self.query_sets("SELECT id, info FROM sets ORDER BY started, number", &[])
+    }
+
+    /// The sets that begin on a volume, by their number on it.
+    pub fn sets_on_volume(&self, volume_id: uuid::Uuid) -> Result<Vec<SetInfo>> {
+        self.query_sets(
+            "SELECT id, info FROM sets WHERE volume_id = ?1 ORDER BY number",
+            &[&volume_id.to_string()],
+        )
+    }
+
+    pub fn set(&self, id: uuid::Uuid) -> Result<Option<SetInfo>> {
+        Ok(self
+            .query_sets("SELECT id, info FROM sets WHERE id = ?1", &[&id.to_string()])?
+            .pop())
+    }
+
+    /// The newest set of exactly these backup paths (the parent of an incremental backup).
+    pub fn latest_set_for_paths(&self, paths: &[String]) -> Result<Option<SetInfo>> {
+        Ok(self
+            .query_sets(
+                "SELECT id, info FROM sets WHERE paths = ?1 ORDER BY started DESC, number DESC LIMIT 1",
+                &[&paths_key(paths)],
+            )?
+            .pop())
+    }
+
+    fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<IndexEntry> {
+        let path: Vec<u8> = r.get(0)?;
+        let (path_text, path_hex) = match String::from_utf8(path) {
+            Ok(s) => (s, None),
+            Err(e) => (String::new(), Some(e.into_bytes().iter().map(|b| format!("{b:02x}")).collect())),
+        };
+        let kind: String = r.get(1)?;
+        let source: Option<String> = r.get(13)?;
+        Ok(IndexEntry {
+            path_text,
+            path_hex,
+            kind: kind.chars().next().unwrap_or('?'),
+            size: r.get::<_, i64>(2)? as u64,
+            mode: r.get(3)?,
+            uid: r.get(4)?,
+            gid: r.get(5)?,
+            mtime: r.get(6)?,
+            offset: r.get::<_, i64>(7)? as u64,
+            hash: r.get(8)?,
+            link: r.get(9)?,
+            meta_digest: r.get(10)?,
+            ctime: r.get(11)?,
+            ino: r.get::<_, Option<i64>>(12)?.map(|i| i as u64),
+            source_set: source.and_then(|s| s.parse().ok()),
+        })
+    }
+
+    const ENTRY_COLUMNS: &'static str =
+        "path, kind, size, mode, uid, gid, mtime, offset, hash, link, meta_digest, ctime, ino, source_set";
+
+    /// The member `path` of set `set`.
+    pub fn entry(&self, set: uuid::Uuid, path: &[u8]) -> Result<Option<IndexEntry>> {
+        let q = format!("SELECT {} FROM entries WHERE set_id = ?1 AND path = ?2", Self::ENTRY_COLUMNS);
+        self.conn
+            .query_row(&q, params![set.to_string(), path], Self::row_entry)
+            .optional()
+            .map_err(self.sql())
+    }
+
+    /// Calls `each` for every member of set `set`, in archive order.
+    pub fn for_each_entry<E: From<CatalogError>>(
+        &self,
+        set: uuid::Uuid,
+        mut each: impl FnMut(IndexEntry) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let q = format!("SELECT {} FROM entries WHERE set_id = ?1 ORDER BY seq", Self::ENTRY_COLUMNS);
+        let mut stmt = self.conn.prepare(&q).map_err(self.sql())?;
+        let rows = stmt
+            .query_map([set.to_string()], Self::row_entry)
+            .map_err(self.sql())?;
+        for row in rows {
+            each(row.map_err(self.sql())?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the write-ahead log into the main file (before copying the file elsewhere).
+    pub fn conn_checkpoint(&self) {
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    /// Members of a set.
+    pub fn entry_count(&self, set: uuid::Uuid) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM entries WHERE set_id = ?1", [set.to_string()], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(self.sql())
+    }
+}
+
+/// The backup paths of a set as one comparable key.
+fn paths_key(paths: &[String]) -> String {
+    let mut p = paths.to_vec();
+    p.sort();
+    p.join("\n")
+}

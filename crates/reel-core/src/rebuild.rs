@@ -1,0 +1,90 @@
+//! `reel catalog rebuild`: the catalog recreated from the tapes alone.
+
+use serde::Serialize;
+
+use reel_archive::{SetOnTape, SetState};
+use reel_catalog::Catalog;
+use reel_tape::{Library, TapeDrive};
+
+use crate::error::Result;
+use crate::progress::Progress;
+
+/// What a rebuild read.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RebuildReport {
+    pub volumes: Vec<String>,
+    pub sets: u64,
+    pub entries: u64,
+    /// Volumes or sets that could not be read, and why.
+    pub problems: Vec<String>,
+}
+
+/// Adds what one volume holds to the catalog: its label and every complete set's index.
+pub fn scan_volume(drive: &mut dyn TapeDrive, catalog: &mut Catalog, report: &mut RebuildReport, progress: &dyn Progress) -> Result<()> {
+    let name = drive.describe();
+    let map = match reel_archive::map_volume(drive) {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = format!("{name}: skipped: {e}");
+            progress.problem(&msg);
+            report.problems.push(msg);
+            return Ok(());
+        }
+    };
+    catalog.record_volume(&map.label)?;
+    report.volumes.push(map.label.barcode.clone());
+    let sets: Vec<SetOnTape> = map.sets.clone();
+    for set in sets {
+        match &set.state {
+            SetState::Complete => {}
+            SetState::Continued(_) => continue, // its index is on the series' last volume
+            SetState::Incomplete(why) | SetState::Damaged(why) => {
+                let msg = format!("{name}: set {}: {why}", set.number);
+                progress.problem(&msg);
+                report.problems.push(msg);
+                continue;
+            }
+        }
+        let Some(index_block) = map.file_starts.get(set.index_file as usize).copied() else {
+            continue;
+        };
+        let (info, mut index) = reel_archive::open_index(drive, &set, index_block)?;
+        progress.entry(&format!("{name}: set {} {}", set.number, info.name));
+        let entries = std::iter::from_fn(|| index.next_entry().transpose());
+        let n = catalog.add_set(&info, entries)?;
+        report.sets += 1;
+        report.entries += n;
+    }
+    Ok(())
+}
+
+/// Rebuilds the catalog at `path` from every cartridge of `library`. The old file, if any,
+/// is kept beside it as `*.old` until the rebuild has succeeded.
+pub fn rebuild_from_library(path: &std::path::Path, library: &Library, progress: &dyn Progress) -> Result<RebuildReport> {
+    let old = path.with_extension("sqlite.old");
+    if path.exists() {
+        let _ = std::fs::remove_file(&old);
+        std::fs::rename(path, &old).map_err(|e| crate::error::CoreError::Io {
+            context: format!("moving the old catalog {} aside", path.display()),
+            source: e,
+        })?;
+        for ext in ["sqlite-wal", "sqlite-shm"] {
+            let _ = std::fs::remove_file(path.with_extension(ext));
+        }
+    }
+    let mut catalog = Catalog::open(path)?;
+    let mut report = RebuildReport::default();
+    for name in library.cartridge_names()? {
+        let dir = library.cartridge_dir(&name);
+        match reel_tape::vtape::VirtualDrive::open(&dir) {
+            Ok(mut drive) => scan_volume(&mut drive, &mut catalog, &mut report, progress)?,
+            Err(e) => {
+                let msg = format!("cartridge {name}: skipped: {e}");
+                progress.problem(&msg);
+                report.problems.push(msg);
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&old);
+    Ok(report)
+}

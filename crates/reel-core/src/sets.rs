@@ -1,0 +1,153 @@
+//! Finding a set and its members: on the tape in the drive, or in the catalog.
+//!
+//! The tape is authoritative, the catalog is fast: a set found on the volume in the drive
+//! takes its members from the catalog when the catalog has that set (the same id means the
+//! same members), else from the set's index on tape. A set that is not on the volume in the
+//! drive (an older volume, a set whose index is on another volume of its series) is found
+//! in the catalog, and its volumes are loaded through the changer.
+
+use reel_archive::{IndexEntry, SetInfo, SetOnTape, VolumeMap};
+use reel_catalog::Catalog;
+
+use crate::error::{CoreError, Result};
+use crate::tapes::Tapes;
+
+/// Where a set's members are read from.
+#[derive(Debug, Clone)]
+enum Members {
+    Catalog,
+    Tape { set: SetOnTape, index_block: u64 },
+}
+
+/// A set found by [`resolve`].
+#[derive(Debug, Clone)]
+pub struct ResolvedSet {
+    pub info: SetInfo,
+    /// Barcode of the volume the set begins on.
+    pub barcode: String,
+    members: Members,
+}
+
+impl ResolvedSet {
+    /// True when the members come from the catalog (no index read from tape).
+    pub fn from_catalog(&self) -> bool {
+        matches!(self.members, Members::Catalog)
+    }
+
+    /// The set's data parts.
+    pub fn parts(&self) -> Vec<reel_archive::SetPart> {
+        self.info.data_parts(&self.barcode)
+    }
+}
+
+fn catalog_barcode(catalog: &Catalog, info: &SetInfo) -> Result<String> {
+    if let Some(p) = info.parts.first() {
+        return Ok(p.barcode.clone());
+    }
+    Ok(catalog
+        .volumes()?
+        .into_iter()
+        .find(|v| v.id == info.volume_id)
+        .map(|v| v.barcode)
+        .unwrap_or_default())
+}
+
+/// Finds set `key` (number on the volume in the drive, name, id or id prefix; `None` = the
+/// newest complete set on the volume in the drive).
+pub fn resolve(tapes: &mut Tapes, catalog: Option<&Catalog>, key: Option<&str>) -> Result<ResolvedSet> {
+    let map: Result<VolumeMap> = reel_archive::map_volume(&mut *tapes.drive).map_err(CoreError::from);
+    let on_tape = match &map {
+        Ok(m) => m.find_set(key).map(|s| (s.clone(), m)).map_err(CoreError::from),
+        Err(e) => Err(CoreError::Usage(e.to_string())),
+    };
+    match on_tape {
+        Ok((set, map)) => {
+            let info = set
+                .info
+                .clone()
+                .ok_or_else(|| CoreError::Usage(format!("set {} has no readable index", set.number)))?;
+            let in_catalog = match catalog {
+                Some(c) => c.set(info.id).ok().flatten().is_some(),
+                None => false,
+            };
+            let members = if in_catalog {
+                Members::Catalog
+            } else {
+                let index_block = *map
+                    .file_starts
+                    .get(set.index_file as usize)
+                    .ok_or_else(|| CoreError::Usage(format!("set {} has no index", set.number)))?;
+                Members::Tape { set, index_block }
+            };
+            Ok(ResolvedSet {
+                info,
+                barcode: map.label.barcode.clone(),
+                members,
+            })
+        }
+        Err(tape_err) => {
+            let (Some(cat), Some(key)) = (catalog, key) else {
+                return Err(tape_err);
+            };
+            let lower = key.to_ascii_lowercase();
+            let found: Vec<SetInfo> = cat
+                .sets()?
+                .into_iter()
+                .filter(|s| s.name == key || s.id.to_string().starts_with(&lower))
+                .collect();
+            match found.as_slice() {
+                [one] => Ok(ResolvedSet {
+                    barcode: catalog_barcode(cat, one)?,
+                    info: one.clone(),
+                    members: Members::Catalog,
+                }),
+                [] => Err(tape_err),
+                many => Err(CoreError::Usage(format!(
+                    "{key:?} matches {} sets in the catalog; give the set id",
+                    many.len()
+                ))),
+            }
+        }
+    }
+}
+
+/// Calls `each` for every member of the set, in archive order.
+pub fn for_each_member(
+    tapes: &mut Tapes,
+    catalog: Option<&Catalog>,
+    set: &ResolvedSet,
+    mut each: impl FnMut(IndexEntry) -> Result<()>,
+) -> Result<()> {
+    match (&set.members, catalog) {
+        (Members::Catalog, Some(cat)) => cat.for_each_entry(set.info.id, each),
+        (Members::Tape { set: on_tape, index_block }, _) => {
+            let (_, mut index) = reel_archive::open_index(&mut *tapes.drive, on_tape, *index_block)?;
+            while let Some(e) = index.next_entry()? {
+                each(e)?;
+            }
+            Ok(())
+        }
+        (Members::Catalog, None) => Err(CoreError::Usage("the catalog is needed to list this set".into())),
+    }
+}
+
+/// The description of set `id` (an ancestor of an incremental set): from the catalog, else
+/// from the volume in the drive.
+pub fn info_by_id(tapes: &mut Tapes, catalog: Option<&Catalog>, id: uuid::Uuid) -> Result<(SetInfo, String)> {
+    if let Some(cat) = catalog
+        && let Some(info) = cat.set(id)?
+    {
+        let barcode = catalog_barcode(cat, &info)?;
+        return Ok((info, barcode));
+    }
+    let map = reel_archive::map_volume(&mut *tapes.drive)?;
+    map.complete_sets()
+        .filter_map(|s| s.info.clone())
+        .find(|i| i.id == id)
+        .map(|i| (i, map.label.barcode.clone()))
+        .ok_or_else(|| {
+            CoreError::Usage(format!(
+                "set {id}, which holds unchanged files of this incremental set, is neither on this volume nor in the catalog (run `reel catalog rebuild` with all volumes in the library)"
+            ))
+        })
+}

@@ -1,0 +1,76 @@
+//! `reel catalog rebuild`
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use reel_tape::{Library, Target};
+
+use crate::Global;
+use crate::cmd::catalog_path;
+use crate::exit::{PARTIAL, UsageError};
+use crate::ui::{JobProgress, print_json};
+
+/// The catalog of volumes, sets and files (a cache of what the tapes say).
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  reel catalog rebuild                 from every cartridge of the default library
+  reel --tape ./lib catalog rebuild    from the cartridges of ./lib
+
+The catalog lives in $REEL_HOME/catalog.sqlite. Losing it loses nothing: every set carries
+its own index on tape, and `rebuild` reads them all.")]
+pub struct Args {
+    #[command(subcommand)]
+    command: CatalogCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum CatalogCommand {
+    /// Recreate the catalog from the tapes alone.
+    Rebuild,
+}
+
+pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    match args.command {
+        CatalogCommand::Rebuild => rebuild(global),
+    }
+}
+
+fn rebuild(global: &Global) -> Result<ExitCode> {
+    let dir = match Target::parse(global.tape.as_deref())? {
+        Target::Library(dir) => dir.unwrap_or_else(Library::default_dir),
+        Target::LibraryCartridge { library, .. } => library.unwrap_or_else(Library::default_dir),
+        Target::Cartridge(dir) => match dir.parent() {
+            Some(p) if Library::is_library(p) => p.to_path_buf(),
+            _ => bail!(UsageError(format!(
+                "{} is not in a library; rebuild reads a whole library (--tape LIBRARY-DIR)",
+                dir.display()
+            ))),
+        },
+        other => bail!(UsageError(format!(
+            "catalog rebuild reads a library of virtual cartridges; {other:?} is not one"
+        ))),
+    };
+    let library = Library::open_or_create(&dir)?;
+    let progress = JobProgress::new(global);
+    let report = reel_core::rebuild::rebuild_from_library(&catalog_path(), &library, &progress);
+    progress.finish();
+    let report = report?;
+    if global.json {
+        print_json(&report)?;
+    } else if !global.quiet {
+        println!(
+            "catalog rebuilt from {} volumes ({}): {} sets, {} files",
+            report.volumes.len(),
+            report.volumes.join(", "),
+            report.sets,
+            report.entries
+        );
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(PARTIAL)
+    })
+}
