@@ -86,12 +86,21 @@ impl TempHome {
         self.dir.path()
     }
 
-    /// A command with `REEL_HOME` pointing here and no inherited `REEL_TAPE`.
+    /// A command with `REEL_HOME` pointing here, `REEL_ROOT` (policy and state such as
+    /// last-restore-id) under [`TempHome::root`], and no inherited `REEL_TAPE`.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
         c.env("REEL_HOME", self.path().join("reel-home"));
+        c.env("REEL_ROOT", self.root());
         c.env_remove("REEL_TAPE");
         c
+    }
+
+    /// The `$REEL_ROOT` of commands made by [`TempHome::command`] (created on demand).
+    pub fn root(&self) -> PathBuf {
+        let r = self.path().join("reel-root");
+        std::fs::create_dir_all(&r).expect("create REEL_ROOT");
+        r
     }
 }
 
@@ -334,5 +343,62 @@ pub fn make_tree(root: &Path, files: usize, seed: u64) {
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         )
         .expect("set times");
+    }
+}
+
+/// A file system image made with `mkfs.<fstype>` and mounted on a loop device, unmounted
+/// (lazily if busy) when dropped. Needs root and the mkfs tool; `None` (with the skip or
+/// failure of [`missing`]) otherwise.
+pub struct LoopFs {
+    _dir: tempfile::TempDir,
+    mnt: PathBuf,
+    mounted: bool,
+}
+
+impl LoopFs {
+    /// `fstype`: `btrfs`, `xfs` (made with reflink=1), `ext4`; `size` in bytes.
+    pub fn new(fstype: &str, size: u64) -> Option<LoopFs> {
+        let mkfs = format!("mkfs.{fstype}");
+        if !require_root(&format!("mounts a {fstype} image on a loop device"))
+            || !require_tool(&mkfs)
+            || !require_tool("mount")
+        {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let img = dir.path().join("fs.img");
+        std::fs::File::create(&img)
+            .and_then(|f| f.set_len(size))
+            .expect("create image");
+        let mut cmd = Command::new(&mkfs);
+        match fstype {
+            "btrfs" => cmd.args(["-q", "-f"]),
+            "xfs" => cmd.args(["-q", "-f", "-m", "reflink=1"]),
+            _ => cmd.args(["-q", "-F"]),
+        };
+        run_ok(cmd.arg(&img));
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("mount point");
+        run_ok(Command::new("mount").arg("-o").arg("loop").arg(&img).arg(&mnt));
+        Some(LoopFs {
+            _dir: dir,
+            mnt,
+            mounted: true,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.mnt
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        if self.mounted {
+            let ok = Command::new("umount").arg(&self.mnt).status().is_ok_and(|s| s.success());
+            if !ok {
+                let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            }
+        }
     }
 }
