@@ -1,8 +1,11 @@
 //! `TAPE_DRIVE_*` capability bits of TAPE_GET_DRIVE_PARAMETERS, with the values of winnt.h.
 //!
-//! `FeaturesLow` takes the low constants as they are. The high constants carry the flag bit
-//! [`TAPE_DRIVE_HIGH_FEATURES`] in winnt.h; `FeaturesHigh` holds them without it, as
-//! GetTapeParameters reports them.
+//! Every value was checked against winnt.h / ntddtape.h and the TAPE_GET_DRIVE_PARAMETERS
+//! reference page. `FeaturesLow` takes the low constants as they are. The high constants
+//! carry the flag bit [`TAPE_DRIVE_HIGH_FEATURES`] (0x80000000) in winnt.h; `FeaturesHigh`
+//! holds them without it, as GetTapeParameters reports them: Windows' tape miniclass
+//! drivers clear the bit (`FeaturesHigh &= ~TAPE_DRIVE_HIGH_FEATURES`) before returning,
+//! and Microsoft's tape test tool warns when a driver forgets to. Use [`high`] to build it.
 
 pub const TAPE_DRIVE_FIXED: u32 = 0x0000_0001;
 pub const TAPE_DRIVE_SELECT: u32 = 0x0000_0002;

@@ -6,6 +6,8 @@
 //! and a [`library`] of cartridges that serves as the default drive. [`Target`] turns a
 //! `--tape` argument into an open drive.
 //!
+//! [`conformance`] holds the semantics checks every backend runs.
+//!
 //! It is not for what goes on the tape: labels, archives and indexes are `reel-archive`'s.
 //!
 //! ```no_run
@@ -17,6 +19,7 @@
 //! # Ok::<(), reel_tape::TapeError>(())
 //! ```
 
+pub mod conformance;
 pub mod drive;
 pub mod error;
 pub mod features;

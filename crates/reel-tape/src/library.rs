@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TapeError};
-use crate::vtape::{Cartridge, CartridgeConfig, VirtualDrive, store::replace_file};
+use crate::vtape::{
+    Cartridge, CartridgeConfig, DRIVE_STATE_FILE, StateFile, VirtualDrive, store::replace_file,
+};
 
 /// File that marks a directory as a library and names the loaded cartridge.
 pub const LIBRARY_FILE: &str = "library.toml";
@@ -157,6 +159,19 @@ impl Library {
         Ok(dir)
     }
 
+    /// Sets or clears the write-protect switch of cartridge `name` (not while it is in use).
+    pub fn set_write_protected(&self, name: &str, on: bool) -> Result<()> {
+        Self::check_name(name)?;
+        let dir = self.cartridge_dir(name);
+        if !dir.is_dir() {
+            return Err(TapeError::InvalidParameter(format!(
+                "no cartridge named {name} in {}",
+                self.dir.display()
+            )));
+        }
+        Cartridge::open(&dir)?.set_write_protected(on)
+    }
+
     /// Names of the cartridges, in slot (name) order.
     pub fn cartridge_names(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
@@ -164,10 +179,11 @@ impl Library {
         for entry in rd {
             let entry = entry.map_err(|e| TapeError::io(&self.dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(CARTRIDGE_SUFFIX) {
-                if !stem.starts_with('.') && entry.path().is_dir() {
-                    names.push(stem.to_string());
-                }
+            if let Some(stem) = name.strip_suffix(CARTRIDGE_SUFFIX)
+                && !stem.starts_with('.')
+                && entry.path().is_dir()
+            {
+                names.push(stem.to_string());
             }
         }
         names.sort();
@@ -231,18 +247,55 @@ impl Library {
         Ok(format!("tape-{n:04}"))
     }
 
+    /// The state file of the library's drive (`drive.toml` in the library directory).
+    pub fn drive_state(&self, keep_position: bool) -> StateFile {
+        StateFile {
+            path: self.dir.join(DRIVE_STATE_FILE),
+            keep_position,
+        }
+    }
+
     /// Opens the drive with the loaded cartridge, creating and loading a first blank
-    /// cartridge in an empty library.
+    /// cartridge in an empty library. The drive's settings, load and lock state come from
+    /// its state file; the tape is at the beginning (a rewinding open, like `/dev/st0`).
     pub fn open_drive(&mut self) -> Result<VirtualDrive> {
+        let dir = self.loaded_dir()?;
+        VirtualDrive::open_with_state(&dir, self.drive_state(false))
+    }
+
+    /// Like [`Library::open_drive`], but the tape stays where the last user left it (a
+    /// no-rewind open, like `/dev/nst0`): what `reel tape` commands use.
+    pub fn open_drive_no_rewind(&mut self) -> Result<VirtualDrive> {
+        let dir = self.loaded_dir()?;
+        VirtualDrive::open_with_state(&dir, self.drive_state(true))
+    }
+
+    /// The changer: puts cartridge `name` in `drive` (which must be this library's drive)
+    /// and records it as loaded. Fails with UNABLE_TO_UNLOAD_MEDIA while the drive is
+    /// locked; the drive reports MEDIA_CHANGED once afterwards.
+    pub fn load(&mut self, drive: &mut VirtualDrive, name: &str) -> Result<()> {
+        Self::check_name(name)?;
+        let dir = self.cartridge_dir(name);
+        if !dir.is_dir() {
+            return Err(TapeError::InvalidParameter(format!(
+                "no cartridge named {name} in {}; create it with `reel tape new {name}`",
+                self.dir.display()
+            )));
+        }
+        drive.load_cartridge(&dir)?;
+        self.set_loaded(name)
+    }
+
+    /// Directory of the loaded cartridge, creating and loading a first blank cartridge
+    /// in an empty library.
+    fn loaded_dir(&mut self) -> Result<PathBuf> {
         let name = match self.state.loaded.clone() {
             Some(name) if self.cartridge_dir(&name).is_dir() => name,
             Some(name) => {
-                return Err(TapeError::NoMediaInDrive).map_err(|_| {
-                    TapeError::NotReady(format!(
-                        "the library {} says cartridge {name} is loaded, but it is not there; load another with `reel tape load NAME`",
-                        self.dir.display()
-                    ))
-                });
+                return Err(TapeError::NotReady(format!(
+                    "the library {} says cartridge {name} is loaded, but it is not there; load another with `reel tape load NAME`",
+                    self.dir.display()
+                )));
             }
             None => {
                 let names = self.cartridge_names()?;
@@ -258,6 +311,6 @@ impl Library {
                 name
             }
         };
-        VirtualDrive::open(&self.cartridge_dir(&name))
+        Ok(self.cartridge_dir(&name))
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::drive::TapeDrive;
 use crate::error::{Result, TapeError};
 use crate::library::Library;
-use crate::vtape::{CARTRIDGE_FILE, VirtualDrive};
+use crate::vtape::{CARTRIDGE_FILE, DRIVE_STATE_FILE, StateFile, VirtualDrive};
 
 /// A parsed `--tape` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,13 +58,15 @@ impl Target {
             return Ok(Target::Device(path.to_path_buf()));
         }
         // host:path, as rsh/ssh targets are written (a '/' before the ':' means a local path).
-        if let Some((host, rpath)) = spec.split_once(':') {
-            if !host.is_empty() && !host.contains('/') && !rpath.is_empty() {
-                return Ok(Target::Remote {
-                    host: host.to_string(),
-                    path: rpath.to_string(),
-                });
-            }
+        if let Some((host, rpath)) = spec.split_once(':')
+            && !host.is_empty()
+            && !host.contains('/')
+            && !rpath.is_empty()
+        {
+            return Ok(Target::Remote {
+                host: host.to_string(),
+                path: rpath.to_string(),
+            });
         }
         if path.is_dir() {
             return Err(TapeError::InvalidParameter(format!(
@@ -76,13 +78,35 @@ impl Target {
         )))
     }
 
-    /// Opens the drive this target names.
+    /// Opens the drive this target names, at the beginning of the tape (a rewinding open,
+    /// like `/dev/st0`). Drive settings, load and lock state persist between processes
+    /// (see [`crate::vtape::StateFile`]).
     pub fn open(&self) -> Result<Box<dyn TapeDrive>> {
+        self.open_mode(false)
+    }
+
+    /// Opens the drive this target names where the last user left the tape (a no-rewind
+    /// open, like `/dev/nst0`), as `reel tape` commands do.
+    pub fn open_no_rewind(&self) -> Result<Box<dyn TapeDrive>> {
+        self.open_mode(true)
+    }
+
+    /// Opens a virtual target as a [`VirtualDrive`] (for the changer and drive-state
+    /// operations only a virtual drive has). `Ok(None)` for real or remote drives.
+    pub fn open_virtual(
+        &self,
+        keep_position: bool,
+    ) -> Result<Option<(VirtualDrive, Option<Library>)>> {
         match self {
             Target::Library(dir) => {
                 let dir = dir.clone().unwrap_or_else(Library::default_dir);
                 let mut lib = Library::open_or_create(&dir)?;
-                Ok(Box::new(lib.open_drive()?))
+                let drive = if keep_position {
+                    lib.open_drive_no_rewind()?
+                } else {
+                    lib.open_drive()?
+                };
+                Ok(Some((drive, Some(lib))))
             }
             Target::LibraryCartridge { library, name } => {
                 let dir = library.clone().unwrap_or_else(Library::default_dir);
@@ -94,9 +118,18 @@ impl Target {
                         dir.display()
                     )));
                 }
-                Ok(Box::new(VirtualDrive::open(&cdir)?))
+                Ok(Some((standalone(&cdir, keep_position)?, None)))
             }
-            Target::Cartridge(dir) => Ok(Box::new(VirtualDrive::open(dir)?)),
+            Target::Cartridge(dir) => Ok(Some((standalone(dir, keep_position)?, None))),
+            Target::Device(_) | Target::Remote { .. } => Ok(None),
+        }
+    }
+
+    fn open_mode(&self, keep_position: bool) -> Result<Box<dyn TapeDrive>> {
+        if let Some((drive, _)) = self.open_virtual(keep_position)? {
+            return Ok(Box::new(drive));
+        }
+        match self {
             Target::Device(path) => Err(TapeError::NotSupported(format!(
                 "Linux st drives ({}) are not supported yet",
                 path.display()
@@ -104,6 +137,18 @@ impl Target {
             Target::Remote { host, path } => Err(TapeError::NotSupported(format!(
                 "remote drives over rmt ({host}:{path}) are not supported yet"
             ))),
+            _ => Err(TapeError::NotSupported("unknown target".into())),
         }
     }
+}
+
+/// A cartridge used on its own: its drive state lives in the cartridge directory.
+fn standalone(dir: &Path, keep_position: bool) -> Result<VirtualDrive> {
+    VirtualDrive::open_with_state(
+        dir,
+        StateFile {
+            path: dir.join(DRIVE_STATE_FILE),
+            keep_position,
+        },
+    )
 }

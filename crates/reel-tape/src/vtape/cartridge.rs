@@ -16,6 +16,8 @@ pub const CARTRIDGE_FILE: &str = "cartridge.toml";
 pub const CARTRIDGE_FORMAT: u32 = 1;
 /// Smallest capacity a cartridge may have.
 pub const MIN_CAPACITY: u64 = 1 << 20;
+/// Smallest partition (also the smallest last partition).
+pub const MIN_PARTITION_SIZE: u64 = 1 << 20;
 
 /// The human-editable description of a cartridge.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -63,7 +65,7 @@ impl CartridgeConfig {
 
     /// Capacity of partition `number` (1-based).
     pub fn partition_capacity(&self, number: u32) -> u64 {
-        let i = number as usize - 1;
+        let i = (number as usize).saturating_sub(1);
         match self.partition_sizes.get(i) {
             Some(size) => *size,
             None => self
@@ -89,11 +91,31 @@ impl CartridgeConfig {
         if self.barcode.is_empty() || self.barcode.len() > 64 {
             return Err("barcode must be 1 to 64 characters".into());
         }
-        if self.partition_sizes.iter().any(|s| *s == 0) {
-            return Err("partition_sizes may not contain 0".into());
+        let max = crate::vtape::MAX_PARTITIONS;
+        if self.partition_count() > max {
+            return Err(format!(
+                "{} partitions: a virtual cartridge has at most {max}",
+                self.partition_count()
+            ));
         }
-        if self.partition_sizes.iter().sum::<u64>() >= self.capacity {
-            return Err("partition_sizes leave no room for the last partition".into());
+        if let Some(s) = self
+            .partition_sizes
+            .iter()
+            .find(|s| **s < MIN_PARTITION_SIZE)
+        {
+            return Err(format!(
+                "partition size {s} is below the minimum of {MIN_PARTITION_SIZE} bytes"
+            ));
+        }
+        let sum = self
+            .partition_sizes
+            .iter()
+            .fold(0u64, |a, s| a.saturating_add(*s));
+        if sum.saturating_add(MIN_PARTITION_SIZE) > self.capacity {
+            return Err(format!(
+                "partition sizes add up to {sum} bytes and leave less than {MIN_PARTITION_SIZE} bytes of the {} byte capacity for the last partition",
+                self.capacity
+            ));
         }
         Ok(())
     }
@@ -265,6 +287,61 @@ impl Cartridge {
     /// Torn bytes cut off at open, per partition (0 when the cartridge was closed cleanly).
     pub fn recovered_tail(&self) -> u64 {
         self.partitions.iter().map(|p| p.recovered_tail).sum()
+    }
+
+    /// Sets or clears the write-protect switch (kept in `cartridge.toml`).
+    pub fn set_write_protected(&mut self, on: bool) -> Result<()> {
+        let mut config = self.config.clone();
+        config.write_protected = on;
+        self.store
+            .replace_small(CARTRIDGE_FILE, config.to_toml().as_bytes())
+            .map_err(|e| TapeError::io(self.store.path_of(CARTRIDGE_FILE), e))?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// Erases every partition, keeping the layout (PrepareTape(Format)).
+    pub fn erase_all(&mut self) -> Result<()> {
+        for p in &mut self.partitions {
+            p.erase_all()?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the partition layout (CreateTapePartition): `sizes` are the byte sizes of
+    /// partitions 1..n-1, the last takes the rest. Everything on the cartridge is erased.
+    ///
+    /// Crash order: all data is erased first, then files of new partitions are created
+    /// empty, then `cartridge.toml` is replaced atomically, then surplus files are removed.
+    /// A crash leaves either layout with every partition file present.
+    pub fn repartition(&mut self, sizes: Vec<u64>) -> Result<()> {
+        let mut config = self.config.clone();
+        config.partition_sizes = sizes;
+        config.validate().map_err(TapeError::PartitionFailure)?;
+        self.erase_all()?;
+        let old = self.partitions.len() as u32;
+        let new = config.partition_count();
+        for n in old + 1..=new {
+            let mut p = Partition::open(&*self.store, n, true)?;
+            // A file left from an older layout must not come back to life.
+            p.erase_all()?;
+            self.partitions.push(p);
+        }
+        self.store
+            .replace_small(CARTRIDGE_FILE, config.to_toml().as_bytes())
+            .map_err(|e| TapeError::io(self.store.path_of(CARTRIDGE_FILE), e))?;
+        self.config = config;
+        while self.partitions.len() as u32 > new {
+            let p = self.partitions.pop();
+            drop(p);
+            let n = self.partitions.len() as u32 + 1;
+            for name in [Partition::tap_name(n), Partition::idx_name(n)] {
+                self.store
+                    .remove(&name)
+                    .map_err(|e| TapeError::io(self.store.path_of(&name), e))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn sync(&mut self) -> Result<()> {

@@ -1,8 +1,9 @@
 //! One partition of a virtual cartridge: its SIMH data file and its sidecar index.
 //!
 //! The sidecar index (`pN.idx`) maps object number → byte offset, so positioning is one
-//! lookup whatever the size of the tape. Layout: a 32-byte header (`REELIDX1`, version,
-//! header CRC, the object count and data length covered by the last sync), then one 16-byte
+//! lookup whatever the size of the tape. Layout: a 32-byte header (`REELIDX1`, version 2,
+//! CRC-32 of the header fields and of every entry they count, the object count and data
+//! length covered by the last sync), then one 16-byte
 //! entry per object: byte offset (u64), leading SIMH word (u32) and CRC-32 of the stored
 //! payload (u32, 0 for marks). All little-endian.
 //!
@@ -20,7 +21,9 @@ use crate::simh::{self, Word};
 use crate::vtape::store::{CartridgeStore, StoreFile};
 
 const IDX_MAGIC: &[u8; 8] = b"REELIDX1";
-const IDX_VERSION: u32 = 1;
+/// Version 2: the header CRC covers the header fields and every entry they count
+/// (version-1 files are not trusted and are rebuilt from the data file).
+const IDX_VERSION: u32 = 2;
 const IDX_HEADER_LEN: u64 = 32;
 const ENTRY_LEN: u64 = 16;
 /// Index entries kept in memory before they are written out.
@@ -75,6 +78,15 @@ impl Entry {
     }
 }
 
+/// The header CRC: the header fields, then the entries they count.
+fn header_crc(count: u64, end: u64, entries: &crc32fast::Hasher) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&count.to_le_bytes());
+    h.update(&end.to_le_bytes());
+    h.combine(entries);
+    h.finalize()
+}
+
 /// How a scan of the data file ended.
 enum ScanEnd {
     /// Clean end of file (or an end-of-medium word) at this offset.
@@ -98,6 +110,8 @@ pub(crate) struct Partition {
     /// Entries already in the index file.
     flushed: u64,
     pending: Vec<Entry>,
+    /// CRC state over the bytes of the entries in the index file.
+    entries_crc: crc32fast::Hasher,
     /// Object numbers of the filemarks and setmarks, ascending.
     filemarks: Vec<u64>,
     setmarks: Vec<u64>,
@@ -151,6 +165,7 @@ impl Partition {
             count: 0,
             flushed: 0,
             pending: Vec::new(),
+            entries_crc: crc32fast::Hasher::new(),
             filemarks: Vec::new(),
             setmarks: Vec::new(),
             damaged_at: None,
@@ -173,20 +188,27 @@ impl Partition {
     /// Brings index and data file into agreement after open (see the module docs).
     fn recover(&mut self) -> Result<()> {
         let tap_len = self.tap.len().map_err(self.tap_err())?;
-        let (mut count, mut end) = self.read_header().unwrap_or((0, 0));
+        let (mut count, mut end, stored_crc) = self.read_header().unwrap_or((0, 0, 0));
         let idx_len = self.idx.len().map_err(self.idx_err())?;
-        let trusted = end <= tap_len
-            && IDX_HEADER_LEN + count * ENTRY_LEN <= idx_len
+        let mut trusted = end <= tap_len
+            && IDX_HEADER_LEN.saturating_add(count.saturating_mul(ENTRY_LEN)) <= idx_len
             && (count == 0 || self.last_entry_matches(count, end)?);
+        if trusted {
+            // Marks of the trusted part come from the index; its CRC proves every entry.
+            self.flushed = count;
+            self.load_marks()?;
+            trusted = header_crc(count, end, &self.entries_crc) == stored_crc;
+        }
         if !trusted {
             count = 0;
             end = 0;
+            self.entries_crc = crc32fast::Hasher::new();
+            self.filemarks.clear();
+            self.setmarks.clear();
         }
         self.count = count;
         self.flushed = count;
         self.end = end;
-        // Marks of the trusted part come from the index.
-        self.load_marks()?;
         // Scan the data file beyond the trusted part.
         let full_scan = count == 0;
         let scan = self.scan_from(end, tap_len)?;
@@ -216,28 +238,27 @@ impl Partition {
         Ok(())
     }
 
-    fn read_header(&self) -> Option<(u64, u64)> {
+    /// (count, end, stored CRC); the CRC is checked once the entries are read.
+    fn read_header(&self) -> Option<(u64, u64, u32)> {
         let mut h = [0u8; IDX_HEADER_LEN as usize];
         self.idx.read_exact_at(&mut h, 0).ok()?;
         if &h[0..8] != IDX_MAGIC || u32::from_le_bytes(h[8..12].try_into().ok()?) != IDX_VERSION {
             return None;
         }
         let crc = u32::from_le_bytes(h[12..16].try_into().ok()?);
-        if crc != crc32fast::hash(&h[16..32]) {
-            return None;
-        }
         let count = u64::from_le_bytes(h[16..24].try_into().ok()?);
         let end = u64::from_le_bytes(h[24..32].try_into().ok()?);
-        Some((count, end))
+        Some((count, end, crc))
     }
 
-    fn write_header(&self, count: u64, end: u64) -> Result<()> {
+    /// Writes the header covering the first `count` entries, whose CRC state is `entries`.
+    fn write_header(&self, count: u64, end: u64, entries: &crc32fast::Hasher) -> Result<()> {
         let mut h = [0u8; IDX_HEADER_LEN as usize];
         h[0..8].copy_from_slice(IDX_MAGIC);
         h[8..12].copy_from_slice(&IDX_VERSION.to_le_bytes());
         h[16..24].copy_from_slice(&count.to_le_bytes());
         h[24..32].copy_from_slice(&end.to_le_bytes());
-        let crc = crc32fast::hash(&h[16..32]);
+        let crc = header_crc(count, end, entries);
         h[12..16].copy_from_slice(&crc.to_le_bytes());
         self.idx
             .write_all_at(&[IoSlice::new(&h)], 0)
@@ -266,9 +287,11 @@ impl Partition {
         Ok(u32::from_le_bytes(w) == e.word)
     }
 
+    /// Reads the first `flushed` entries: their marks and their CRC state.
     fn load_marks(&mut self) -> Result<()> {
         self.filemarks.clear();
         self.setmarks.clear();
+        self.entries_crc = crc32fast::Hasher::new();
         let mut buf = vec![0u8; (WINDOW * ENTRY_LEN) as usize];
         let mut i = 0;
         while i < self.flushed {
@@ -277,6 +300,7 @@ impl Partition {
             self.idx
                 .read_exact_at(bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
                 .map_err(self.idx_err())?;
+            self.entries_crc.update(bytes);
             for (k, chunk) in bytes.chunks_exact(ENTRY_LEN as usize).enumerate() {
                 match Entry::decode(chunk).object() {
                     Object::Filemark => self.filemarks.push(i + k as u64),
@@ -373,6 +397,23 @@ impl Partition {
         Ok(())
     }
 
+    /// CRC state of the first `k` entries of the index file.
+    fn hash_entries(&self, k: u64) -> Result<crc32fast::Hasher> {
+        let mut h = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; (WINDOW * ENTRY_LEN) as usize];
+        let mut i = 0;
+        while i < k {
+            let n = (k - i).min(WINDOW);
+            let bytes = &mut buf[..(n * ENTRY_LEN) as usize];
+            self.idx
+                .read_exact_at(bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
+                .map_err(self.idx_err())?;
+            h.update(bytes);
+            i += n;
+        }
+        Ok(h)
+    }
+
     fn flush_entries(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
@@ -387,6 +428,7 @@ impl Partition {
                 IDX_HEADER_LEN + self.flushed * ENTRY_LEN,
             )
             .map_err(self.idx_err())?;
+        self.entries_crc.update(&bytes);
         self.flushed += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
@@ -397,7 +439,7 @@ impl Partition {
         self.tap.sync().map_err(self.tap_err())?;
         self.flush_entries()?;
         self.idx.sync().map_err(self.idx_err())?;
-        self.write_header(self.count, self.end)?;
+        self.write_header(self.count, self.end, &self.entries_crc)?;
         self.idx.sync().map_err(self.idx_err())
     }
 
@@ -457,9 +499,18 @@ impl Partition {
         )
     }
 
+    /// Byte offset in the data file where object `i` starts (end of data for `i >= count`).
+    pub fn offset_of(&mut self, i: u64) -> Result<u64> {
+        if i >= self.count {
+            return Ok(self.end);
+        }
+        Ok(self.entry(i)?.offset)
+    }
+
     /// Reads the stored payload of record `i` into `out[..len]` and checks its framing
-    /// and CRC. `out` must hold at least the stored length.
-    pub fn read_payload(&mut self, i: u64, out: &mut [u8]) -> Result<usize> {
+    /// and, when `verify_crc` is set (the drive's ECC setting), its CRC. `out` must hold
+    /// at least the stored length.
+    pub fn read_payload(&mut self, i: u64, out: &mut [u8], verify_crc: bool) -> Result<usize> {
         let e = self.entry(i)?;
         let Object::Record { len, .. } = e.object() else {
             return Err(TapeError::InvalidParameter(format!(
@@ -477,7 +528,10 @@ impl Partition {
             io::IoSliceMut::new(&mut tail[..tail_len]),
         ];
         let want = 4 + len_usize + tail_len;
-        let got = read_vectored_at(&*self.tap, &mut bufs, e.offset).map_err(self.tap_err())?;
+        let got = self
+            .tap
+            .read_vectored_at(&mut bufs, e.offset)
+            .map_err(self.tap_err())?;
         if got < want {
             return Err(TapeError::Crc(format!(
                 "{}: the data file ends inside the record (truncated tape image)",
@@ -492,6 +546,9 @@ impl Partition {
                 self.describe_object(i, &e),
                 e.word
             )));
+        }
+        if !verify_crc {
+            return Ok(len_usize);
         }
         let crc = crc32fast::hash(&out[..len_usize]);
         if crc != e.crc {
@@ -563,6 +620,16 @@ impl Partition {
         }
     }
 
+    /// Erases the whole partition (including an unreadable region) and makes it durable.
+    pub fn erase_all(&mut self) -> Result<()> {
+        self.truncate_at(0, true)?;
+        if self.end > 0 || self.tap.len().map_err(self.tap_err())? > 0 {
+            self.tap.truncate(0).map_err(self.tap_err())?;
+            self.end = 0;
+        }
+        self.sync()
+    }
+
     /// Makes object `i` the new end of data: it and everything after it are gone.
     ///
     /// While the partition has a damaged region after end of data, only an explicit erase
@@ -581,7 +648,14 @@ impl Partition {
         }
         let new_end = self.entry(i)?.offset;
         // Lower the synced point first so a crash in between never trusts dropped entries.
-        self.write_header(i.min(self.flushed), new_end.min(self.end))?;
+        let keep = i.min(self.flushed);
+        let kept_crc = if keep == self.flushed {
+            self.entries_crc.clone()
+        } else {
+            self.hash_entries(keep)?
+        };
+        self.write_header(keep, new_end.min(self.end), &kept_crc)?;
+        self.entries_crc = kept_crc;
         if i >= self.flushed {
             self.pending.truncate((i - self.flushed) as usize);
         } else {
@@ -601,24 +675,4 @@ impl Partition {
         self.window_start = 0;
         Ok(())
     }
-}
-
-/// preadv until `bufs` are full or the file ends; returns bytes read.
-fn read_vectored_at(
-    file: &dyn StoreFile,
-    bufs: &mut [io::IoSliceMut<'_>],
-    offset: u64,
-) -> io::Result<usize> {
-    // The seam offers plain positional reads; read each piece in turn.
-    let mut total = 0usize;
-    let mut at = offset;
-    for b in bufs.iter_mut() {
-        let n = file.read_at(b, at)?;
-        total += n;
-        at += n as u64;
-        if n < b.len() {
-            break;
-        }
-    }
-    Ok(total)
 }

@@ -6,17 +6,34 @@
 //! (S3-compatible, as tape gateways do) implements the same two traits.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// One file of a cartridge, accessed by offset.
+#[allow(clippy::len_without_is_empty)] // a length that can fail; emptiness is not asked
 pub trait StoreFile: Send {
     fn len(&self) -> io::Result<u64>;
     /// Reads exactly `buf.len()` bytes at `offset`; `UnexpectedEof` when the file is shorter.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Reads as much as is there at `offset` (short at end of file).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Fills `bufs` one after the other from `offset` until they are full or the file ends;
+    /// returns the bytes read. Backends with vectored reads (preadv) override this so a
+    /// record (word, payload, trailer) costs one call.
+    fn read_vectored_at(&self, bufs: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<usize> {
+        let mut total = 0usize;
+        let mut at = offset;
+        for b in bufs.iter_mut() {
+            let n = self.read_at(b, at)?;
+            total += n;
+            at += n as u64;
+            if n < b.len() {
+                break;
+            }
+        }
+        Ok(total)
+    }
     /// Writes all of `bufs`, one after the other, at `offset`.
     fn write_all_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<()>;
     fn truncate(&self, len: u64) -> io::Result<()>;
@@ -84,6 +101,39 @@ impl StoreFile for LocalFile {
             }
         }
         Ok(done)
+    }
+
+    fn read_vectored_at(&self, bufs: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<usize> {
+        let want: usize = bufs.iter().map(|b| b.len()).sum();
+        let got = loop {
+            match rustix::io::preadv(&self.0, bufs, offset) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if got == want || got == 0 {
+            return Ok(got);
+        }
+        // A short read (rare: end of file or a signal): finish piece by piece.
+        let mut total = 0usize;
+        let mut at = offset;
+        for b in bufs.iter_mut() {
+            let len = b.len();
+            if total + len <= got {
+                total += len;
+                at += len as u64;
+                continue;
+            }
+            let skip = got.saturating_sub(total);
+            let n = skip + StoreFile::read_at(self, &mut b[skip..], at + skip as u64)?;
+            total += n;
+            at += n as u64;
+            if n < len {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     fn write_all_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<()> {

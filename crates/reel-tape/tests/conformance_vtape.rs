@@ -1,0 +1,104 @@
+//! The conformance suite (`reel_tape::conformance`) on the virtual cartridge: one test per
+//! rule of tape.md's "Semantics every backend must show".
+
+use std::path::PathBuf;
+
+use reel_tape::TapeDrive;
+use reel_tape::conformance::{self, Fail, Harness};
+use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive, store::DirStore};
+
+struct VtapeHarness {
+    dir: tempfile::TempDir,
+    drive: Option<VirtualDrive>,
+    made: u32,
+}
+
+impl VtapeHarness {
+    fn new() -> Self {
+        VtapeHarness {
+            dir: tempfile::tempdir().expect("temp dir"),
+            drive: None,
+            made: 0,
+        }
+    }
+
+    fn new_cartridge(&mut self, capacity: u64) -> PathBuf {
+        self.made += 1;
+        let path = self.dir.path().join(format!("c{}.vtape", self.made));
+        let config = CartridgeConfig::new(&format!("c{}", self.made), capacity);
+        Cartridge::create(&path, &config).expect("create cartridge");
+        path
+    }
+}
+
+impl Harness for VtapeHarness {
+    fn blank(&mut self, capacity: u64) -> Result<(), Fail> {
+        self.drive = None;
+        let path = self.new_cartridge(capacity);
+        self.drive = Some(VirtualDrive::open(&path)?);
+        Ok(())
+    }
+
+    fn drive(&mut self) -> &mut dyn TapeDrive {
+        self.drive.as_mut().expect("blank() first")
+    }
+
+    fn write_protect(&mut self) -> Result<(), Fail> {
+        let drive = self.drive.take().expect("blank() first");
+        let path = drive.cartridge().expect("loaded").location();
+        drop(drive);
+        let store = DirStore::new(&path);
+        let mut config = Cartridge::read_config(&store)?;
+        config.write_protected = true;
+        std::fs::write(path.join("cartridge.toml"), config.to_toml()).expect("edit cartridge.toml");
+        self.drive = Some(VirtualDrive::open(&path)?);
+        Ok(())
+    }
+
+    fn change_medium(&mut self) -> Result<(), Fail> {
+        let path = self.new_cartridge(64 << 20);
+        self.drive
+            .as_mut()
+            .expect("blank() first")
+            .load_cartridge(&path)?;
+        Ok(())
+    }
+}
+
+macro_rules! rules {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                conformance::run(stringify!($name), &mut VtapeHarness::new());
+            }
+        )*
+
+        #[test]
+        fn every_rule_has_a_test() {
+            let tested = [$(stringify!($name)),*];
+            for rule in conformance::RULES {
+                assert!(tested.contains(&rule.name), "no test for rule {}", rule.name);
+            }
+        }
+    };
+}
+
+rules!(
+    positions_count_objects,
+    write_makes_end_of_data,
+    filemark_read,
+    setmark_read,
+    end_of_data_read,
+    variable_mode_reads,
+    fixed_mode_whole_blocks,
+    spacing_over_filemarks,
+    spacing_failures,
+    early_warning,
+    write_past_end,
+    write_protect,
+    unload_then_no_media,
+    media_changed_once,
+    locked_unload_refused,
+    unsupported_is_reported,
+);
