@@ -26,13 +26,22 @@ impl Entry {
         }
     }
 
-    /// Bytes of content that follow the header in the archive.
+    /// Bytes of content that follow the header in the archive (for a sparse file: the
+    /// GNU sparse map block and the data extents).
     pub fn data_len(&self) -> u64 {
         if self.hardlink.is_some() || self.meta.kind != FileKind::Regular {
             0
+        } else if let Some(map) = &self.meta.sparse {
+            crate::pax::sparse::map_block_len(map, self.meta.size)
+                + crate::pax::sparse::padded_data_len(map)
         } else {
             self.meta.size
         }
+    }
+
+    /// Is this member a sparse file (GNU sparse 1.0 in the archive)?
+    pub fn is_sparse(&self) -> bool {
+        self.hardlink.is_none() && self.meta.kind == FileKind::Regular && self.meta.sparse.is_some()
     }
 
     /// The name shown to people (lossy for non-UTF-8 bytes).

@@ -137,6 +137,10 @@ pub struct IndexEntry {
     /// BLAKE3 of the content (regular files).
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
+    /// How `hash` was computed: absent = BLAKE3 of the content; `sparse-b3-64k` for sparse
+    /// files (see `reel_stream::sparse`).
+    #[serde(rename = "hs", default, skip_serializing_if = "Option::is_none")]
+    pub hash_scheme: Option<String>,
     /// Link target (symlink target or hard-link target member), lossy UTF-8.
     #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
@@ -197,6 +201,19 @@ pub fn meta_digest(entry: &Entry) -> String {
     if let Some(l) = &entry.hardlink {
         h.update(l);
     }
+    // Extended attributes, ACLs and file flags: a change to any of them is a change.
+    let mut xattrs: Vec<_> = m.xattrs.iter().collect();
+    xattrs.sort_by(|a, b| a.name.cmp(&b.name));
+    for x in xattrs {
+        h.update(&(x.name.len() as u64).to_le_bytes());
+        h.update(&x.name);
+        h.update(&(x.value.len() as u64).to_le_bytes());
+        h.update(&x.value);
+    }
+    for acl in [&m.acl_access, &m.acl_default] {
+        h.update(format!("{acl:?}").as_bytes());
+    }
+    h.update(&m.flags.to_le_bytes());
     for (k, v) in &entry.extra {
         h.update(k.as_bytes());
         h.update(&[0]);
@@ -244,13 +261,20 @@ impl IndexEntry {
             path_text,
             path_hex,
             kind: kind_letter(entry),
-            size: if entry.is_sparse() { entry.meta.size } else { entry.data_len() },
+            size: if entry.is_sparse() {
+                entry.meta.size
+            } else {
+                entry.data_len()
+            },
             mode: entry.meta.mode,
             uid: entry.meta.uid,
             gid: entry.meta.gid,
             mtime: entry.meta.mtime.to_decimal(),
             offset,
             hash: hash.map(|h| h.to_hex().to_string()),
+            hash_scheme: hash
+                .and(reel_stream::sparse::ContentHasher::scheme(&entry.meta))
+                .map(str::to_string),
             link,
             meta_digest: meta_digest(entry),
             ctime: Some(entry.meta.ctime.to_decimal()),

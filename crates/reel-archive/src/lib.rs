@@ -20,9 +20,12 @@ pub mod volume;
 
 pub use entry::Entry;
 pub use error::{ArchiveError, Result};
-pub use index::{IndexEntry, IndexReader, SetInfo, SetMode};
+pub use index::{IndexEntry, IndexReader, SetInfo, SetMode, SetPart};
 pub use label::VolumeLabel;
-pub use set::{Added, DEFAULT_BLOCK_SIZE, SetWriter, open_data, open_index};
+pub use set::{
+    Added, DEFAULT_BLOCK_SIZE, DataWritten, PartMarker, SetWriter, open_data, open_index,
+    write_index,
+};
 pub use volume::{
     SetOnTape, SetState, VolumeMap, VolumeState, map_volume, read_state, write_label,
 };

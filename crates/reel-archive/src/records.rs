@@ -68,7 +68,12 @@ impl RecordSink for DriveSink<'_> {
         match self.drive.write(record) {
             Ok(()) => {}
             Err(TapeError::EarlyWarning) => self.early_warning = true,
-            Err(e) => return Err(ArchiveError::tape(context(&*self.drive, self.file, self.records), e)),
+            Err(e) => {
+                return Err(ArchiveError::tape(
+                    context(&*self.drive, self.file, self.records),
+                    e,
+                ));
+            }
         }
         self.records += 1;
         Ok(())
@@ -77,7 +82,16 @@ impl RecordSink for DriveSink<'_> {
     fn end_file(&mut self) -> Result<(), ArchiveError> {
         self.drive
             .write_marks(reel_tape::MarkKind::Filemarks, 1, false)
-            .map_err(|e| ArchiveError::tape(format!("closing tape file {} on {}", self.file, self.drive.describe()), e))
+            .map_err(|e| {
+                ArchiveError::tape(
+                    format!(
+                        "closing tape file {} on {}",
+                        self.file,
+                        self.drive.describe()
+                    ),
+                    e,
+                )
+            })
     }
 
     fn drive(&mut self) -> &mut dyn TapeDrive {
@@ -188,7 +202,12 @@ pub struct RecordCursor {
 impl RecordCursor {
     /// A cursor at record `record` of tape file `file`, whose record 0 is at logical block
     /// `first_block` (when known) and whose records are `block_size` bytes (when fixed).
-    pub fn new(file: u64, first_block: Option<u64>, block_size: Option<usize>, record: u64) -> Self {
+    pub fn new(
+        file: u64,
+        first_block: Option<u64>,
+        block_size: Option<usize>,
+        record: u64,
+    ) -> Self {
         let buffer = block_size.unwrap_or(1 << 20).max(512);
         RecordCursor {
             buf: vec![0u8; buffer],
@@ -227,7 +246,9 @@ impl RecordCursor {
     /// one record read, whatever the distance.
     pub fn seek_to(&mut self, drive: &mut dyn TapeDrive, offset: u64) -> Result<(), ArchiveError> {
         let (Some(first), Some(bs)) = (self.first_block, self.block_size) else {
-            return Err(ArchiveError::Volume("seek in a tape file of unknown record size".into()));
+            return Err(ArchiveError::Volume(
+                "seek in a tape file of unknown record size".into(),
+            ));
         };
         let target = offset / bs as u64;
         let within = (offset % bs as u64) as usize;
@@ -250,11 +271,15 @@ impl RecordCursor {
         self.end = 0;
         self.ended = None;
         if within > 0 {
-            self.fill(drive).map_err(|e| ArchiveError::from_io(self.describe(drive), e))?;
+            self.fill(drive)
+                .map_err(|e| ArchiveError::from_io(self.describe(drive), e))?;
             if self.end < within {
                 return Err(ArchiveError::Truncated {
                     offset,
-                    what: format!("{}: the tape file ends before byte {offset}", self.describe(drive)),
+                    what: format!(
+                        "{}: the tape file ends before byte {offset}",
+                        self.describe(drive)
+                    ),
                 });
             }
             self.start = within;
@@ -304,7 +329,10 @@ impl RecordCursor {
     }
 
     /// Reads one whole record (for label and index headers). `None` at the end of the file.
-    pub fn read_record(&mut self, drive: &mut dyn TapeDrive) -> Result<Option<Vec<u8>>, ArchiveError> {
+    pub fn read_record(
+        &mut self,
+        drive: &mut dyn TapeDrive,
+    ) -> Result<Option<Vec<u8>>, ArchiveError> {
         if self.start < self.end {
             let v = self.buf[self.start..self.end].to_vec();
             self.start = self.end;

@@ -57,10 +57,23 @@ pub struct DataWritten<S: RecordSink> {
 impl<'d> SetWriter<DriveSink<'d>> {
     /// Positions at logical block `at` (the start of tape file `data_file`) and starts the
     /// set's data there. Everything after that point on the tape is discarded.
-    pub fn begin(drive: &'d mut dyn TapeDrive, data_file: u64, at: u64, block_size: usize) -> Result<Self> {
+    pub fn begin(
+        drive: &'d mut dyn TapeDrive,
+        data_file: u64,
+        at: u64,
+        block_size: usize,
+    ) -> Result<Self> {
         drive
-            .set_position(SeekTo::LogicalBlock { partition: 0, block: at }, false)
-            .map_err(|e| ArchiveError::tape(format!("positioning {} at block {at}", drive.describe()), e))?;
+            .set_position(
+                SeekTo::LogicalBlock {
+                    partition: 0,
+                    block: at,
+                },
+                false,
+            )
+            .map_err(|e| {
+                ArchiveError::tape(format!("positioning {} at block {at}", drive.describe()), e)
+            })?;
         SetWriter::with_sink(DriveSink::new(drive, data_file), block_size)
     }
 
@@ -111,7 +124,12 @@ impl<S: RecordSink> SetWriter<S> {
 
     /// Adds a member; `content` supplies `entry.data_len()` bytes for regular files (hashed
     /// on the way); `progress` sees the size of every chunk.
-    pub fn add(&mut self, entry: &Entry, content: Option<&mut dyn Read>, mut progress: impl FnMut(u64)) -> Result<Added> {
+    pub fn add(
+        &mut self,
+        entry: &Entry,
+        content: Option<&mut dyn Read>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Added> {
         let offset = self
             .pax
             .write_header(entry)
@@ -141,7 +159,8 @@ impl<S: RecordSink> SetWriter<S> {
             added.zero_filled = outcome.zero_filled;
             added.hash = Some(hasher.finalize());
         }
-        self.spool.push(&IndexEntry::new(entry, offset, added.hash))?;
+        self.spool
+            .push(&IndexEntry::new(entry, offset, added.hash))?;
         Ok(added)
     }
 
@@ -186,12 +205,14 @@ pub fn write_index(
 ) -> Result<()> {
     let mut w = RecordWriter::new(DriveSink::new(drive, index_file), block_size);
     spool.write_index(info, &mut w).map_err(|e| match e {
-        ArchiveError::Io(io) => ArchiveError::from_io(format!("writing the index (tape file {index_file})"), io),
+        ArchiveError::Io(io) => {
+            ArchiveError::from_io(format!("writing the index (tape file {index_file})"), io)
+        }
         other => other,
     })?;
-    let (_, mut sink) = w
-        .finish()
-        .map_err(|e| ArchiveError::from_io(format!("writing the index (tape file {index_file})"), e))?;
+    let (_, mut sink) = w.finish().map_err(|e| {
+        ArchiveError::from_io(format!("writing the index (tape file {index_file})"), e)
+    })?;
     sink.end_file()?;
     let drive = sink.drive();
     drive
@@ -233,13 +254,19 @@ impl PartMarker {
         let rest = record
             .strip_prefix(b"REEL-PART/1\n".as_slice())
             .ok_or_else(|| corrupt("not a reel part marker (version 1)".into()))?;
-        let text = std::str::from_utf8(rest).map_err(|e| corrupt(format!("part marker is not UTF-8: {e}")))?;
-        toml::from_str(text.trim_end_matches('\0')).map_err(|e| corrupt(format!("part marker: {}", e.message())))
+        let text = std::str::from_utf8(rest)
+            .map_err(|e| corrupt(format!("part marker is not UTF-8: {e}")))?;
+        toml::from_str(text.trim_end_matches('\0'))
+            .map_err(|e| corrupt(format!("part marker: {}", e.message())))
     }
 
     /// Writes the marker as its own tape file (record and filemark) and flushes.
     pub fn write(&self, drive: &mut dyn TapeDrive) -> Result<()> {
-        let ctx = format!("writing the part marker of set {} on {}", self.set_name, drive.describe());
+        let ctx = format!(
+            "writing the part marker of set {} on {}",
+            self.set_name,
+            drive.describe()
+        );
         match drive.write(&self.encode()) {
             Ok(()) | Err(reel_tape::TapeError::EarlyWarning) => {}
             Err(e) => return Err(ArchiveError::tape(ctx, e)),
@@ -275,7 +302,10 @@ pub fn open_index<'d>(
         )
         .map_err(|e| {
             ArchiveError::tape(
-                format!("seeking to the index of set {} (tape file {})", set.number, set.index_file),
+                format!(
+                    "seeking to the index of set {} (tape file {})",
+                    set.number, set.index_file
+                ),
                 e,
             )
         })?;
@@ -284,7 +314,12 @@ pub fn open_index<'d>(
 }
 
 /// Opens a set's data (its part on this volume) for reading from its first record.
-pub fn open_data<'d>(drive: &'d mut dyn TapeDrive, set: &SetOnTape, block_size: usize) -> Result<PaxReader<RecordReader<'d>>> {
-    let reader = RecordReader::at_record(drive, set.data_file, set.data_first_block, block_size, 0)?;
+pub fn open_data<'d>(
+    drive: &'d mut dyn TapeDrive,
+    set: &SetOnTape,
+    block_size: usize,
+) -> Result<PaxReader<RecordReader<'d>>> {
+    let reader =
+        RecordReader::at_record(drive, set.data_file, set.data_first_block, block_size, 0)?;
     Ok(PaxReader::new(reader))
 }

@@ -207,7 +207,7 @@ fn position(drive: &mut dyn TapeDrive) -> Result<u64> {
 /// What the tape file after a set's data holds: the set's index, or the marker of a part
 /// that continues on the next volume.
 pub enum AfterData {
-    Index(SetInfo),
+    Index(Box<SetInfo>),
     Part(PartMarker),
 }
 
@@ -219,7 +219,7 @@ pub fn read_after_data(drive: &mut dyn TapeDrive, file: u64) -> Result<AfterData
         return Ok(AfterData::Part(PartMarker::decode(&first)?));
     }
     let (info, _) = IndexReader::open(std::io::Cursor::new(first).chain(reader))?;
-    Ok(AfterData::Index(info))
+    Ok(AfterData::Index(Box::new(info)))
 }
 
 /// Maps a reel volume: label, tape files, sets and the append point.
@@ -294,7 +294,7 @@ pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
                 )
                 .map_err(|e| ArchiveError::tape(format!("seeking to tape file {index_file}"), e))?;
             match read_after_data(drive, index_file) {
-                Ok(AfterData::Index(info)) => (SetState::Complete, Some(info)),
+                Ok(AfterData::Index(info)) => (SetState::Complete, Some(*info)),
                 Ok(AfterData::Part(marker)) => (SetState::Continued(marker), None),
                 Err(e) => (
                     SetState::Damaged(format!(

@@ -17,7 +17,7 @@ use reel_archive::{IndexEntry, SetInfo, VolumeLabel};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Schema version this code writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The schema, one step per version: step `i` takes version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -63,6 +63,8 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE entries ADD COLUMN ino INTEGER;
      ALTER TABLE entries ADD COLUMN source_set TEXT;
      CREATE INDEX sets_by_volume ON sets(volume_id);",
+    // 2 -> 3: sparse files are hashed with their own scheme.
+    "ALTER TABLE entries ADD COLUMN hash_scheme TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +86,11 @@ pub enum CatalogError {
         source: rusqlite::Error,
     },
     #[error("catalog {}: stored set {id} cannot be read: {detail}", path.display())]
-    BadRow { path: PathBuf, id: String, detail: String },
+    BadRow {
+        path: PathBuf,
+        id: String,
+        detail: String,
+    },
 }
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
@@ -134,7 +140,9 @@ impl Catalog {
             return Err(damaged(check));
         }
         cat.conn
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
             .map_err(|e| damaged(e.to_string()))?;
         cat.migrate()?;
         Ok(cat)
@@ -201,9 +209,11 @@ impl Catalog {
             path: path.to_path_buf(),
             source: e,
         })?;
-        Self::migrate_to(&mut conn, 0, version.min(SCHEMA_VERSION)).map_err(|e| CatalogError::Sql {
-            path: path.to_path_buf(),
-            source: e,
+        Self::migrate_to(&mut conn, 0, version.min(SCHEMA_VERSION)).map_err(|e| {
+            CatalogError::Sql {
+                path: path.to_path_buf(),
+                source: e,
+            }
         })?;
         Ok(conn)
     }
@@ -244,8 +254,11 @@ impl Catalog {
             [&id],
         )
         .map_err(sql)?;
-        let n = tx.execute("DELETE FROM sets WHERE volume_id = ?1", [&id]).map_err(sql)?;
-        tx.execute("DELETE FROM volumes WHERE id = ?1", [&id]).map_err(sql)?;
+        let n = tx
+            .execute("DELETE FROM sets WHERE volume_id = ?1", [&id])
+            .map_err(sql)?;
+        tx.execute("DELETE FROM volumes WHERE id = ?1", [&id])
+            .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(n)
     }
@@ -254,11 +267,18 @@ impl Catalog {
     pub fn volumes(&self) -> Result<Vec<VolumeRow>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, barcode, series_id, sequence FROM volumes ORDER BY series_id, sequence")
+            .prepare(
+                "SELECT id, barcode, series_id, sequence FROM volumes ORDER BY series_id, sequence",
+            )
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                ))
             })
             .map_err(self.sql())?;
         let mut out = Vec::new();
@@ -276,7 +296,11 @@ impl Catalog {
 
     /// Stores a set and its members (replacing an earlier copy of the same set), in one
     /// transaction: a crash leaves the catalog as it was.
-    pub fn add_set<E>(&mut self, info: &SetInfo, entries: impl IntoIterator<Item = Result<IndexEntry, E>>) -> Result<u64>
+    pub fn add_set<E>(
+        &mut self,
+        info: &SetInfo,
+        entries: impl IntoIterator<Item = Result<IndexEntry, E>>,
+    ) -> Result<u64>
     where
         E: std::fmt::Display,
     {
@@ -292,8 +316,10 @@ impl Catalog {
             detail: e.to_string(),
         })?;
         let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute("DELETE FROM entries WHERE set_id = ?1", [&id]).map_err(sql)?;
-        tx.execute("DELETE FROM sets WHERE id = ?1", [&id]).map_err(sql)?;
+        tx.execute("DELETE FROM entries WHERE set_id = ?1", [&id])
+            .map_err(sql)?;
+        tx.execute("DELETE FROM sets WHERE id = ?1", [&id])
+            .map_err(sql)?;
         tx.execute(
             "INSERT INTO sets (id, volume_id, number, name, mode, parent, started, paths, info)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -315,8 +341,8 @@ impl Catalog {
             let mut stmt = tx
                 .prepare(
                     "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset, hash, link,
-                                          meta_digest, ctime, ino, source_set)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                                          meta_digest, ctime, ino, source_set, hash_scheme)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )
                 .map_err(sql)?;
             for e in entries {
@@ -342,6 +368,7 @@ impl Catalog {
                     e.ctime,
                     e.ino.map(|i| i as i64),
                     e.source_set.map(|s| s.to_string()),
+                    e.hash_scheme,
                 ])
                 .map_err(sql)?;
                 count += 1;
@@ -362,7 +389,9 @@ impl Catalog {
     fn query_sets(&self, sql_text: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SetInfo>> {
         let mut stmt = self.conn.prepare(sql_text).map_err(self.sql())?;
         let rows = stmt
-            .query_map(args, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map(args, |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(self.sql())?;
         let mut out = Vec::new();
         for row in rows {
@@ -387,7 +416,10 @@ impl Catalog {
 
     pub fn set(&self, id: uuid::Uuid) -> Result<Option<SetInfo>> {
         Ok(self
-            .query_sets("SELECT id, info FROM sets WHERE id = ?1", &[&id.to_string()])?
+            .query_sets(
+                "SELECT id, info FROM sets WHERE id = ?1",
+                &[&id.to_string()],
+            )?
             .pop())
     }
 
@@ -405,7 +437,10 @@ impl Catalog {
         let path: Vec<u8> = r.get(0)?;
         let (path_text, path_hex) = match String::from_utf8(path) {
             Ok(s) => (s, None),
-            Err(e) => (String::new(), Some(e.into_bytes().iter().map(|b| format!("{b:02x}")).collect())),
+            Err(e) => (
+                String::new(),
+                Some(e.into_bytes().iter().map(|b| format!("{b:02x}")).collect()),
+            ),
         };
         let kind: String = r.get(1)?;
         let source: Option<String> = r.get(13)?;
@@ -420,6 +455,7 @@ impl Catalog {
             mtime: r.get(6)?,
             offset: r.get::<_, i64>(7)? as u64,
             hash: r.get(8)?,
+            hash_scheme: r.get(14)?,
             link: r.get(9)?,
             meta_digest: r.get(10)?,
             ctime: r.get(11)?,
@@ -428,12 +464,14 @@ impl Catalog {
         })
     }
 
-    const ENTRY_COLUMNS: &'static str =
-        "path, kind, size, mode, uid, gid, mtime, offset, hash, link, meta_digest, ctime, ino, source_set";
+    const ENTRY_COLUMNS: &'static str = "path, kind, size, mode, uid, gid, mtime, offset, hash, link, meta_digest, ctime, ino, source_set, hash_scheme";
 
     /// The member `path` of set `set`.
     pub fn entry(&self, set: uuid::Uuid, path: &[u8]) -> Result<Option<IndexEntry>> {
-        let q = format!("SELECT {} FROM entries WHERE set_id = ?1 AND path = ?2", Self::ENTRY_COLUMNS);
+        let q = format!(
+            "SELECT {} FROM entries WHERE set_id = ?1 AND path = ?2",
+            Self::ENTRY_COLUMNS
+        );
         self.conn
             .query_row(&q, params![set.to_string(), path], Self::row_entry)
             .optional()
@@ -446,7 +484,10 @@ impl Catalog {
         set: uuid::Uuid,
         mut each: impl FnMut(IndexEntry) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        let q = format!("SELECT {} FROM entries WHERE set_id = ?1 ORDER BY seq", Self::ENTRY_COLUMNS);
+        let q = format!(
+            "SELECT {} FROM entries WHERE set_id = ?1 ORDER BY seq",
+            Self::ENTRY_COLUMNS
+        );
         let mut stmt = self.conn.prepare(&q).map_err(self.sql())?;
         let rows = stmt
             .query_map([set.to_string()], Self::row_entry)
@@ -465,9 +506,11 @@ impl Catalog {
     /// Members of a set.
     pub fn entry_count(&self, set: uuid::Uuid) -> Result<u64> {
         self.conn
-            .query_row("SELECT COUNT(*) FROM entries WHERE set_id = ?1", [set.to_string()], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE set_id = ?1",
+                [set.to_string()],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(self.sql())
     }

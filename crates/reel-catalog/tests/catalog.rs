@@ -38,8 +38,16 @@ fn entries(n: usize) -> Vec<IndexEntry> {
         .map(|i| {
             let mut m = FileMeta::new(FileKind::Regular, 0o644);
             m.size = i as u64;
-            let path = if i == 3 { vec![b'x', 0xFE] } else { format!("dir/file{i}").into_bytes() };
-            IndexEntry::new(&Entry::new(path, m), i as u64 * 1024, Some(blake3::hash(&[i as u8])))
+            let path = if i == 3 {
+                vec![b'x', 0xFE]
+            } else {
+                format!("dir/file{i}").into_bytes()
+            };
+            IndexEntry::new(
+                &Entry::new(path, m),
+                i as u64 * 1024,
+                Some(blake3::hash(&[i as u8])),
+            )
         })
         .collect()
 }
@@ -53,15 +61,23 @@ fn sets_and_members_round_trip() {
     let s1 = info(&label, 1, &["/a", "/b"]);
     let s2 = info(&label, 2, &["/b", "/a"]);
     let es = entries(100);
-    cat.add_set(&s1, es.iter().cloned().map(Ok::<_, String>)).unwrap();
-    cat.add_set(&s2, entries(5).into_iter().map(Ok::<_, String>)).unwrap();
+    cat.add_set(&s1, es.iter().cloned().map(Ok::<_, String>))
+        .unwrap();
+    cat.add_set(&s2, entries(5).into_iter().map(Ok::<_, String>))
+        .unwrap();
     assert_eq!(cat.sets().unwrap().len(), 2);
     assert_eq!(cat.entry_count(s1.id).unwrap(), 100);
     assert_eq!(cat.entry(s1.id, b"dir/file42").unwrap().unwrap(), es[42]);
     assert_eq!(cat.entry(s1.id, &[b'x', 0xFE]).unwrap().unwrap(), es[3]);
     assert!(cat.entry(s1.id, b"nope").unwrap().is_none());
     // The same paths in another order are the same backup (the incremental parent).
-    assert_eq!(cat.latest_set_for_paths(&["/a".into(), "/b".into()]).unwrap().unwrap().id, s2.id);
+    assert_eq!(
+        cat.latest_set_for_paths(&["/a".into(), "/b".into()])
+            .unwrap()
+            .unwrap()
+            .id,
+        s2.id
+    );
     let mut seen = Vec::new();
     cat.for_each_entry(s1.id, |e| {
         seen.push(e);
@@ -70,7 +86,8 @@ fn sets_and_members_round_trip() {
     .unwrap();
     assert_eq!(seen, es);
     // Re-adding a set replaces it.
-    cat.add_set(&s1, entries(7).into_iter().map(Ok::<_, String>)).unwrap();
+    cat.add_set(&s1, entries(7).into_iter().map(Ok::<_, String>))
+        .unwrap();
     assert_eq!(cat.entry_count(s1.id).unwrap(), 7);
     assert_eq!(cat.forget_volume(label.volume_id).unwrap(), 2);
     assert!(cat.sets().unwrap().is_empty());
@@ -117,7 +134,11 @@ fn a_damaged_file_says_to_rebuild() {
     {
         let mut cat = Catalog::open(&path2).unwrap();
         let label = VolumeLabel::new("t");
-        cat.add_set(&info(&label, 1, &["/a"]), entries(2000).into_iter().map(Ok::<_, String>)).unwrap();
+        cat.add_set(
+            &info(&label, 1, &["/a"]),
+            entries(2000).into_iter().map(Ok::<_, String>),
+        )
+        .unwrap();
         cat.conn_checkpoint();
     }
     let mut bytes = std::fs::read(&path2).unwrap();

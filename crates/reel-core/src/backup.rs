@@ -13,8 +13,13 @@ use serde::Serialize;
 
 use reel_archive::label::{host_name, now_rfc3339};
 use reel_archive::records::RecordSink;
-use reel_archive::{ArchiveError, Entry, IndexEntry, SetInfo, SetMode, SetWriter, VolumeLabel, VolumeState};
+use reel_archive::{
+    ArchiveError, Entry, IndexEntry, SetInfo, SetMode, SetWriter, VolumeLabel, VolumeState,
+};
 use reel_catalog::Catalog;
+use reel_policy::{
+    BackupFilter, EntryKind, HookContext, HookPhase, Pattern, Policy, ProcessEnv, Roots, Verdict,
+};
 use reel_stream::{ContentReader, FileKind, NameCache, capture_reporting};
 use reel_tape::{SeekTo, TapeDrive};
 
@@ -35,8 +40,16 @@ pub struct BackupOptions {
     pub one_file_system: bool,
     /// Label a tape that holds another program's data (destroying it).
     pub force: bool,
-    /// Only what changed since the newest set of the same paths (needs the catalog).
-    pub incremental: bool,
+    /// Full or incremental; `None` = what the policy's backup-mode says for the file system
+    /// of the first path (an incremental with no earlier set becomes a full backup).
+    pub incremental: Option<bool>,
+    /// `--exclude` patterns, added to the policy's files-not-to-backup.
+    pub excludes: Vec<String>,
+    /// Read from btrfs snapshots of the paths (the live tree elsewhere, unless required).
+    pub snapshot: bool,
+    pub require_snapshot: bool,
+    /// Where the policy is read (`$REEL_ROOT` prefix).
+    pub policy_roots: Roots,
 }
 
 impl BackupOptions {
@@ -47,7 +60,11 @@ impl BackupOptions {
             block_size: reel_archive::DEFAULT_BLOCK_SIZE,
             one_file_system: false,
             force: false,
-            incremental: false,
+            incremental: Some(false),
+            excludes: Vec::new(),
+            snapshot: false,
+            require_snapshot: false,
+            policy_roots: Roots::from_env(),
         }
     }
 }
@@ -68,6 +85,34 @@ pub struct BackupReport {
     pub unchanged_files: u64,
     /// Set when the catalog could not be updated (the set itself is complete on tape).
     pub catalog_warning: Option<String>,
+    /// Entries the policy (or `--exclude`) kept out of the set, and why.
+    pub skipped_by_policy: u64,
+    /// Malformed policy lines, hook failures and snapshot notes (reported, never fatal).
+    pub warnings: Vec<String>,
+    /// Snapshots the set was read from.
+    pub snapshots: Vec<PathBuf>,
+}
+
+/// What a backup would do (`--dry-run`): nothing is written.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DryRunReport {
+    pub files: u64,
+    pub directories: u64,
+    pub other: u64,
+    pub bytes: u64,
+    /// Every entry the policy would skip, with the rule or convention responsible.
+    pub skipped: Vec<SkippedEntry>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedEntry {
+    pub path: String,
+    /// `rule`, `marker`, `cachedir-tag`, `nodump`, `xattr`.
+    pub kind: String,
+    pub reason: String,
+    /// Only the directory's content is skipped (the directory and its tag are kept).
+    pub contents_only: bool,
 }
 
 /// The archive name of an absolute path: the path without its leading slash.
@@ -215,7 +260,10 @@ struct AppendPoint {
 /// the append point.
 fn prepare_volume(drive: &mut dyn TapeDrive, opts: &BackupOptions) -> Result<AppendPoint> {
     let barcode = drive.describe();
-    let barcode = barcode.strip_prefix("vtape:").unwrap_or(&barcode).to_string();
+    let barcode = barcode
+        .strip_prefix("vtape:")
+        .unwrap_or(&barcode)
+        .to_string();
     let mut labelled = false;
     match reel_archive::read_state(drive)? {
         VolumeState::Reel(_) => {}
@@ -240,7 +288,12 @@ fn prepare_volume(drive: &mut dyn TapeDrive, opts: &BackupOptions) -> Result<App
         reel_archive::write_label(drive, &map.label)?;
         map = reel_archive::map_volume(drive)?;
     }
-    if map.label.sequence > 1 && map.sets.iter().all(|s| matches!(s.state, reel_archive::SetState::Continued(_))) {
+    if map.label.sequence > 1
+        && map
+            .sets
+            .iter()
+            .all(|s| matches!(s.state, reel_archive::SetState::Continued(_)))
+    {
         // A full continuation volume: nothing can be appended after its only part.
     }
     Ok(AppendPoint {
@@ -256,7 +309,7 @@ fn prepare_volume(drive: &mut dyn TapeDrive, opts: &BackupOptions) -> Result<App
 /// on further volumes when it fills, and records it in `catalog` when one is given.
 pub fn backup(
     tapes: &mut Tapes,
-    mut catalog: Option<&mut Catalog>,
+    catalog: Option<&mut Catalog>,
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
@@ -272,27 +325,224 @@ pub fn backup(
         )));
     }
     let root_names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-    // The parent of an incremental backup: the newest set of the same paths.
-    let parent = if opts.incremental {
-        let cat = catalog.as_deref().ok_or_else(|| {
-            CoreError::Usage("an incremental backup needs the catalog (run `reel catalog rebuild` to recreate it)".into())
-        })?;
-        Some(cat.latest_set_for_paths(&root_names)?.ok_or_else(|| {
-            CoreError::Usage(format!(
-                "no earlier set of {} is in the catalog: make a full backup first (or `reel catalog rebuild` if the catalog was lost)",
-                root_names.join(", ")
-            ))
-        })?)
-    } else {
-        None
+    let policy = load_policy(opts)?;
+    for w in &policy.warnings {
+        progress.problem(w);
+    }
+    // Full or incremental: as asked, else as the policy's backup-mode says.
+    let explicit = opts.incremental == Some(true);
+    let incremental = match opts.incremental {
+        Some(i) => i,
+        None => {
+            let mount = mount_point_of(&roots[0]);
+            policy.policy.config.mode_for(&mount, None) == reel_policy::ModeKind::Incremental
+        }
     };
+    // The parent of an incremental backup: the newest set of the same paths.
+    let parent = if !incremental {
+        None
+    } else {
+        match catalog.as_deref() {
+            None if explicit => {
+                return Err(CoreError::Usage(
+                    "an incremental backup needs the catalog (run `reel catalog rebuild` to recreate it)".into(),
+                ));
+            }
+            None => None,
+            Some(cat) => match cat.latest_set_for_paths(&root_names)? {
+                Some(p) => Some(p),
+                None if explicit => {
+                    return Err(CoreError::Usage(format!(
+                        "no earlier set of {} is in the catalog: make a full backup first (or `reel catalog rebuild` if the catalog was lost)",
+                        root_names.join(", ")
+                    )));
+                }
+                None => None,
+            },
+        }
+    };
+    let set_id = uuid::Uuid::new_v4();
+    let pre = policy
+        .policy
+        .run_hooks(HookPhase::PreBackup, &HookContext::new().set_id(set_id));
+    if pre.abort_requested() {
+        return Err(CoreError::Usage(format!(
+            "a pre-backup hook asked to cancel the backup: {}",
+            pre.failures()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    let mut warnings = policy.warnings.clone();
+    for f in pre.failures() {
+        let msg = format!("pre-backup hook: {f}");
+        progress.problem(&msg);
+        warnings.push(msg);
+    }
+    let mut sources = Vec::new();
+    for root in &roots {
+        match take_snapshot(root, opts, &policy.policy)? {
+            (source, Some(note)) => {
+                progress.problem(&note);
+                warnings.push(note);
+                sources.push(source);
+            }
+            (source, None) => sources.push(source),
+        }
+    }
+    let result = write_set(
+        tapes, catalog, opts, progress, &policy, &sources, root_names, parent, set_id,
+    );
+    let status = match &result {
+        Ok(r) if r.problems.is_empty() => "ok",
+        Ok(_) => "partial",
+        Err(_) => "failed",
+    };
+    let post = policy.policy.run_hooks(
+        HookPhase::PostBackup,
+        &HookContext::new().set_id(set_id).status(status),
+    );
+    let mut report = result?;
+    for f in post.failures() {
+        let msg = format!("post-backup hook: {f}");
+        progress.problem(&msg);
+        warnings.push(msg);
+    }
+    report.warnings = warnings;
+    report.snapshots = sources.iter().filter_map(|s| s.snapshot.clone()).collect();
+    Ok(report)
+}
+
+/// The policy of one backup, loaded once.
+struct BackupPolicy {
+    policy: Policy,
+    filter: BackupFilter,
+    /// Malformed policy lines, with file and line.
+    warnings: Vec<String>,
+}
+
+fn load_policy(opts: &BackupOptions) -> Result<BackupPolicy> {
+    let policy = Policy::load(&opts.policy_roots);
+    let warnings = policy
+        .diagnostics
+        .iter()
+        .map(|d| format!("policy: {d}"))
+        .collect();
+    let cwd = std::env::current_dir().map_err(|e| CoreError::Io {
+        context: "finding the current directory".into(),
+        source: e,
+    })?;
+    let mut patterns = Vec::new();
+    for text in &opts.excludes {
+        patterns.push(
+            Pattern::parse_relative_to(text, &ProcessEnv, &cwd)
+                .map_err(|e| CoreError::Usage(format!("--exclude {text:?}: {e}")))?,
+        );
+    }
+    let filter = BackupFilter::new(&policy).with_excludes(&patterns);
+    Ok(BackupPolicy {
+        policy,
+        filter,
+        warnings,
+    })
+}
+
+/// One path to back up, and where its content is read: the live tree or a snapshot of it.
+#[derive(Debug, Clone)]
+struct Source {
+    live: PathBuf,
+    read_from: PathBuf,
+    snapshot: Option<PathBuf>,
+}
+
+impl Source {
+    /// The live path of a path under `read_from`.
+    fn live_path(&self, real: &Path) -> PathBuf {
+        match real.strip_prefix(&self.read_from) {
+            Ok(rest) if rest.as_os_str().is_empty() => self.live.clone(),
+            Ok(rest) => self.live.join(rest),
+            Err(_) => real.to_path_buf(),
+        }
+    }
+}
+
+/// With `--snapshot`, a read-only btrfs snapshot of `root` to read from; elsewhere the live
+/// tree and a note saying why (or an error with `--require-snapshot`).
+fn take_snapshot(
+    root: &Path,
+    opts: &BackupOptions,
+    policy: &Policy,
+) -> Result<(Source, Option<String>)> {
+    let live = Source {
+        live: root.to_path_buf(),
+        read_from: root.to_path_buf(),
+        snapshot: None,
+    };
+    if !opts.snapshot {
+        return Ok((live, None));
+    }
+    match reel_policy::snapshot::create(root, &policy.snapshot_options()) {
+        Ok(snap) => {
+            let note = (!snap.problems.is_empty()).then(|| {
+                format!(
+                    "snapshot {}: {}",
+                    snap.path.display(),
+                    snap.problems.join("; ")
+                )
+            });
+            Ok((
+                Source {
+                    live: root.to_path_buf(),
+                    read_from: snap.source_in_snapshot(),
+                    snapshot: Some(snap.path.clone()),
+                },
+                note,
+            ))
+        }
+        Err(e) if opts.require_snapshot => {
+            Err(CoreError::Usage(format!("--require-snapshot: {e}")))
+        }
+        Err(e) => Ok((live, Some(format!("{e}; reading the live tree")))),
+    }
+}
+
+/// The mount point holding `path` (from /proc/self/mountinfo), for the policy's
+/// per-file-system backup mode.
+fn mount_point_of(path: &Path) -> PathBuf {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| path.starts_with(m))
+        .max_by_key(|m| m.components().count())
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The part of a backup that writes the set.
+#[allow(clippy::too_many_arguments)]
+fn write_set(
+    tapes: &mut Tapes,
+    catalog: Option<&mut Catalog>,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+    policy: &BackupPolicy,
+    sources: &[Source],
+    root_names: Vec<String>,
+    parent: Option<SetInfo>,
+    set_id: uuid::Uuid,
+) -> Result<BackupReport> {
+    let roots: Vec<PathBuf> = sources.iter().map(|s| s.read_from.clone()).collect();
     let point = prepare_volume(&mut *tapes.drive, opts)?;
     let set_number = (point.data_file / 2 + 1) as u32;
     let started = now_rfc3339();
-    let set_id = uuid::Uuid::new_v4();
     let set_name = opts.name.clone().unwrap_or_else(|| {
         let host = host_name();
-        let stamp: String = started.chars().filter(|c| c.is_ascii_digit()).take(14).collect();
+        let stamp: String = started
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .take(14)
+            .collect();
         format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp)
     });
     let totals = progress.wants_totals().then(|| {
@@ -302,8 +552,23 @@ pub fn backup(
     });
     tapes
         .drive
-        .set_position(SeekTo::LogicalBlock { partition: 0, block: point.block }, false)
-        .map_err(|e| ArchiveError::tape(format!("positioning {} at block {}", tapes.drive.describe(), point.block), e))?;
+        .set_position(
+            SeekTo::LogicalBlock {
+                partition: 0,
+                block: point.block,
+            },
+            false,
+        )
+        .map_err(|e| {
+            ArchiveError::tape(
+                format!(
+                    "positioning {} at block {}",
+                    tapes.drive.describe(),
+                    point.block
+                ),
+                e,
+            )
+        })?;
     let first_label = point.label.clone();
     let sink = SpanningSink::new(
         tapes,
@@ -328,9 +593,11 @@ pub fn backup(
         totals: totals.clone(),
         seen: 0,
         parent: parent.as_ref().map(|p| (p.id, catalog.as_deref())),
+        filter: Some(&policy.filter),
+        skipped: Vec::new(),
     };
-    for root in &roots {
-        job.walk_root(&mut writer, root, opts.one_file_system)?;
+    for source in sources {
+        job.walk_root(&mut writer, source, opts.one_file_system)?;
     }
     if let Some(t) = &totals {
         t.stop.store(true, Ordering::Relaxed);
@@ -341,7 +608,11 @@ pub fn backup(
     // The index must fit after the last part; if the volume is nearly full, it goes on the
     // next one after an empty last part.
     let need = spool.bytes() + 4 * opts.block_size as u64 + (1 << 20);
-    let remaining = sink.drive().media_parameters().map(|m| m.remaining).unwrap_or(u64::MAX);
+    let remaining = sink
+        .drive()
+        .media_parameters()
+        .map(|m| m.remaining)
+        .unwrap_or(u64::MAX);
     if remaining < need {
         sink.switch_volume()?;
         sink.end_file()?;
@@ -349,7 +620,10 @@ pub fn backup(
     let parts = sink.parts().to_vec();
     let new_labels = sink.new_labels.clone();
     drop(sink);
-    let index_file = parts.last().map(|p| p.data_file + 1).unwrap_or(point.data_file + 1);
+    let index_file = parts
+        .last()
+        .map(|p| p.data_file + 1)
+        .unwrap_or(point.data_file + 1);
     let info = SetInfo {
         id: set_id,
         number: set_number,
@@ -358,7 +632,11 @@ pub fn backup(
         finished: now_rfc3339(),
         host: host_name(),
         paths: root_names,
-        mode: if parent.is_some() { SetMode::Incremental } else { SetMode::Full },
+        mode: if parent.is_some() {
+            SetMode::Incremental
+        } else {
+            SetMode::Full
+        },
         parent: parent.as_ref().map(|p| p.id),
         block_size: opts.block_size as u32,
         volume_id: first_label.volume_id,
@@ -374,13 +652,20 @@ pub fn backup(
         reel_version: env!("CARGO_PKG_VERSION").to_string(),
         parts,
     };
-    reel_archive::write_index(&mut *tapes.drive, &mut spool, &info, opts.block_size, index_file)?;
+    reel_archive::write_index(
+        &mut *tapes.drive,
+        &mut spool,
+        &info,
+        opts.block_size,
+        index_file,
+    )?;
     let problems = std::mem::take(&mut job.problems);
     let unchanged_files = job.unchanged;
+    let skipped_by_policy = job.skipped.len() as u64;
     drop(job);
     // The tape is the truth; the catalog is a cache: a failure here is reported, not fatal.
     let mut catalog_warning = None;
-    if let Some(cat) = catalog.as_deref_mut() {
+    if let Some(cat) = catalog {
         let result = (|| -> Result<()> {
             if point.labelled {
                 for v in cat.volumes()? {
@@ -417,6 +702,63 @@ pub fn backup(
         replaced_leftover: point.leftover,
         unchanged_files,
         catalog_warning,
+        skipped_by_policy,
+        warnings: Vec::new(),
+        snapshots: Vec::new(),
+    })
+}
+
+/// What `opts` would back up, and what the policy would skip and why, without writing.
+pub fn dry_run(opts: &BackupOptions, progress: &dyn Progress) -> Result<DryRunReport> {
+    let roots = resolve_roots(&opts.paths)?;
+    let policy = load_policy(opts)?;
+    let mut job = Walker {
+        names: NameCache::new(),
+        links: HashMap::new(),
+        problems: Vec::new(),
+        files: 0,
+        directories: 0,
+        other: 0,
+        content_bytes: 0,
+        unchanged: 0,
+        progress,
+        totals: None,
+        seen: 0,
+        parent: None,
+        filter: Some(&policy.filter),
+        skipped: Vec::new(),
+    };
+    for root in &roots {
+        let source = Source {
+            live: root.clone(),
+            read_from: root.clone(),
+            snapshot: None,
+        };
+        job.walk_filtered(
+            &source,
+            opts.one_file_system,
+            &mut |job, _real, _live, meta| {
+                if meta.is_file() {
+                    job.files += 1;
+                    job.content_bytes += meta.len();
+                } else if meta.is_dir() {
+                    job.directories += 1;
+                } else {
+                    job.other += 1;
+                }
+                Ok(())
+            },
+        )?;
+    }
+    let mut warnings = policy.warnings.clone();
+    warnings.extend(job.problems.iter().cloned());
+    Ok(DryRunReport {
+        files: job.files,
+        directories: job.directories,
+        other: job.other,
+        bytes: job.content_bytes,
+        skipped: std::mem::take(&mut job.skipped),
+        warnings,
     })
 }
 
@@ -437,6 +779,9 @@ struct Walker<'p, 'c> {
     seen: u64,
     /// The parent set of an incremental backup and the catalog that lists it.
     parent: Option<(uuid::Uuid, Option<&'c Catalog>)>,
+    /// What the policy keeps out of the set.
+    filter: Option<&'c BackupFilter>,
+    skipped: Vec<SkippedEntry>,
 }
 
 impl Walker<'_, '_> {
@@ -445,31 +790,104 @@ impl Walker<'_, '_> {
         self.problems.push(message);
     }
 
-    fn walk_root<S: RecordSink>(&mut self, writer: &mut SetWriter<S>, root: &Path, one_fs: bool) -> Result<()> {
-        let walk = walkdir::WalkDir::new(root)
+    fn walk_root<S: RecordSink>(
+        &mut self,
+        writer: &mut SetWriter<S>,
+        source: &Source,
+        one_fs: bool,
+    ) -> Result<()> {
+        self.walk_filtered(source, one_fs, &mut |job, real, live, _meta| {
+            job.add_path(writer, real, live)
+        })
+    }
+
+    /// Walks one source in name order, asking the policy about every entry: skipped entries
+    /// (and the subtrees of skipped directories) are recorded, the rest go to `visit` with
+    /// their real path (where to read) and live path (what to call them).
+    fn walk_filtered(
+        &mut self,
+        source: &Source,
+        one_fs: bool,
+        visit: &mut dyn FnMut(&mut Self, &Path, &Path, &std::fs::Metadata) -> Result<()>,
+    ) -> Result<()> {
+        let mut walk = walkdir::WalkDir::new(&source.read_from)
             .follow_links(false)
             .follow_root_links(false)
             .same_file_system(one_fs)
-            .sort_by_file_name();
-        for item in walk {
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(item) = walk.next() {
             let dent = match item {
                 Ok(d) => d,
                 Err(e) => {
-                    let path = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+                    let path = e
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
                     self.problem(format!(
                         "{path}: {}",
-                        e.io_error().map(|i| i.to_string()).unwrap_or_else(|| e.to_string())
+                        e.io_error()
+                            .map(|i| i.to_string())
+                            .unwrap_or_else(|| e.to_string())
                     ));
                     continue;
                 }
             };
-            self.add_path(writer, dent.path())?;
+            let real = dent.path();
+            let live = source.live_path(real);
+            let kind = EntryKind::from(dent.file_type());
+            let verdict = match self.filter {
+                Some(f) => f.check_at(&live, real, kind),
+                None => Verdict::Include,
+            };
+            let md = match dent.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    self.problem(format!("{}: {e}", live.display()));
+                    continue;
+                }
+            };
+            match verdict {
+                Verdict::Include => visit(self, real, &live, &md)?,
+                Verdict::Exclude(reason) => {
+                    self.skipped.push(SkippedEntry {
+                        path: live.display().to_string(),
+                        kind: reason.kind().to_string(),
+                        reason: reason.to_string(),
+                        contents_only: false,
+                    });
+                    if dent.file_type().is_dir() {
+                        walk.skip_current_dir();
+                    }
+                }
+                Verdict::ExcludeContents { reason, keep } => {
+                    self.skipped.push(SkippedEntry {
+                        path: live.display().to_string(),
+                        kind: reason.kind().to_string(),
+                        reason: reason.to_string(),
+                        contents_only: true,
+                    });
+                    visit(self, real, &live, &md)?;
+                    let tag = real.join(keep);
+                    if let Ok(tag_md) = std::fs::symlink_metadata(&tag) {
+                        visit(self, &tag, &live.join(keep), &tag_md)?;
+                    }
+                    walk.skip_current_dir();
+                }
+            }
         }
         Ok(())
     }
 
-    fn add_path<S: RecordSink>(&mut self, writer: &mut SetWriter<S>, path: &Path) -> Result<()> {
-        let name = archive_name(path);
+    /// Adds the entry at `path` (where it is read), named after `live` (its path on the
+    /// live system; the same unless reading from a snapshot).
+    fn add_path<S: RecordSink>(
+        &mut self,
+        writer: &mut SetWriter<S>,
+        path: &Path,
+        live: &Path,
+    ) -> Result<()> {
+        let name = archive_name(live);
         if name.is_empty() {
             return Ok(()); // the root directory "/" itself
         }
@@ -485,19 +903,22 @@ impl Walker<'_, '_> {
                 return Ok(());
             }
         };
-        self.progress.entry(&path.to_string_lossy());
+        self.progress.entry(&live.to_string_lossy());
         self.seen += 1;
         if self.seen % 256 == 1
             && let Some(t) = &self.totals
         {
-            self.progress
-                .total(t.bytes.load(Ordering::Relaxed), t.files.load(Ordering::Relaxed));
+            self.progress.total(
+                t.bytes.load(Ordering::Relaxed),
+                t.files.load(Ordering::Relaxed),
+            );
         }
         if meta.kind == FileKind::Socket {
             // Sockets are created by their servers; tar skips them too.
             return Ok(());
         }
         let mut entry = Entry::new(name.clone(), meta);
+        crate::efs::capture_marker(&mut entry);
         if entry.meta.nlink > 1 && entry.meta.kind != FileKind::Directory {
             let key = (entry.meta.dev, entry.meta.ino);
             if let Some(first) = self.links.get(&key) {
@@ -560,7 +981,12 @@ impl Walker<'_, '_> {
         }))
     }
 
-    fn add_file<S: RecordSink>(&mut self, writer: &mut SetWriter<S>, path: &Path, entry: &Entry) -> Result<()> {
+    fn add_file<S: RecordSink>(
+        &mut self,
+        writer: &mut SetWriter<S>,
+        path: &Path,
+        entry: &Entry,
+    ) -> Result<()> {
         let file = match open_source(path) {
             Ok(f) => f,
             Err(e) => {

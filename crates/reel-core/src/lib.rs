@@ -9,6 +9,7 @@
 //! It is not for formats or devices: those belong to the crates it drives.
 
 pub mod backup;
+pub mod efs;
 pub mod error;
 pub mod list;
 pub mod progress;
@@ -25,6 +26,6 @@ pub use error::{CoreError, FailureKind, Result};
 pub use list::{SetListing, VolumeListing, list_entries, list_sets};
 pub use progress::{NoProgress, Progress};
 pub use restore::{RestoreOptions, RestoreReport, restore};
-pub use verify::{VerifyOptions, VerifyReport, verify};
 pub use select::Selector;
 pub use tapes::{LibraryChanger, NoChanger, Tapes, VolumeChanger};
+pub use verify::{VerifyOptions, VerifyReport, verify};

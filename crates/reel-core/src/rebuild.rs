@@ -20,7 +20,12 @@ pub struct RebuildReport {
 }
 
 /// Adds what one volume holds to the catalog: its label and every complete set's index.
-pub fn scan_volume(drive: &mut dyn TapeDrive, catalog: &mut Catalog, report: &mut RebuildReport, progress: &dyn Progress) -> Result<()> {
+pub fn scan_volume(
+    drive: &mut dyn TapeDrive,
+    catalog: &mut Catalog,
+    report: &mut RebuildReport,
+    progress: &dyn Progress,
+) -> Result<()> {
     let name = drive.describe();
     let map = match reel_archive::map_volume(drive) {
         Ok(m) => m,
@@ -60,7 +65,11 @@ pub fn scan_volume(drive: &mut dyn TapeDrive, catalog: &mut Catalog, report: &mu
 
 /// Rebuilds the catalog at `path` from every cartridge of `library`. The old file, if any,
 /// is kept beside it as `*.old` until the rebuild has succeeded.
-pub fn rebuild_from_library(path: &std::path::Path, library: &Library, progress: &dyn Progress) -> Result<RebuildReport> {
+pub fn rebuild_from_library(
+    path: &std::path::Path,
+    library: &Library,
+    progress: &dyn Progress,
+) -> Result<RebuildReport> {
     let old = path.with_extension("sqlite.old");
     if path.exists() {
         let _ = std::fs::remove_file(&old);

@@ -32,6 +32,9 @@ pub struct RestoreOptions {
     pub patterns: Vec<String>,
     pub target: PathBuf,
     pub existing: Existing,
+    /// Where the policy is read (paths-not-to-restore, post-restore hooks, last-restore-id);
+    /// `None` restores everything and tells no one.
+    pub policy_roots: Option<reel_policy::Roots>,
 }
 
 /// What a restore did. Everything not restored is listed with its reason.
@@ -54,6 +57,12 @@ pub struct RestoreReport {
     pub integrity_failures: Vec<String>,
     /// Hard-link targets restored because a selected member links to them.
     pub added_link_targets: Vec<String>,
+    /// Members left as they are because the policy says not to restore them.
+    pub left_by_policy: Vec<String>,
+    /// The new last-restore-id, after a whole-set restore.
+    pub restore_id: Option<uuid::Uuid>,
+    /// Malformed policy lines and hook failures (reported, not fatal).
+    pub warnings: Vec<String>,
 }
 
 impl RestoreReport {
@@ -77,7 +86,12 @@ struct Plan {
     added_link_targets: Vec<String>,
 }
 
-fn make_plan(tapes: &mut Tapes, catalog: Option<&Catalog>, set: &ResolvedSet, selector: &Selector) -> Result<Plan> {
+fn make_plan(
+    tapes: &mut Tapes,
+    catalog: Option<&Catalog>,
+    set: &ResolvedSet,
+    selector: &Selector,
+) -> Result<Plan> {
     struct Row {
         source: Option<uuid::Uuid>,
         offset: u64,
@@ -96,10 +110,12 @@ fn make_plan(tapes: &mut Tapes, catalog: Option<&Catalog>, set: &ResolvedSet, se
         if !everything && e.kind == 'f' {
             file_rows.insert(path.clone(), rows.len());
         }
-        if selected && !everything && e.kind == 'h' {
-            if let Some(t) = &e.link {
-                needed_targets.push(t.as_bytes().to_vec());
-            }
+        if selected
+            && !everything
+            && e.kind == 'h'
+            && let Some(t) = &e.link
+        {
+            needed_targets.push(t.as_bytes().to_vec());
         }
         rows.push(Row {
             source: e.source_set,
@@ -163,6 +179,15 @@ pub fn restore(
         added_link_targets: plan.added_link_targets,
         ..Default::default()
     };
+    let policy = opts.policy_roots.as_ref().map(reel_policy::Policy::load);
+    if let Some(p) = &policy {
+        for d in &p.diagnostics {
+            let msg = format!("policy: {d}");
+            progress.problem(&msg);
+            report.warnings.push(msg);
+        }
+    }
+    let filter = policy.as_ref().map(reel_policy::RestoreFilter::new);
     let mut root = RestoreRoot::open(&opts.target, opts.existing)?;
     // Earlier sets first (unchanged files), then the set itself (directories, links and
     // changed files, in order, so hard links find their targets).
@@ -177,18 +202,52 @@ pub fn restore(
         let block_size = source_info.block_size as usize;
         let stream = SetStream::new(tapes, parts, block_size)?;
         let mut pax = PaxReader::new(stream);
-        restore_group(&mut pax, &mut root, &source_info, &planned, block_size, &mut report, progress)?;
+        restore_group(
+            &mut pax,
+            &mut root,
+            filter.as_ref(),
+            &source_info,
+            &planned,
+            block_size,
+            &mut report,
+            progress,
+        )?;
     }
     for e in root.finish() {
         report.problems.push(e.to_string());
+    }
+    // A whole set restored: applications learn of it (LastRestoreId, post-restore hooks).
+    if let Some(p) = &policy
+        && opts.patterns.is_empty()
+    {
+        let mut ctx = reel_policy::HookContext::new().set_id(info.id);
+        match reel_policy::state::write_last_restore_id(p.roots()) {
+            Ok(id) => {
+                report.restore_id = Some(id);
+                ctx = ctx.var("REEL_RESTORE_ID", id.to_string());
+            }
+            Err(e) => {
+                let msg = format!("last-restore-id not written: {e}");
+                progress.problem(&msg);
+                report.warnings.push(msg);
+            }
+        }
+        let hooks = p.run_hooks(reel_policy::HookPhase::PostRestore, &ctx);
+        for f in hooks.failures() {
+            let msg = format!("post-restore hook: {f}");
+            progress.problem(&msg);
+            report.warnings.push(msg);
+        }
     }
     Ok(report)
 }
 
 /// Restores one set's planned members, seeking over long stretches and past damage.
+#[allow(clippy::too_many_arguments)]
 fn restore_group(
     pax: &mut PaxReader<SetStream<'_>>,
     root: &mut RestoreRoot,
+    filter: Option<&reel_policy::RestoreFilter>,
     info: &SetInfo,
     plan: &[Planned],
     block_size: usize,
@@ -213,10 +272,17 @@ fn restore_group(
             }
             need_seek = false;
         }
-        match restore_one(pax, root, planned, &mut buf, report, progress) {
+        match restore_one(pax, root, filter, planned, &mut buf, report, progress) {
             Ok(()) => {}
-            Err(e @ (ArchiveError::Tape { .. } | ArchiveError::Corrupt { .. } | ArchiveError::Truncated { .. })) => {
-                let msg = format!("set {} (member at byte {}): {e}", info.number, planned.offset);
+            Err(
+                e @ (ArchiveError::Tape { .. }
+                | ArchiveError::Corrupt { .. }
+                | ArchiveError::Truncated { .. }),
+            ) => {
+                let msg = format!(
+                    "set {} (member at byte {}): {e}",
+                    info.number, planned.offset
+                );
                 progress.problem(&msg);
                 report.integrity_failures.push(msg);
                 need_seek = true;
@@ -227,10 +293,7 @@ fn restore_group(
     Ok(())
 }
 
-fn seek(
-    pax: &mut PaxReader<SetStream<'_>>,
-    offset: u64,
-) -> std::result::Result<(), ArchiveError> {
+fn seek(pax: &mut PaxReader<SetStream<'_>>, offset: u64) -> std::result::Result<(), ArchiveError> {
     pax.get_mut().seek_to(offset)?;
     pax.reset_at(offset);
     Ok(())
@@ -241,6 +304,7 @@ fn seek(
 fn restore_one(
     pax: &mut PaxReader<SetStream<'_>>,
     root: &mut RestoreRoot,
+    filter: Option<&reel_policy::RestoreFilter>,
     planned: &Planned,
     buf: &mut [u8],
     report: &mut RestoreReport,
@@ -269,7 +333,13 @@ fn restore_one(
             });
         }
     };
-    let entry: Entry = read.entry;
+    let mut entry: Entry = read.entry;
+    if let Err(e) = crate::efs::restore_marker(&mut entry) {
+        let msg = format!("{}: {e}", entry.display_path());
+        progress.problem(&msg);
+        report.integrity_failures.push(msg);
+        return Ok(());
+    }
     let shown = entry.display_path();
     progress.entry(&shown);
     let rel = match check_path(&entry.path) {
@@ -280,6 +350,16 @@ fn restore_one(
             return Ok(());
         }
     };
+    // paths-not-to-restore: the live copy stays as it is (matched on the original path).
+    if let Some(rule) = filter.and_then(|f| {
+        f.check(
+            &std::path::Path::new("/").join(rel.to_path_buf()),
+            entry.meta.kind == FileKind::Directory && entry.hardlink.is_none(),
+        )
+    }) {
+        report.left_by_policy.push(format!("{shown}: {rule}"));
+        return Ok(());
+    }
     let result: std::result::Result<Outcome, StreamError> = if let Some(target) = &entry.hardlink {
         match check_path(target) {
             Ok(t) => root.make_hardlink(&rel, &t, &entry.meta).inspect(|o| {

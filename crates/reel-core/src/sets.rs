@@ -16,7 +16,10 @@ use crate::tapes::Tapes;
 #[derive(Debug, Clone)]
 enum Members {
     Catalog,
-    Tape { set: SetOnTape, index_block: u64 },
+    Tape {
+        set: Box<SetOnTape>,
+        index_block: u64,
+    },
 }
 
 /// A set found by [`resolve`].
@@ -54,18 +57,25 @@ fn catalog_barcode(catalog: &Catalog, info: &SetInfo) -> Result<String> {
 
 /// Finds set `key` (number on the volume in the drive, name, id or id prefix; `None` = the
 /// newest complete set on the volume in the drive).
-pub fn resolve(tapes: &mut Tapes, catalog: Option<&Catalog>, key: Option<&str>) -> Result<ResolvedSet> {
-    let map: Result<VolumeMap> = reel_archive::map_volume(&mut *tapes.drive).map_err(CoreError::from);
+pub fn resolve(
+    tapes: &mut Tapes,
+    catalog: Option<&Catalog>,
+    key: Option<&str>,
+) -> Result<ResolvedSet> {
+    let map: Result<VolumeMap> =
+        reel_archive::map_volume(&mut *tapes.drive).map_err(CoreError::from);
     let on_tape = match &map {
-        Ok(m) => m.find_set(key).map(|s| (s.clone(), m)).map_err(CoreError::from),
+        Ok(m) => m
+            .find_set(key)
+            .map(|s| (s.clone(), m))
+            .map_err(CoreError::from),
         Err(e) => Err(CoreError::Usage(e.to_string())),
     };
     match on_tape {
         Ok((set, map)) => {
-            let info = set
-                .info
-                .clone()
-                .ok_or_else(|| CoreError::Usage(format!("set {} has no readable index", set.number)))?;
+            let info = set.info.clone().ok_or_else(|| {
+                CoreError::Usage(format!("set {} has no readable index", set.number))
+            })?;
             let in_catalog = match catalog {
                 Some(c) => c.set(info.id).ok().flatten().is_some(),
                 None => false,
@@ -77,7 +87,10 @@ pub fn resolve(tapes: &mut Tapes, catalog: Option<&Catalog>, key: Option<&str>) 
                     .file_starts
                     .get(set.index_file as usize)
                     .ok_or_else(|| CoreError::Usage(format!("set {} has no index", set.number)))?;
-                Members::Tape { set, index_block }
+                Members::Tape {
+                    set: Box::new(set),
+                    index_block,
+                }
             };
             Ok(ResolvedSet {
                 info,
@@ -120,20 +133,33 @@ pub fn for_each_member(
 ) -> Result<()> {
     match (&set.members, catalog) {
         (Members::Catalog, Some(cat)) => cat.for_each_entry(set.info.id, each),
-        (Members::Tape { set: on_tape, index_block }, _) => {
-            let (_, mut index) = reel_archive::open_index(&mut *tapes.drive, on_tape, *index_block)?;
+        (
+            Members::Tape {
+                set: on_tape,
+                index_block,
+            },
+            _,
+        ) => {
+            let (_, mut index) =
+                reel_archive::open_index(&mut *tapes.drive, on_tape, *index_block)?;
             while let Some(e) = index.next_entry()? {
                 each(e)?;
             }
             Ok(())
         }
-        (Members::Catalog, None) => Err(CoreError::Usage("the catalog is needed to list this set".into())),
+        (Members::Catalog, None) => Err(CoreError::Usage(
+            "the catalog is needed to list this set".into(),
+        )),
     }
 }
 
 /// The description of set `id` (an ancestor of an incremental set): from the catalog, else
 /// from the volume in the drive.
-pub fn info_by_id(tapes: &mut Tapes, catalog: Option<&Catalog>, id: uuid::Uuid) -> Result<(SetInfo, String)> {
+pub fn info_by_id(
+    tapes: &mut Tapes,
+    catalog: Option<&Catalog>,
+    id: uuid::Uuid,
+) -> Result<(SetInfo, String)> {
     if let Some(cat) = catalog
         && let Some(info) = cat.set(id)?
     {

@@ -84,7 +84,12 @@ impl<'a> SpanningSink<'a> {
         let drive = &mut *self.tapes.drive;
         drive
             .write_marks(MarkKind::Filemarks, 1, false)
-            .map_err(|e| ArchiveError::tape(format!("closing part {part_no} of the set on {}", drive.describe()), e))?;
+            .map_err(|e| {
+                ArchiveError::tape(
+                    format!("closing part {part_no} of the set on {}", drive.describe()),
+                    e,
+                )
+            })?;
         PartMarker {
             set_id: self.set_id,
             set_name: self.set_name.clone(),
@@ -94,7 +99,7 @@ impl<'a> SpanningSink<'a> {
             next_barcode: barcode.clone(),
         }
         .write(drive)?;
-        self.tapes.drive = next;
+        self.tapes.drive = crate::tapes::variable_mode(next);
         let mut label = VolumeLabel::new(&barcode);
         label.series_id = self.label.series_id;
         label.sequence = self.label.sequence + 1;
@@ -137,7 +142,9 @@ fn to_archive(e: CoreError) -> ArchiveError {
 
 impl RecordSink for SpanningSink<'_> {
     fn put_record(&mut self, record: &[u8]) -> Result<(), ArchiveError> {
-        let ctx = |drive: &dyn TapeDrive, n: u64| format!("volume {}, set data block {n}", drive.describe());
+        let ctx = |drive: &dyn TapeDrive, n: u64| {
+            format!("volume {}, set data block {n}", drive.describe())
+        };
         match self.tapes.drive.write(record) {
             Ok(()) => self.count(),
             Err(TapeError::EarlyWarning) => {
@@ -149,10 +156,20 @@ impl RecordSink for SpanningSink<'_> {
                 self.switch_volume().map_err(to_archive)?;
                 match self.tapes.drive.write(record) {
                     Ok(()) | Err(TapeError::EarlyWarning) => self.count(),
-                    Err(e) => return Err(ArchiveError::tape(ctx(&*self.tapes.drive, self.total_records), e)),
+                    Err(e) => {
+                        return Err(ArchiveError::tape(
+                            ctx(&*self.tapes.drive, self.total_records),
+                            e,
+                        ));
+                    }
                 }
             }
-            Err(e) => return Err(ArchiveError::tape(ctx(&*self.tapes.drive, self.total_records), e)),
+            Err(e) => {
+                return Err(ArchiveError::tape(
+                    ctx(&*self.tapes.drive, self.total_records),
+                    e,
+                ));
+            }
         }
         Ok(())
     }
@@ -161,7 +178,9 @@ impl RecordSink for SpanningSink<'_> {
         let drive = &mut *self.tapes.drive;
         drive
             .write_marks(MarkKind::Filemarks, 1, false)
-            .map_err(|e| ArchiveError::tape(format!("closing the set data on {}", drive.describe()), e))
+            .map_err(|e| {
+                ArchiveError::tape(format!("closing the set data on {}", drive.describe()), e)
+            })
     }
 
     fn drive(&mut self) -> &mut dyn TapeDrive {
@@ -189,7 +208,12 @@ impl<'a> SetStream<'a> {
             .ok_or_else(|| CoreError::Usage("the set has no data parts".into()))?;
         Ok(SetStream {
             tapes,
-            cursor: RecordCursor::new(first.data_file, Some(first.first_block), Some(block_size), 0),
+            cursor: RecordCursor::new(
+                first.data_file,
+                Some(first.first_block),
+                Some(block_size),
+                0,
+            ),
             parts,
             block_size,
             current: 0,
@@ -203,7 +227,12 @@ impl<'a> SetStream<'a> {
         self.tapes
             .ensure_volume(&part.barcode, part.volume_id)
             .map_err(to_archive)?;
-        self.cursor = RecordCursor::new(part.data_file, Some(part.first_block), Some(self.block_size), 0);
+        self.cursor = RecordCursor::new(
+            part.data_file,
+            Some(part.first_block),
+            Some(self.block_size),
+            0,
+        );
         self.cursor.seek_to(&mut *self.tapes.drive, within)?;
         self.mounted = true;
         Ok(())
@@ -218,7 +247,9 @@ impl<'a> SetStream<'a> {
             .unwrap_or(0);
         let part = &self.parts[idx];
         if idx == self.current && self.mounted {
-            return self.cursor.seek_to(&mut *self.tapes.drive, offset - part.byte_start);
+            return self
+                .cursor
+                .seek_to(&mut *self.tapes.drive, offset - part.byte_start);
         }
         self.current = idx;
         let within = offset - part.byte_start;

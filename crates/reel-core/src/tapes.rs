@@ -72,7 +72,10 @@ impl VolumeChanger for LibraryChanger {
             .find(|c| c.name == current)
             .map(|c| c.capacity)
             .unwrap_or_else(|| self.library.default_capacity());
-        let name = match carts.iter().find(|c| c.name != current && c.used == 0 && !c.write_protected) {
+        let name = match carts
+            .iter()
+            .find(|c| c.name != current && c.used == 0 && !c.write_protected)
+        {
             Some(c) => c.name.clone(),
             None => {
                 let name = self.library.next_name()?;
@@ -89,7 +92,12 @@ impl VolumeChanger for LibraryChanger {
     fn open_volume(&mut self, barcode: &str, volume_id: uuid::Uuid) -> Result<Box<dyn TapeDrive>> {
         // The barcode names the cartridge; if it was renamed, look for the label.
         let mut candidates = vec![barcode.to_string()];
-        candidates.extend(self.library.cartridge_names()?.into_iter().filter(|n| n != barcode));
+        candidates.extend(
+            self.library
+                .cartridge_names()?
+                .into_iter()
+                .filter(|n| n != barcode),
+        );
         for name in candidates {
             let dir = self.library.cartridge_dir(&name);
             if !dir.is_dir() {
@@ -123,18 +131,28 @@ pub struct Tapes {
     pub changer: Box<dyn VolumeChanger>,
 }
 
+/// Puts a drive in variable-block mode: sets are written and read one record per block,
+/// whatever block size `reel tape set` left the drive in. A drive that cannot is left as it
+/// is (its first write or read then says why).
+pub fn variable_mode(mut drive: Box<dyn TapeDrive>) -> Box<dyn TapeDrive> {
+    if drive.media_parameters().is_ok_and(|m| m.block_size != 0) {
+        let _ = drive.set_media_parameters(0);
+    }
+    drive
+}
+
 impl Tapes {
     pub fn new(drive: Box<dyn TapeDrive>, changer: Box<dyn VolumeChanger>) -> Self {
-        Tapes { drive, changer }
+        Tapes {
+            drive: variable_mode(drive),
+            changer,
+        }
     }
 
     /// A drive with no other volumes.
     pub fn single(drive: Box<dyn TapeDrive>) -> Self {
         let what = drive.describe();
-        Tapes {
-            drive,
-            changer: Box::new(NoChanger { what }),
-        }
+        Tapes::new(drive, Box::new(NoChanger { what }))
     }
 
     /// Opens the drive of a `--tape` target, with the library's changer when the target is
@@ -143,7 +161,9 @@ impl Tapes {
         let drive = target.open()?;
         let library_dir: Option<PathBuf> = match target {
             Target::Library(dir) => Some(dir.clone().unwrap_or_else(Library::default_dir)),
-            Target::LibraryCartridge { library, .. } => Some(library.clone().unwrap_or_else(Library::default_dir)),
+            Target::LibraryCartridge { library, .. } => {
+                Some(library.clone().unwrap_or_else(Library::default_dir))
+            }
             Target::Cartridge(dir) => dir
                 .parent()
                 .filter(|p| Library::is_library(p))
@@ -151,7 +171,10 @@ impl Tapes {
             _ => None,
         };
         Ok(match library_dir {
-            Some(dir) => Tapes::new(drive, Box::new(LibraryChanger::new(Library::open_or_create(&dir)?))),
+            Some(dir) => Tapes::new(
+                drive,
+                Box::new(LibraryChanger::new(Library::open_or_create(&dir)?)),
+            ),
             None => Tapes::single(drive),
         })
     }
@@ -169,7 +192,7 @@ impl Tapes {
             return Ok(());
         }
         let drive = self.changer.open_volume(barcode, volume_id)?;
-        self.drive = drive;
+        self.drive = variable_mode(drive);
         Ok(())
     }
 }

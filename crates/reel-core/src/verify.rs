@@ -52,15 +52,43 @@ impl VerifyReport {
     }
 }
 
-fn hash_file(path: &std::path::Path) -> std::io::Result<blake3::Hash> {
-    let mut h = blake3::Hasher::new();
-    let mut f = std::fs::File::open(path)?;
-    std::io::copy(&mut f, &mut h)?;
-    Ok(h.finalize())
+/// Hashes a file on disk with the scheme the index used for it.
+fn hash_file(path: &std::path::Path, scheme: Option<&str>) -> std::io::Result<blake3::Hash> {
+    let f = std::fs::File::open(path)?;
+    if scheme != Some(reel_stream::sparse::SPARSE_HASH_SCHEME) {
+        let mut h = blake3::Hasher::new();
+        std::io::copy(&mut &f, &mut h)?;
+        return Ok(h.finalize());
+    }
+    // Sparse: read only the data extents the file has now (the scheme does not depend on
+    // where the holes are).
+    let size = f.metadata()?.len();
+    let map = reel_stream::sparse::scan(&f, size)?.unwrap_or_else(|| reel_stream::SparseMap {
+        extents: vec![reel_stream::Extent {
+            offset: 0,
+            len: size,
+        }],
+    });
+    let mut hasher = reel_stream::sparse::SparseHasher::new(&map, size);
+    let mut reader = reel_stream::ContentReader::new(f, Some(map));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize())
 }
 
 /// Reads the whole set once and compares every file with its recorded hash.
-pub fn verify(tapes: &mut Tapes, catalog: Option<&Catalog>, opts: &VerifyOptions, progress: &dyn Progress) -> Result<VerifyReport> {
+pub fn verify(
+    tapes: &mut Tapes,
+    catalog: Option<&Catalog>,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
     let set = sets::resolve(tapes, catalog, opts.set.as_deref())?;
     let info = set.info.clone();
     // Offset -> (path, hash) of the members with data in this set.
@@ -69,14 +97,14 @@ pub fn verify(tapes: &mut Tapes, catalog: Option<&Catalog>, opts: &VerifyOptions
         set: Some(info.clone()),
         ..Default::default()
     };
-    let mut on_disk: Vec<(String, blake3::Hash)> = Vec::new();
+    let mut on_disk: Vec<(String, blake3::Hash, Option<String>)> = Vec::new();
     let mut total = 0u64;
     sets::for_each_member(tapes, catalog, &set, |e| {
         if e.kind == 'f' {
             if let Some(h) = e.content_hash()
                 && opts.against_disk
             {
-                on_disk.push((e.display_path(), h));
+                on_disk.push((e.display_path(), h, e.hash_scheme.clone()));
             }
             if e.source_set.is_some() {
                 report.in_earlier_sets += 1;
@@ -102,7 +130,12 @@ pub fn verify(tapes: &mut Tapes, catalog: Option<&Catalog>, opts: &VerifyOptions
                 let msg = format!("set data at byte {here}: {e}");
                 progress.problem(&msg);
                 report.damaged.push(msg);
-                match expected.keys().copied().filter(|o| *o > here.saturating_sub(1)).min() {
+                match expected
+                    .keys()
+                    .copied()
+                    .filter(|o| *o > here.saturating_sub(1))
+                    .min()
+                {
                     Some(next) => {
                         if pax.get_mut().seek_to(next).is_err() {
                             break;
@@ -118,7 +151,7 @@ pub fn verify(tapes: &mut Tapes, catalog: Option<&Catalog>, opts: &VerifyOptions
             continue;
         };
         progress.entry(&path);
-        let mut h = blake3::Hasher::new();
+        let mut h = reel_stream::ContentHasher::for_meta(&next.entry.meta);
         let mut failed: Option<ArchiveError> = None;
         loop {
             match pax.read_data(&mut buf) {
@@ -151,7 +184,9 @@ pub fn verify(tapes: &mut Tapes, catalog: Option<&Catalog>, opts: &VerifyOptions
                 }
             }
             (None, Some(want)) if want != h.finalize() => {
-                let msg = format!("{path}: content on tape does not match the hash recorded at backup time");
+                let msg = format!(
+                    "{path}: content on tape does not match the hash recorded at backup time"
+                );
                 progress.problem(&msg);
                 report.damaged.push(msg);
             }
@@ -165,13 +200,19 @@ pub fn verify(tapes: &mut Tapes, catalog: Option<&Catalog>, opts: &VerifyOptions
     missing.sort();
     report.missing_on_tape = missing;
     if opts.against_disk {
-        for (path, want) in on_disk {
+        for (path, want, scheme) in on_disk {
             let disk = opts.disk_root.join(&path);
-            match hash_file(&disk) {
+            match hash_file(&disk, scheme.as_deref()) {
                 Ok(h) if h == want => {}
-                Ok(_) => report.differs_on_disk.push(format!("{path}: differs from the backup")),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.missing_on_disk.push(path),
-                Err(e) => report.differs_on_disk.push(format!("{path}: cannot be read on disk: {e}")),
+                Ok(_) => report
+                    .differs_on_disk
+                    .push(format!("{path}: differs from the backup")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    report.missing_on_disk.push(path)
+                }
+                Err(e) => report
+                    .differs_on_disk
+                    .push(format!("{path}: cannot be read on disk: {e}")),
             }
         }
     }

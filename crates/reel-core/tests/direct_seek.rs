@@ -43,7 +43,12 @@ impl TapeDrive for Counting {
     fn erase(&mut self, kind: EraseKind, immediate: bool) -> Result<()> {
         self.inner.erase(kind, immediate)
     }
-    fn create_partitions(&mut self, method: PartitionMethod, count: u32, size_mb: u32) -> Result<()> {
+    fn create_partitions(
+        &mut self,
+        method: PartitionMethod,
+        count: u32,
+        size_mb: u32,
+    ) -> Result<()> {
         self.inner.create_partitions(method, count, size_mb)
     }
     fn drive_parameters(&mut self) -> Result<DriveParameters> {
@@ -70,7 +75,11 @@ fn one_small_file_is_restored_with_a_few_record_reads() {
     std::fs::create_dir(&src).unwrap();
     // ~96 MiB of big files around one small one: 384 records of 256 KiB.
     for i in 0..48 {
-        std::fs::write(src.join(format!("big{i:02}")), reel_testkit::pseudo_random(i, 2 << 20)).unwrap();
+        std::fs::write(
+            src.join(format!("big{i:02}")),
+            reel_testkit::pseudo_random(i, 2 << 20),
+        )
+        .unwrap();
     }
     std::fs::write(src.join("big24-needle"), b"the needle, a small file").unwrap();
     let cart = tmp.path().join("c.vtape");
@@ -84,7 +93,13 @@ fn one_small_file_is_restored_with_a_few_record_reads() {
         };
         let mut tapes = Tapes::single(Box::new(drive));
         let mut catalog = reel_catalog::Catalog::open(&catalog_path).unwrap();
-        reel_core::backup(&mut tapes, Some(&mut catalog), &BackupOptions::new(vec![src.clone()]), &NoProgress).unwrap();
+        reel_core::backup(
+            &mut tapes,
+            Some(&mut catalog),
+            &BackupOptions::new(vec![src.clone()]),
+            &NoProgress,
+        )
+        .unwrap();
     }
     let needle = format!("{}/big24-needle", src.strip_prefix("/").unwrap().display());
     for with_catalog in [true, false] {
@@ -100,13 +115,20 @@ fn one_small_file_is_restored_with_a_few_record_reads() {
             patterns: vec![needle.clone()],
             target: out.clone(),
             existing: reel_stream::Existing::Skip,
+            policy_roots: None,
         };
         reads.store(0, Ordering::Relaxed);
         let report = reel_core::restore(&mut tapes, catalog.as_ref(), &opts, &NoProgress).unwrap();
         let n = reads.load(Ordering::Relaxed);
         assert_eq!(report.files, 1);
-        assert_eq!(std::fs::read(out.join(&needle)).unwrap(), b"the needle, a small file");
+        assert_eq!(
+            std::fs::read(out.join(&needle)).unwrap(),
+            b"the needle, a small file"
+        );
         // Label, index header, (index), then the member's record: a handful, not 384.
-        assert!(n <= 8, "restoring one file read {n} records (catalog: {with_catalog})");
+        assert!(
+            n <= 8,
+            "restoring one file read {n} records (catalog: {with_catalog})"
+        );
     }
 }

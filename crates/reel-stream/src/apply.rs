@@ -6,16 +6,41 @@
 //! the root. Absolute paths and `..` are refused before any walk ([`check_path`]).
 //!
 //! Files are written under a temporary name in their final directory and renamed into place
-//! once complete (content, then owner, mode and times last), so a crash or a bad stream never
-//! leaves a half-restored file under the final name. Directory metadata is applied at
-//! [`RestoreRoot::finish`], after their content, deepest first.
+//! once complete, so a crash or a bad stream never leaves a half-restored file under the
+//! final name. Directory metadata is applied at [`RestoreRoot::finish`], after their
+//! content, deepest first.
+//!
+//! ## The order metadata is applied in
+//!
+//! 1. chattr flags that change how content is stored (no-CoW, compression), on the empty
+//!    file — they do not take effect later;
+//! 2. content (holes of a sparse file stay holes: data goes to its offsets, the size is
+//!    set at the end);
+//! 3. extended attributes, then ACLs (an access ACL also sets the group bits);
+//! 4. owner — before mode, because `chown` clears setuid/setgid bits;
+//! 5. mode;
+//! 6. `security.capability` — after the owner, because the kernel drops file capabilities
+//!    on `chown`;
+//! 7. atime and mtime (nanoseconds) — after everything that could change them;
+//! 8. rename into place — before the remaining flags, because an immutable or append-only
+//!    file can be neither renamed nor have its times set;
+//! 9. the remaining chattr flags (`+i`, `+a`, `+d`, …) last, on the open descriptor.
+//!
+//! ctime and birth time are recorded but cannot be set on Linux. What cannot be applied
+//! for want of a privilege (`trusted.*` needs CAP_SYS_ADMIN, `security.capability`
+//! CAP_SETFCAP, `+i`/`+a` CAP_LINUX_IMMUTABLE, owners CAP_CHOWN) or of file system support
+//! is reported per file ([`RestoreRoot::take_warnings`], and in [`RestoreRoot::finish`]);
+//! the file is restored without it.
 
+use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -23,6 +48,8 @@ use rustix::io::Errno;
 use crate::error::{Refusal, Result, StreamError};
 use crate::meta::{FileKind, FileMeta, Timestamp};
 use crate::names::NameCache;
+use crate::sparse::Placer;
+use crate::xattrs::Target;
 
 /// A relative path that passed [`check_path`]: normal components only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,13 +128,29 @@ pub enum Outcome {
     SkippedExisting,
 }
 
+/// Name lookups and per-file problems, shared by a root and the files it hands out.
+#[derive(Default)]
+struct Shared {
+    names: NameCache,
+    warnings: Vec<StreamError>,
+}
+
+type SharedRef = Rc<RefCell<Shared>>;
+
+fn warn(shared: &SharedRef, path: &Path, what: String) {
+    shared.borrow_mut().warnings.push(StreamError::Partial {
+        path: path.to_path_buf(),
+        what,
+    });
+}
+
 /// The directory a restore writes under.
 pub struct RestoreRoot {
     root: OwnedFd,
     root_path: PathBuf,
     existing: Existing,
     restore_owner: bool,
-    names: NameCache,
+    shared: SharedRef,
     /// The parent directory used last, by its components (most entries share it).
     cached_dir: Option<(Vec<OsString>, OwnedFd)>,
     deferred_dirs: Vec<(RelPath, FileMeta)>,
@@ -141,7 +184,7 @@ impl RestoreRoot {
             root_path: dir.to_path_buf(),
             existing,
             restore_owner: rustix::process::geteuid().is_root(),
-            names: NameCache::new(),
+            shared: SharedRef::default(),
             cached_dir: None,
             deferred_dirs: Vec::new(),
             tmp_counter: 0,
@@ -150,6 +193,12 @@ impl RestoreRoot {
 
     pub fn path(&self) -> &Path {
         &self.root_path
+    }
+
+    /// What could not be applied to the files restored since the last call (missing
+    /// privileges, file system support), one problem per file and fact.
+    pub fn take_warnings(&mut self) -> Vec<StreamError> {
+        std::mem::take(&mut self.shared.borrow_mut().warnings)
     }
 
     fn full(&self, rel: &RelPath) -> PathBuf {
@@ -268,17 +317,7 @@ impl RestoreRoot {
     }
 
     fn owner_ids(&mut self, meta: &FileMeta) -> (u32, u32) {
-        let uid = meta
-            .user
-            .as_deref()
-            .and_then(|n| self.names.uid_of(n))
-            .unwrap_or(meta.uid);
-        let gid = meta
-            .group
-            .as_deref()
-            .and_then(|n| self.names.gid_of(n))
-            .unwrap_or(meta.gid);
-        (uid, gid)
+        owner_ids(&self.shared, meta)
     }
 
     /// Starts a regular file: content goes to a temporary name until [`PendingFile::commit`].
@@ -297,14 +336,19 @@ impl RestoreRoot {
         )
         .map_err(|e| StreamError::io(self.full(rel), "create", errno_io(e)))?;
         let owner = self.restore_owner.then(|| self.owner_ids(meta));
+        let file = File::from(fd);
+        let shown = self.full(rel);
+        apply_flags(&file, meta, crate::flags::EARLY, &shown, &self.shared);
         Ok(Some(PendingFile {
             dir,
             tmp,
             name: rel.file_name().to_os_string(),
-            shown: self.full(rel),
-            file: File::from(fd),
+            shown,
+            file,
+            placer: meta.sparse.as_ref().map(Placer::new),
             meta: meta.clone(),
             owner,
+            shared: self.shared.clone(),
             done: false,
         }))
     }
@@ -349,7 +393,13 @@ impl RestoreRoot {
         let tmp = self.tmp_name();
         rustix::fs::symlinkat(target.as_os_str(), &dir, tmp.as_os_str())
             .map_err(|e| StreamError::io(self.full(rel), "create symlink", errno_io(e)))?;
+        let shown = self.full(rel);
         let result = (|| {
+            let target = Target::At {
+                dir: &dir,
+                name: tmp.as_os_str(),
+            };
+            apply_xattrs(&target, meta, false, &shown, &self.shared);
             if self.restore_owner {
                 let (uid, gid) = self.owner_ids(meta);
                 rustix::fs::chownat(
@@ -361,6 +411,7 @@ impl RestoreRoot {
                 )
                 .map_err(|e| StreamError::io(self.full(rel), "set owner of", errno_io(e)))?;
             }
+            apply_capability(&target, meta, &shown, &self.shared);
             let times = Timestamps {
                 last_access: to_timespec(meta.atime),
                 last_modification: to_timespec(meta.mtime),
@@ -431,6 +482,7 @@ impl RestoreRoot {
             FileKind::Fifo => rustix::fs::FileType::Fifo,
             FileKind::CharDevice => rustix::fs::FileType::CharacterDevice,
             FileKind::BlockDevice => rustix::fs::FileType::BlockDevice,
+            FileKind::Socket => rustix::fs::FileType::Socket,
             _ => {
                 return Err(StreamError::Unsupported {
                     path: self.full(rel),
@@ -452,8 +504,14 @@ impl RestoreRoot {
             rustix::fs::makedev(major, minor),
         )
         .map_err(|e| StreamError::io(self.full(rel), "create", errno_io(e)))?;
+        let shown = self.full(rel);
         let result = (|| {
             // By name in the directory: opening a device node could have side effects.
+            let target = Target::At {
+                dir: &dir,
+                name: tmp.as_os_str(),
+            };
+            apply_xattrs(&target, meta, false, &shown, &self.shared);
             let owner = self.restore_owner.then(|| self.owner_ids(meta));
             if let Some((uid, gid)) = owner {
                 rustix::fs::chownat(
@@ -472,6 +530,17 @@ impl RestoreRoot {
                 AtFlags::empty(),
             )
             .map_err(|e| StreamError::io(self.full(rel), "set mode of", errno_io(e)))?;
+            apply_capability(&target, meta, &shown, &self.shared);
+            if meta.flags != 0 {
+                warn(
+                    &self.shared,
+                    &shown,
+                    format!(
+                        "chattr flags {} not restored: special files are never opened",
+                        crate::flags::letters(meta.flags)
+                    ),
+                );
+            }
             let times = Timestamps {
                 last_access: to_timespec(meta.atime),
                 last_modification: to_timespec(meta.mtime),
@@ -503,7 +572,9 @@ impl RestoreRoot {
         if let Err(e) = rustix::fs::syncfs(&self.root) {
             problems.push(StreamError::io(&self.root_path, "sync", errno_io(e)));
         }
-        problems
+        let mut all = self.take_warnings();
+        all.extend(problems);
+        all
     }
 
     fn finish_dir(&mut self, rel: &RelPath, meta: &FileMeta) -> Result<()> {
@@ -516,17 +587,124 @@ impl RestoreRoot {
         )
         .map_err(|e| StreamError::io(self.full(rel), "open directory", errno_io(e)))?;
         let owner = self.restore_owner.then(|| self.owner_ids(meta));
-        apply_fd_metadata(&fd, meta, owner)
-            .map_err(|(op, e)| StreamError::io(self.full(rel), op, e))
+        let shown = self.full(rel);
+        apply_fd_metadata(&fd, meta, owner, true, &shown, &self.shared)
+            .map_err(|(op, e)| StreamError::io(self.full(rel), op, e))?;
+        apply_flags(&fd, meta, crate::flags::RESTORABLE, &shown, &self.shared);
+        Ok(())
     }
 }
 
-/// Owner, mode, then times, on an open file: the order that keeps setuid bits and mtimes.
-fn apply_fd_metadata(
-    fd: &impl AsFd,
+fn owner_ids(shared: &SharedRef, meta: &FileMeta) -> (u32, u32) {
+    let names = &mut shared.borrow_mut().names;
+    let uid = meta
+        .user
+        .as_deref()
+        .and_then(|n| names.uid_of(n))
+        .unwrap_or(meta.uid);
+    let gid = meta
+        .group
+        .as_deref()
+        .and_then(|n| names.gid_of(n))
+        .unwrap_or(meta.gid);
+    (uid, gid)
+}
+
+/// Why setting attribute `name` failed, with the privilege it needs when that is why.
+fn xattr_problem(name: &[u8], e: &io::Error, on_regular: bool) -> String {
+    let shown = String::from_utf8_lossy(name);
+    let hint = match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::PERM) if name == b"security.capability" => " (needs CAP_SETFCAP)",
+        Some(Errno::PERM) if name.starts_with(b"trusted.") || name.starts_with(b"security.") => {
+            " (needs CAP_SYS_ADMIN)"
+        }
+        Some(Errno::PERM) if name.starts_with(b"user.") && !on_regular => {
+            " (Linux allows user.* attributes only on regular files and directories)"
+        }
+        Some(Errno::OPNOTSUPP) => " (the file system does not support it)",
+        Some(Errno::NOSPC) => " (no room for it in this file system's attribute space)",
+        _ => "",
+    };
+    format!("extended attribute {shown} not restored: {e}{hint}")
+}
+
+/// Extended attributes (all but `security.capability`) and ACLs.
+fn apply_xattrs<F: AsFd>(
+    target: &Target<'_, F>,
+    meta: &FileMeta,
+    on_regular: bool,
+    shown: &Path,
+    shared: &SharedRef,
+) {
+    for x in &meta.xattrs {
+        if x.name == b"security.capability" {
+            continue;
+        }
+        if let Err(e) = target.set(&x.name, &x.value) {
+            warn(shared, shown, xattr_problem(&x.name, &e, on_regular));
+        }
+    }
+    for (acl, name, what) in [
+        (&meta.acl_access, crate::acl::XATTR_ACCESS, "access ACL"),
+        (&meta.acl_default, crate::acl::XATTR_DEFAULT, "default ACL"),
+    ] {
+        let Some(acl) = acl else { continue };
+        let value = acl.to_xattr_here(&mut shared.borrow_mut().names);
+        if let Err(e) = target.set(name.as_bytes(), &value) {
+            warn(shared, shown, format!("{what} not restored: {e}"));
+        }
+    }
+}
+
+/// `security.capability`, which must come after the owner (a `chown` clears it).
+fn apply_capability<F: AsFd>(
+    target: &Target<'_, F>,
+    meta: &FileMeta,
+    shown: &Path,
+    shared: &SharedRef,
+) {
+    for x in meta
+        .xattrs
+        .iter()
+        .filter(|x| x.name == b"security.capability")
+    {
+        if let Err(e) = target.set(&x.name, &x.value) {
+            warn(shared, shown, xattr_problem(&x.name, &e, true));
+        }
+    }
+}
+
+/// Sets the chattr flags of `mask`, reporting what could not be set.
+fn apply_flags(fd: &impl AsFd, meta: &FileMeta, mask: u32, shown: &Path, shared: &SharedRef) {
+    if let Err(e) = crate::flags::set(fd, meta.flags, mask) {
+        let wanted = crate::flags::letters(meta.flags & mask);
+        let hint = match e.raw_os_error().map(Errno::from_raw_os_error) {
+            Some(Errno::PERM) => " (+i and +a need CAP_LINUX_IMMUTABLE)",
+            Some(Errno::NOTTY | Errno::OPNOTSUPP | Errno::INVAL) => {
+                " (the file system does not support them)"
+            }
+            _ => "",
+        };
+        warn(
+            shared,
+            shown,
+            format!("chattr flags {wanted:?} not restored: {e}{hint}"),
+        );
+    }
+}
+
+/// Xattrs, ACLs, owner, mode, capability, then times, on an open file (see the module
+/// documentation for why in this order).
+fn apply_fd_metadata<F: AsFd>(
+    fd: &F,
     meta: &FileMeta,
     owner: Option<(u32, u32)>,
+    on_regular: bool,
+    shown: &Path,
+    shared: &SharedRef,
 ) -> std::result::Result<(), (&'static str, io::Error)> {
+    let target = Target::Fd(fd);
+    apply_xattrs(&target, meta, on_regular, shown, shared);
     if let Some((uid, gid)) = owner {
         rustix::fs::fchown(
             fd,
@@ -537,6 +715,7 @@ fn apply_fd_metadata(
     }
     rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))
         .map_err(|e| ("set mode of", errno_io(e)))?;
+    apply_capability(&target, meta, shown, shared);
     let times = Timestamps {
         last_access: to_timespec(meta.atime),
         last_modification: to_timespec(meta.mtime),
@@ -545,14 +724,19 @@ fn apply_fd_metadata(
 }
 
 /// A regular file being restored under a temporary name.
+///
+/// Its content is written through `Write`: the whole file, or for a sparse file (the
+/// metadata has a sparse map) the data extents in order, which land at their offsets.
 pub struct PendingFile {
     dir: OwnedFd,
     tmp: OsString,
     name: OsString,
     shown: PathBuf,
     file: File,
+    placer: Option<Placer>,
     meta: FileMeta,
     owner: Option<(u32, u32)>,
+    shared: SharedRef,
     done: bool,
 }
 
@@ -562,10 +746,56 @@ impl PendingFile {
         &self.shown
     }
 
-    /// Applies metadata (owner, mode, times last) and renames the file into place.
+    /// The metadata that [`Self::commit`] will apply.
+    pub fn meta(&self) -> &FileMeta {
+        &self.meta
+    }
+
+    /// Replaces the metadata to apply (for writers that learn it after the content).
+    /// The owner is looked up again when `restore_owner` was in force.
+    pub fn set_meta(&mut self, meta: FileMeta) {
+        if self.owner.is_some() {
+            self.owner = Some(owner_ids(&self.shared, &meta));
+        }
+        self.placer = meta.sparse.as_ref().map(Placer::new);
+        apply_flags(
+            &self.file,
+            &meta,
+            crate::flags::EARLY,
+            &self.shown,
+            &self.shared,
+        );
+        self.meta = meta;
+    }
+
+    /// Sets the length of the file (a sparse file ending in a hole).
+    pub fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    /// Writes content at `offset` (for writers that place data themselves).
+    pub fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
+    /// Applies the metadata in the safe order (module documentation) and renames the file
+    /// into place; the last chattr flags are set after the rename.
     pub fn commit(mut self) -> Result<Outcome> {
-        apply_fd_metadata(&self.file, &self.meta, self.owner)
-            .map_err(|(op, e)| StreamError::io(&self.shown, op, e))?;
+        if self.meta.sparse.is_some() {
+            // A file ending in a hole gets its length here.
+            self.file
+                .set_len(self.meta.size)
+                .map_err(|e| StreamError::io(&self.shown, "set the size of", e))?;
+        }
+        apply_fd_metadata(
+            &self.file,
+            &self.meta,
+            self.owner,
+            true,
+            &self.shown,
+            &self.shared,
+        )
+        .map_err(|(op, e)| StreamError::io(&self.shown, op, e))?;
         rustix::fs::renameat(
             &self.dir,
             self.tmp.as_os_str(),
@@ -574,6 +804,8 @@ impl PendingFile {
         )
         .map_err(|e| StreamError::io(&self.shown, "rename into place", errno_io(e)))?;
         self.done = true;
+        let late = crate::flags::RESTORABLE & !crate::flags::EARLY;
+        apply_flags(&self.file, &self.meta, late, &self.shown, &self.shared);
         Ok(Outcome::Written)
     }
 
@@ -592,11 +824,20 @@ impl PendingFile {
 
 impl Write for PendingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
+        let Some(placer) = &mut self.placer else {
+            return self.file.write(buf);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let Some((at, n)) = placer.next(buf.len()) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "more content than the sparse map of the file holds",
+            ));
+        };
+        self.file.write_all_at(&buf[..n], at)?;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

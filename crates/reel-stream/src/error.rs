@@ -37,6 +37,16 @@ pub enum StreamError {
     },
     #[error("{}: unsupported {what}", path.display())]
     Unsupported { path: PathBuf, what: String },
+    /// Part of a file could not be restored (the rest was): a missing privilege, a file
+    /// system without xattrs or flags, … Reported per file; the restore goes on.
+    #[error("{}: {what}", path.display())]
+    Partial { path: PathBuf, what: String },
+    /// A backup stream that is cut short; `offset` counts from the stream's first byte.
+    #[error("backup stream truncated at byte {offset}: {what}")]
+    Truncated { offset: u64, what: String },
+    /// A backup stream that is not well-formed at `offset`.
+    #[error("malformed backup stream at byte {offset}: {what}")]
+    Malformed { offset: u64, what: String },
 }
 
 impl StreamError {
@@ -46,6 +56,14 @@ impl StreamError {
             op,
             source,
         }
+    }
+
+    /// True for problems with the input data (truncated or malformed streams).
+    pub fn is_data_error(&self) -> bool {
+        matches!(
+            self,
+            StreamError::Truncated { .. } | StreamError::Malformed { .. }
+        )
     }
 
     /// True when the entry was refused for safety (counted, not fatal).

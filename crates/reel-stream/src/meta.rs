@@ -6,7 +6,10 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, CWD, FileType, StatxFlags};
 
+use crate::acl::Acl;
 use crate::error::{Result, StreamError};
+use crate::sparse::SparseMap;
+use crate::xattrs::Xattr;
 
 /// What kind of file an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -143,6 +146,17 @@ pub struct FileMeta {
     pub dev: u64,
     pub ino: u64,
     pub nlink: u64,
+    /// Extended attributes carried as such (`user.*`, `trusted.*`, `security.*`), sorted
+    /// by name. ACLs are not among them.
+    pub xattrs: Vec<Xattr>,
+    /// POSIX access ACL beyond the mode bits, and the default ACL of a directory.
+    pub acl_access: Option<Acl>,
+    pub acl_default: Option<Acl>,
+    /// chattr flags (only [`crate::flags::RESTORABLE`] bits).
+    pub flags: u32,
+    /// Data extents of a sparse regular file (`None`: dense). The content carried in
+    /// archives and streams is then the extents' bytes only.
+    pub sparse: Option<SparseMap>,
 }
 
 impl FileMeta {
@@ -165,12 +179,126 @@ impl FileMeta {
             dev: 0,
             ino: 0,
             nlink: 1,
+            xattrs: Vec::new(),
+            acl_access: None,
+            acl_default: None,
+            flags: 0,
+            sparse: None,
         }
+    }
+
+    /// Bytes of content carried for this file: the file size, or the data of a sparse one.
+    pub fn content_len(&self) -> u64 {
+        match &self.sparse {
+            Some(map) => map.data_len(),
+            None => self.size,
+        }
+    }
+
+    /// Does the file carry facts beyond owner, mode and times (xattrs, ACLs, flags)?
+    pub fn has_extended_facts(&self) -> bool {
+        !self.xattrs.is_empty()
+            || self.acl_access.is_some()
+            || self.acl_default.is_some()
+            || self.flags != 0
     }
 }
 
-/// Reads the metadata of `path` without following a final symlink.
+/// Reads everything about `path` (a final symlink is not followed): stat, xattrs, ACLs,
+/// chattr flags and the sparse map. Problems that do not stop the capture (an attribute
+/// that cannot be read, a file system without flags support, …) are dropped; use
+/// [`capture_reporting`] to get them.
 pub fn capture(path: &Path, names: &mut crate::names::NameCache) -> Result<FileMeta> {
+    capture_reporting(path, names).map(|(m, _)| m)
+}
+
+/// Like [`capture`], also returning what could not be captured, one message per problem
+/// (for the caller to report per file).
+pub fn capture_reporting(
+    path: &Path,
+    names: &mut crate::names::NameCache,
+) -> Result<(FileMeta, Vec<String>)> {
+    let mut meta = capture_stat(path, names)?;
+    let mut warnings = Vec::new();
+    let shown = path.display();
+    match crate::xattrs::capture(path) {
+        Ok(c) => {
+            meta.xattrs = c.xattrs;
+            for (raw, slot, what) in [
+                (c.acl_access, &mut meta.acl_access, "access ACL"),
+                (c.acl_default, &mut meta.acl_default, "default ACL"),
+            ] {
+                if let Some(raw) = raw {
+                    match Acl::from_xattr(&raw) {
+                        Ok(mut acl) => {
+                            acl.resolve_names(names);
+                            *slot = Some(acl);
+                        }
+                        Err(e) => warnings.push(format!("{shown}: {what} not backed up: {e}")),
+                    }
+                }
+            }
+            for name in c.skipped {
+                warnings.push(format!(
+                    "{shown}: extended attribute {name} is not carried (only user.*, trusted.*, security.* and POSIX ACLs are)"
+                ));
+            }
+        }
+        Err(e) => warnings.push(format!("{shown}: extended attributes not backed up: {e}")),
+    }
+    if matches!(meta.kind, FileKind::Regular | FileKind::Directory) {
+        match open_checked(path, &meta) {
+            Ok(file) => {
+                match crate::flags::get(&file) {
+                    Ok(f) => meta.flags = f.unwrap_or(0) & crate::flags::RESTORABLE,
+                    Err(e) => warnings.push(format!("{shown}: chattr flags not backed up: {e}")),
+                }
+                if meta.kind == FileKind::Regular {
+                    match crate::sparse::scan(&file, meta.size) {
+                        Ok(map) => meta.sparse = map,
+                        Err(e) => warnings.push(format!(
+                            "{shown}: cannot find its holes ({e}); stored as a dense file"
+                        )),
+                    }
+                }
+            }
+            // Unreadable files are reported when their content is read.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+            Err(e) => warnings.push(format!("{shown}: chattr flags and holes not read: {e}")),
+        }
+    }
+    Ok((meta, warnings))
+}
+
+/// Opens a regular file or directory for reading its flags and holes without following a
+/// symlink and without opening anything else that took its place (a device node swapped
+/// in could have side effects): `O_PATH` first, check, then reopen that very inode.
+fn open_checked(path: &Path, meta: &FileMeta) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let pathfd = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&pathfd)?;
+    let same_kind =
+        FileKind::from_file_type(FileType::from_raw_mode(st.st_mode)) == Some(meta.kind);
+    if !same_kind || st.st_ino != meta.ino {
+        return Err(std::io::Error::other(
+            "the file was replaced while being read",
+        ));
+    }
+    let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pathfd));
+    let base = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(proc.as_str(), base | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::open(proc.as_str(), base, Mode::empty())?,
+        other => other?,
+    };
+    Ok(std::fs::File::from(fd))
+}
+
+/// Reads the stat part of the metadata of `path` without following a final symlink.
+pub fn capture_stat(path: &Path, names: &mut crate::names::NameCache) -> Result<FileMeta> {
     let stx = rustix::fs::statx(
         CWD,
         path,
@@ -214,6 +342,11 @@ pub fn capture(path: &Path, names: &mut crate::names::NameCache) -> Result<FileM
         dev: (u64::from(stx.stx_dev_major) << 32) | u64::from(stx.stx_dev_minor),
         ino: stx.stx_ino,
         nlink: u64::from(stx.stx_nlink),
+        xattrs: Vec::new(),
+        acl_access: None,
+        acl_default: None,
+        flags: 0,
+        sparse: None,
     })
 }
 

@@ -25,6 +25,7 @@ pub mod error;
 pub mod features;
 pub mod library;
 pub mod simh;
+pub mod st;
 pub mod target;
 pub mod vtape;
 

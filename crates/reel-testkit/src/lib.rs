@@ -379,7 +379,13 @@ impl LoopFs {
         run_ok(cmd.arg(&img));
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mount point");
-        run_ok(Command::new("mount").arg("-o").arg("loop").arg(&img).arg(&mnt));
+        run_ok(
+            Command::new("mount")
+                .arg("-o")
+                .arg("loop")
+                .arg(&img)
+                .arg(&mnt),
+        );
         Some(LoopFs {
             _dir: dir,
             mnt,
@@ -395,7 +401,10 @@ impl LoopFs {
 impl Drop for LoopFs {
     fn drop(&mut self) {
         if self.mounted {
-            let ok = Command::new("umount").arg(&self.mnt).status().is_ok_and(|s| s.success());
+            let ok = Command::new("umount")
+                .arg(&self.mnt)
+                .status()
+                .is_ok_and(|s| s.success());
             if !ok {
                 let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
             }

@@ -63,11 +63,31 @@ enum Command {
     List(cmd::list::Args),
     /// Restore a set, a subtree or matching files.
     Restore(cmd::restore::Args),
+    /// Re-read a set and check every file against its recorded hash (and the disk).
+    Verify(cmd::verify::Args),
+    /// The catalog of volumes, sets and files: rebuild it from the tapes.
+    Catalog(cmd::catalog::Args),
+    /// The backup and restore policy: what is skipped, snapshotted, left alone, and why.
+    Policy(cmd::policy::Args),
+    /// Single instance store: merge duplicates into copy-on-write links, status, gc, watch, verify.
+    Sis(cmd::sis::Args),
     /// Operate the tape drive and its cartridges (the Win32 tape functions).
     Tape(cmd::tape::Args),
+    /// Delayed move/delete/short-name operations for the next boot (Srdelayed).
+    Delayed(cmd::delayed::Args),
+    /// One file as Windows backup streams: read, write, show (BackupRead/BackupWrite).
+    Stream(cmd::stream::Args),
+    /// Encrypted files (age format) and raw export/import of their ciphertext, no key needed.
+    Efs(cmd::efs::Args),
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` and closed early ends reel quietly, as it does a C tool,
+    // instead of a panic on the failed write.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -84,7 +104,14 @@ fn main() -> ExitCode {
         Command::Backup(args) => cmd::backup::run(args, &cli.global),
         Command::List(args) => cmd::list::run(args, &cli.global),
         Command::Restore(args) => cmd::restore::run(args, &cli.global),
+        Command::Verify(args) => cmd::verify::run(args, &cli.global),
+        Command::Catalog(args) => cmd::catalog::run(args, &cli.global),
+        Command::Policy(args) => cmd::policy::run(args, &cli.global),
+        Command::Sis(args) => cmd::sis::run(args, &cli.global),
         Command::Tape(args) => cmd::tape::run(args, &cli.global),
+        Command::Delayed(args) => cmd::delayed::run(args, &cli.global),
+        Command::Stream(args) => cmd::stream::run(args, &cli.global),
+        Command::Efs(args) => cmd::efs::run(args, &cli.global),
     };
     match result {
         Ok(code) => code,

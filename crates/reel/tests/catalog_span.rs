@@ -35,7 +35,12 @@ fn restored(target: &Path, src: &Path) -> PathBuf {
 /// A snapshot of a tree as it is now (cp -a keeps modes, times to the nanosecond, links).
 fn snapshot(src: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    let status = Command::new("cp").arg("-a").arg(src).arg(to).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -44,36 +49,67 @@ fn a_set_larger_than_a_cartridge_spans_volumes_and_restores() {
     let home = TempHome::new();
     let lib = home.path().join("lib");
     // Small cartridges: each holds a few MiB before early warning.
-    ok(reel(&home).arg("--tape").arg(&lib).args(["tape", "new", "small-1", "--capacity", "12M"]));
+    ok(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["tape", "new", "small-1", "--capacity", "12M"]));
     let src = home.path().join("src");
     std::fs::create_dir(&src).unwrap();
     for i in 0..14 {
         std::fs::write(src.join(format!("f{i:02}")), pseudo_random(i, 2 << 20)).unwrap();
     }
     make_tree(&src.join("tree"), 200, 9);
-    let out = ok(reel(&home).arg("--tape").arg(&lib).args(["backup", "--name", "big"]).arg(&src));
+    let out = ok(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["backup", "--name", "big"])
+        .arg(&src));
     let carts = ok(reel(&home).arg("--tape").arg(&lib).args(["tape", "list"]));
-    let used = carts.lines().filter(|l| l.contains("tape-") || l.contains("small-1")).count();
-    assert!(used >= 3, "the set should span 3+ cartridges:\n{out}\n{carts}");
+    let used = carts
+        .lines()
+        .filter(|l| l.contains("tape-") || l.contains("small-1"))
+        .count();
+    assert!(
+        used >= 3,
+        "the set should span 3+ cartridges:\n{out}\n{carts}"
+    );
     // Restore across volumes.
     let t = home.path().join("r");
-    ok(reel(&home).arg("--tape").arg(&lib).args(["restore", "big", "--to"]).arg(&t));
+    ok(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["restore", "big", "--to"])
+        .arg(&t));
     assert_same_tree(&src, &restored(&t, &src));
     // The listing survives losing the catalog.
     let before = ok(reel(&home).arg("--tape").arg(&lib).args(["list", "big"]));
     std::fs::remove_file(home.path().join("reel-home/catalog.sqlite")).unwrap();
-    ok(reel(&home).arg("--tape").arg(&lib).args(["catalog", "rebuild"]));
+    ok(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["catalog", "rebuild"]));
     let after = ok(reel(&home).arg("--tape").arg(&lib).args(["list", "big"]));
     assert_eq!(before, after);
     let t2 = home.path().join("r2");
-    ok(reel(&home).arg("--tape").arg(&lib).args(["restore", "big", "--to"]).arg(&t2));
+    ok(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["restore", "big", "--to"])
+        .arg(&t2));
     assert_same_tree(&src, &restored(&t2, &src));
     // A missing volume is named.
     std::fs::rename(lib.join("tape-0001.vtape"), home.path().join("away.vtape")).unwrap();
-    let outp = run(reel(&home).arg("--tape").arg(&lib).args(["restore", "big", "--to"]).arg(home.path().join("r3")));
+    let outp = run(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["restore", "big", "--to"])
+        .arg(home.path().join("r3")));
     assert!(!outp.status.success());
     let stderr = String::from_utf8_lossy(&outp.stderr);
-    assert!(stderr.contains("tape-0001"), "names the missing volume: {stderr}");
+    assert!(
+        stderr.contains("tape-0001"),
+        "names the missing volume: {stderr}"
+    );
 }
 
 #[test]
@@ -99,22 +135,30 @@ fn incremental_chain_restores_every_point_in_time() {
     std::fs::rename(src.join("old-name.txt"), src.join("new-name.txt")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(src.join("mode.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = ok(reel(&home).args(["backup", "--incremental", "--name", "inc1"]).arg(&src));
+    let out = ok(reel(&home)
+        .args(["backup", "--incremental", "--name", "inc1"])
+        .arg(&src));
     assert!(out.contains("unchanged"), "{out}");
     snapshot(&src, &snaps.join("1"));
     std::fs::write(src.join("edit.txt"), b"version 3").unwrap();
     std::fs::remove_file(src.join("added.txt")).unwrap();
     std::fs::create_dir(src.join("newdir")).unwrap();
     std::fs::write(src.join("newdir/x"), b"x").unwrap();
-    ok(reel(&home).args(["backup", "--incremental", "--name", "inc2"]).arg(&src));
+    ok(reel(&home)
+        .args(["backup", "--incremental", "--name", "inc2"])
+        .arg(&src));
     snapshot(&src, &snaps.join("2"));
     // The incremental sets are small: only what changed is in their data.
-    let listing: serde_json::Value = serde_json::from_str(&ok(reel(&home).args(["list", "--json"]))).unwrap();
+    let listing: serde_json::Value =
+        serde_json::from_str(&ok(reel(&home).args(["list", "--json"]))).unwrap();
     let sets = listing["sets"].as_array().unwrap();
     assert_eq!(sets.len(), 3);
     let full_bytes = sets[0]["info"]["archive_bytes"].as_u64().unwrap();
     let inc_bytes = sets[2]["info"]["archive_bytes"].as_u64().unwrap();
-    assert!(inc_bytes * 4 < full_bytes, "incremental {inc_bytes} vs full {full_bytes}");
+    assert!(
+        inc_bytes * 4 < full_bytes,
+        "incremental {inc_bytes} vs full {full_bytes}"
+    );
     for (i, name) in ["full", "inc1", "inc2"].iter().enumerate() {
         let t = home.path().join(format!("r{i}"));
         ok(reel(&home).args(["restore", name, "--to"]).arg(&t));
@@ -138,23 +182,37 @@ fn verify_names_the_damaged_file_and_passes_the_rest() {
     }
     ok(reel(&home).args(["backup"]).arg(&src));
     let out = ok(reel(&home).args(["verify", "--against-disk"]));
-    assert!(out.contains("6 files verified") && out.contains("the disk matches"), "{out}");
+    assert!(
+        out.contains("6 files verified") && out.contains("the disk matches"),
+        "{out}"
+    );
     // Flip one bit in the content of f3 on the cartridge (and fix up nothing else).
     let tap = home.path().join("reel-home/library/tape-0001.vtape/p1.tap");
     let mut bytes = std::fs::read(&tap).unwrap();
     let needle = &pseudo_random(3, 600_000)[300_000..300_064];
-    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("f3 content on tape");
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("f3 content on tape");
     bytes[at + 10] ^= 0x01;
     std::fs::write(&tap, &bytes).unwrap();
     let outp = run(reel(&home).args(["verify"]));
     assert_eq!(outp.status.code(), Some(4));
-    let all = format!("{}{}", String::from_utf8_lossy(&outp.stdout), String::from_utf8_lossy(&outp.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&outp.stdout),
+        String::from_utf8_lossy(&outp.stderr)
+    );
     assert!(all.contains("/f3"), "names f3: {all}");
     assert!(all.contains("5 files verified"), "the others verify: {all}");
     // A file changed on disk is reported by --against-disk.
     std::fs::write(src.join("f1"), b"changed").unwrap();
     let outp = run(reel(&home).args(["verify", "--against-disk"]));
-    let all = format!("{}{}", String::from_utf8_lossy(&outp.stdout), String::from_utf8_lossy(&outp.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&outp.stdout),
+        String::from_utf8_lossy(&outp.stderr)
+    );
     assert!(all.contains("/f1: differs"), "{all}");
 }
 

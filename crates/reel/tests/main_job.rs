@@ -50,7 +50,10 @@ fn backup_then_restore_gives_back_an_identical_tree() {
     assert_same_tree(&src, &restored(&target, &src));
     // diff -r agrees on content.
     if require_tool("diff") {
-        ok(Command::new("diff").args(["-r", "--no-dereference"]).arg(&src).arg(restored(&target, &src)));
+        ok(Command::new("diff")
+            .args(["-r", "--no-dereference"])
+            .arg(&src)
+            .arg(restored(&target, &src)));
     }
 }
 
@@ -73,20 +76,44 @@ fn dumped_set_is_a_tar_archive_for_gnu_tar_and_bsdtar() {
     assert!(status.success());
     for tool in ["tar", "bsdtar"] {
         let out = run(Command::new(tool).arg("-tvf").arg(&tar_path));
-        assert!(out.status.success(), "{tool} -tvf failed: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.stderr.is_empty(), "{tool} warned: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{tool} -tvf failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{tool} warned: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let listing = String::from_utf8_lossy(&out.stdout);
         assert!(listing.lines().count() > 400, "{tool} listed too little");
     }
     let gnu = home.path().join("gnu");
     std::fs::create_dir(&gnu).unwrap();
-    let out = run(Command::new("tar").arg("-xpf").arg(&tar_path).arg("-C").arg(&gnu));
-    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(Command::new("tar")
+        .arg("-xpf")
+        .arg(&tar_path)
+        .arg("-C")
+        .arg(&gnu));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_same_tree(&src, &restored(&gnu, &src));
     let bsd = home.path().join("bsd");
     std::fs::create_dir(&bsd).unwrap();
-    let out = run(Command::new("bsdtar").arg("-xpf").arg(&tar_path).arg("-C").arg(&bsd));
-    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(Command::new("bsdtar")
+        .arg("-xpf")
+        .arg(&tar_path)
+        .arg("-C")
+        .arg(&bsd));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_same_tree(&src, &restored(&bsd, &src));
 }
 
@@ -100,20 +127,28 @@ fn two_backups_make_two_sets_and_the_first_still_restores() {
     ok(reel(&home).args(["backup", "--name", "first"]).arg(&a));
     ok(reel(&home).args(["backup", "--name", "second"]).arg(&b));
     let listing = ok(reel(&home).args(["list"]));
-    assert!(listing.contains("first") && listing.contains("second"), "{listing}");
-    let json: serde_json::Value = serde_json::from_str(&ok(reel(&home).args(["list", "--json"]))).unwrap();
+    assert!(
+        listing.contains("first") && listing.contains("second"),
+        "{listing}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(reel(&home).args(["list", "--json"]))).unwrap();
     assert_eq!(json["sets"].as_array().map(|s| s.len()), Some(2));
     let target = home.path().join("out1");
     ok(reel(&home).args(["restore", "1", "--to"]).arg(&target));
     assert_same_tree(&a, &restored(&target, &a));
-    assert!(!restored(&target, &b).exists(), "set 1 must not hold set 2's files");
+    assert!(
+        !restored(&target, &b).exists(),
+        "set 1 must not hold set 2's files"
+    );
     let target = home.path().join("out2");
     ok(reel(&home).args(["restore", "second", "--to"]).arg(&target));
     assert_same_tree(&b, &restored(&target, &b));
     // Listing one set's files, as text and JSON.
     let files = ok(reel(&home).args(["list", "1"]));
     assert!(files.lines().count() > 200);
-    let json: serde_json::Value = serde_json::from_str(&ok(reel(&home).args(["list", "--json", "2"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(reel(&home).args(["list", "--json", "2"]))).unwrap();
     assert_eq!(json["set"]["name"], "second");
     assert!(json["entries"].as_array().unwrap().len() > 200);
 }
@@ -133,12 +168,20 @@ fn selective_restore_takes_a_subtree_and_hard_link_targets() {
     ok(reel(&home).args(["backup"]).arg(&src));
     let target = home.path().join("out");
     let pattern = format!("{}/keep", src.strip_prefix("/").unwrap().display());
-    let out = ok(reel(&home).args(["restore", "latest", &pattern, "--to"]).arg(&target));
+    let out = ok(reel(&home)
+        .args(["restore", "latest", &pattern, "--to"])
+        .arg(&target));
     let r = restored(&target, &src);
     assert_eq!(std::fs::read(r.join("keep/deep/a")).unwrap(), b"a");
-    assert_eq!(std::fs::read(r.join("keep/link")).unwrap(), b"shared content");
+    assert_eq!(
+        std::fs::read(r.join("keep/link")).unwrap(),
+        b"shared content"
+    );
     assert!(out.contains("also restored"), "{out}");
-    assert_eq!(std::fs::read(r.join("a-first/shared")).unwrap(), b"shared content");
+    assert_eq!(
+        std::fs::read(r.join("a-first/shared")).unwrap(),
+        b"shared content"
+    );
     assert!(!r.join("other/b").exists());
 }
 
@@ -154,7 +197,11 @@ fn sigkill_mid_backup_leaves_a_cartridge_that_opens_lists_and_accepts_the_next_b
     let big = home.path().join("big");
     std::fs::create_dir(&big).unwrap();
     for i in 0..96 {
-        std::fs::write(big.join(format!("f{i}")), reel_testkit::pseudo_random(i, 1 << 20)).unwrap();
+        std::fs::write(
+            big.join(format!("f{i}")),
+            reel_testkit::pseudo_random(i, 1 << 20),
+        )
+        .unwrap();
     }
     let mut child = reel(&home)
         .args(["backup", "--name", "killed"])
@@ -169,7 +216,10 @@ fn sigkill_mid_backup_leaves_a_cartridge_that_opens_lists_and_accepts_the_next_b
         if len > before + (4 << 20) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "backup made no progress");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backup made no progress"
+        );
         if child.try_wait().unwrap().is_some() {
             panic!("the backup finished before it could be killed; make the data set larger");
         }
@@ -184,12 +234,18 @@ fn sigkill_mid_backup_leaves_a_cartridge_that_opens_lists_and_accepts_the_next_b
     let listing = ok(reel(&home).args(["list"]));
     assert!(listing.contains("before"), "{listing}");
     assert!(!listing.contains("killed  "), "{listing}");
-    assert!(listing.contains("interrupted"), "the leftover is reported: {listing}");
+    assert!(
+        listing.contains("interrupted"),
+        "the leftover is reported: {listing}"
+    );
     let after = home.path().join("after");
     make_tree(&after, 50, 4);
     ok(reel(&home).args(["backup", "--name", "after"]).arg(&after));
     let listing = ok(reel(&home).args(["list"]));
-    assert!(listing.contains("before") && listing.contains("after"), "{listing}");
+    assert!(
+        listing.contains("before") && listing.contains("after"),
+        "{listing}"
+    );
     let t1 = home.path().join("r1");
     ok(reel(&home).args(["restore", "before", "--to"]).arg(&t1));
     assert_same_tree(&small, &restored(&t1, &small));
@@ -225,7 +281,11 @@ fn a_flipped_bit_is_named_by_volume_file_and_block_and_the_rest_restores() {
     let src = home.path().join("src");
     std::fs::create_dir(&src).unwrap();
     for i in 0..8 {
-        std::fs::write(src.join(format!("f{i}")), reel_testkit::pseudo_random(i, 300_000)).unwrap();
+        std::fs::write(
+            src.join(format!("f{i}")),
+            reel_testkit::pseudo_random(i, 300_000),
+        )
+        .unwrap();
     }
     ok(reel(&home).args(["backup"]).arg(&src));
     let tap_path = cartridge(&home).join("p1.tap");
@@ -236,15 +296,24 @@ fn a_flipped_bit_is_named_by_volume_file_and_block_and_the_rest_restores() {
     let target = home.path().join("out");
     let out = run(reel(&home).args(["restore", "--to"]).arg(&target));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "integrity failure exit code; stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "integrity failure exit code; stderr: {stderr}"
+    );
     assert!(
-        stderr.contains("volume vtape:tape-0001") && stderr.contains("tape file 1") && stderr.contains("block 3"),
+        stderr.contains("volume vtape:tape-0001")
+            && stderr.contains("tape file 1")
+            && stderr.contains("block 3"),
         "the error names volume, file and block: {stderr}"
     );
     // Files outside the damaged record are restored and intact.
     let r = restored(&target, &src);
     let intact = (0..8)
-        .filter(|i| std::fs::read(r.join(format!("f{i}"))).ok() == Some(reel_testkit::pseudo_random(*i, 300_000)))
+        .filter(|i| {
+            std::fs::read(r.join(format!("f{i}"))).ok()
+                == Some(reel_testkit::pseudo_random(*i, 300_000))
+        })
         .count();
     assert!(intact >= 6, "only {intact} of 8 files restored");
 }
@@ -258,17 +327,29 @@ fn a_truncated_tape_image_is_reported_not_panicked_on() {
     ok(reel(&home).args(["backup", "--name", "two"]).arg(&src));
     let tap_path = cartridge(&home).join("p1.tap");
     let len = std::fs::metadata(&tap_path).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(&tap_path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&tap_path)
+        .unwrap();
     f.set_len(len - len / 4).unwrap();
     drop(f);
     let out = run(reel(&home).args(["list"]));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("one"), "{listing}");
-    let out = run(reel(&home).args(["restore", "two", "--to"]).arg(home.path().join("x")));
+    let out = run(reel(&home)
+        .args(["restore", "two", "--to"])
+        .arg(home.path().join("x")));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("tape file 3"), "names the tape file: {stderr}");
+    assert!(
+        stderr.contains("tape file 3"),
+        "names the tape file: {stderr}"
+    );
     assert!(stderr.contains("tape-0001"), "names the volume: {stderr}");
     // The first set is intact.
     let t = home.path().join("r1");
@@ -284,12 +365,18 @@ fn restore_refuses_unsafe_members_and_writes_nothing_outside_the_target() {
     use reel_stream::{FileKind, FileMeta};
     let home = TempHome::new();
     let cart = home.path().join("c.vtape");
-    reel_tape::vtape::Cartridge::create(&cart, &reel_tape::vtape::CartridgeConfig::new("c", 64 << 20)).unwrap();
+    reel_tape::vtape::Cartridge::create(
+        &cart,
+        &reel_tape::vtape::CartridgeConfig::new("c", 64 << 20),
+    )
+    .unwrap();
     {
         let mut drive = reel_tape::vtape::VirtualDrive::open(&cart).unwrap();
         reel_archive::write_label(&mut drive, &reel_archive::VolumeLabel::new("c")).unwrap();
         let map = reel_archive::map_volume(&mut drive).unwrap();
-        let mut w = reel_archive::SetWriter::begin(&mut drive, map.append_file, map.append_block, 4096).unwrap();
+        let mut w =
+            reel_archive::SetWriter::begin(&mut drive, map.append_file, map.append_block, 4096)
+                .unwrap();
         let file = |path: &str, body: &[u8]| {
             let mut m = FileMeta::new(FileKind::Regular, 0o644);
             m.size = body.len() as u64;
@@ -338,10 +425,18 @@ fn restore_refuses_unsafe_members_and_writes_nothing_outside_the_target() {
         w.finish(info).unwrap();
     }
     let target = home.path().join("target");
-    let out = run(reel(&home).arg("--tape").arg(&cart).args(["restore", "--to"]).arg(&target));
+    let out = run(reel(&home)
+        .arg("--tape")
+        .arg(&cart)
+        .args(["restore", "--to"])
+        .arg(&target));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "refusals give exit code 1: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "refusals give exit code 1: {stderr}"
+    );
     for what in ["absolute path", "'..'", "through the symlink"] {
         assert!(stderr.contains(what), "reports {what}: {stderr}");
     }

@@ -48,7 +48,10 @@ fn members(home: &TempHome, set: &str, src: &Path) -> BTreeSet<String> {
 }
 
 fn policy_file(home: &TempHome, key: &str, name: &str, text: &str) {
-    write_file(&home.root().join(format!("etc/reel/{key}.d/{name}")), text.as_bytes());
+    write_file(
+        &home.root().join(format!("etc/reel/{key}.d/{name}")),
+        text.as_bytes(),
+    );
 }
 
 const SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
@@ -58,9 +61,15 @@ fn backup_skips_exactly_what_the_policy_says_and_dry_run_says_why() {
     let home = TempHome::new();
     let src = home.path().join("src");
     write_file(&src.join("keep.txt"), b"keep");
-    write_file(&src.join("cache/CACHEDIR.TAG"), &[SIGNATURE, b"\n# a cache"].concat());
+    write_file(
+        &src.join("cache/CACHEDIR.TAG"),
+        &[SIGNATURE, b"\n# a cache"].concat(),
+    );
     write_file(&src.join("cache/blob"), b"cached");
-    write_file(&src.join("notcache/CACHEDIR.TAG"), b"Signature: 8a477f597d28d172789f06886806bc56");
+    write_file(
+        &src.join("notcache/CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc56",
+    );
     write_file(&src.join("notcache/blob"), b"kept: wrong signature");
     write_file(&src.join("private/.nobackup"), b"");
     write_file(&src.join("private/secret"), b"s");
@@ -83,11 +92,23 @@ fn backup_skips_exactly_what_the_policy_says_and_dry_run_says_why() {
         rustix::fs::XattrFlags::empty(),
     )
     .unwrap();
-    policy_file(&home, "files-not-to-backup", "app.conf", &format!("{}/*.tmp /s\n", src.display()));
+    policy_file(
+        &home,
+        "files-not-to-backup",
+        "app.conf",
+        &format!("{}/*.tmp /s\n", src.display()),
+    );
     // A malformed file: reported with file and line, never fatal.
-    policy_file(&home, "files-not-to-backup", "broken.conf", "relative/pattern.txt\n");
+    policy_file(
+        &home,
+        "files-not-to-backup",
+        "broken.conf",
+        "relative/pattern.txt\n",
+    );
 
-    let (dry, _) = ok(reel(&home).args(["backup", "--dry-run", "--exclude", "*.iso"]).arg(&src));
+    let (dry, _) = ok(reel(&home)
+        .args(["backup", "--dry-run", "--exclude", "*.iso"])
+        .arg(&src));
     for (what, why) in [
         ("cache", "CACHEDIR.TAG"),
         ("private", "exclude-if-present"),
@@ -96,14 +117,27 @@ fn backup_skips_exactly_what_the_policy_says_and_dry_run_says_why() {
         ("scratch.tmp", "app.conf:1"),
         ("big.iso", "*.iso"),
     ] {
-        let line = dry.lines().find(|l| l.contains(what) && l.starts_with("skip")).unwrap_or_else(|| panic!("{what} not in:\n{dry}"));
+        let line = dry
+            .lines()
+            .find(|l| l.contains(what) && l.starts_with("skip"))
+            .unwrap_or_else(|| panic!("{what} not in:\n{dry}"));
         assert!(line.contains(why), "{what} should say {why}: {line}");
     }
-    assert!(!dry.contains("notcache ("), "wrong signature is not a cache: {dry}");
-    assert!(run(reel(&home).args(["list"])).stdout.is_empty() || !home.path().join("reel-home/library").exists(), "dry run writes nothing");
+    assert!(
+        !dry.contains("notcache ("),
+        "wrong signature is not a cache: {dry}"
+    );
+    assert!(
+        run(reel(&home).args(["list"])).stdout.is_empty()
+            || !home.path().join("reel-home/library").exists(),
+        "dry run writes nothing"
+    );
 
     let (_, err) = ok(reel(&home).args(["backup", "--exclude", "*.iso"]).arg(&src));
-    assert!(err.contains("broken.conf:1"), "malformed policy reported with file and line: {err}");
+    assert!(
+        err.contains("broken.conf:1"),
+        "malformed policy reported with file and line: {err}"
+    );
     let got = members(&home, "1", &src);
     let want: BTreeSet<String> = [
         "keep.txt",
@@ -136,17 +170,29 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
     let hook = home.root().join("etc/reel/post-restore.d/10-note");
     write_file(
         &hook,
-        format!("#!/bin/sh\necho \"$REEL_SET_ID $REEL_RESTORE_ID\" > {}\n", hook_out.display()).as_bytes(),
+        format!(
+            "#!/bin/sh\necho \"$REEL_SET_ID $REEL_RESTORE_ID\" > {}\n",
+            hook_out.display()
+        )
+        .as_bytes(),
     );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-    policy_file(&home, "paths-not-to-restore", "ids.conf", &format!("{}/machine-id\n", src.display()));
+    policy_file(
+        &home,
+        "paths-not-to-restore",
+        "ids.conf",
+        &format!("{}/machine-id\n", src.display()),
+    );
     let target = home.path().join("out");
     let (out, _) = ok(reel(&home).args(["restore", "--to"]).arg(&target));
     assert!(out.contains("machine-id"), "reported: {out}");
     let r = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read(r.join("a.txt")).unwrap(), b"a");
-    assert!(!r.join("machine-id").exists(), "paths-not-to-restore left alone");
+    assert!(
+        !r.join("machine-id").exists(),
+        "paths-not-to-restore left alone"
+    );
     let id_path = home.root().join("var/lib/reel/last-restore-id");
     let id = std::fs::read_to_string(&id_path).unwrap();
     let id = id.trim();
@@ -159,10 +205,14 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
     let note = std::fs::read_to_string(&hook_out).expect("post-restore hook ran");
     assert_eq!(note.trim(), format!("{set_id} {id}"));
     // A second whole restore makes a new id; a partial one does not.
-    ok(reel(&home).args(["restore", "--overwrite", "--to"]).arg(&target));
+    ok(reel(&home)
+        .args(["restore", "--overwrite", "--to"])
+        .arg(&target));
     let id2 = std::fs::read_to_string(&id_path).unwrap();
     assert_ne!(id2.trim(), id);
-    ok(reel(&home).args(["restore", "latest", "*/a.txt", "--overwrite", "--to"]).arg(&target));
+    ok(reel(&home)
+        .args(["restore", "latest", "*/a.txt", "--overwrite", "--to"])
+        .arg(&target));
     assert_eq!(std::fs::read_to_string(&id_path).unwrap(), id2);
 }
 
@@ -176,15 +226,29 @@ fn snapshot_backups_drop_files_not_to_snapshot_and_keep_at_most_max_snapshots() 
     }
     let home = TempHome::new();
     let vol = fs.path().join("data");
-    reel_testkit::run_ok(Command::new("btrfs").args(["subvolume", "create"]).arg(&vol));
+    reel_testkit::run_ok(
+        Command::new("btrfs")
+            .args(["subvolume", "create"])
+            .arg(&vol),
+    );
     write_file(&vol.join("doc.txt"), b"document");
     write_file(&vol.join("db/live.sqlite-journal"), b"journal");
-    policy_file(&home, "files-not-to-snapshot", "db.conf", &format!("{}/*-journal /s\n", vol.display()));
-    write_file(&home.root().join("etc/reel/reel.conf"), b"max-snapshots = 2\n");
+    policy_file(
+        &home,
+        "files-not-to-snapshot",
+        "db.conf",
+        &format!("{}/*-journal /s\n", vol.display()),
+    );
+    write_file(
+        &home.root().join("etc/reel/reel.conf"),
+        b"max-snapshots = 2\n",
+    );
     let mut snapshots_seen = Vec::new();
     for i in 0..3 {
         write_file(&vol.join(format!("new-{i}.txt")), b"n");
-        let (out, _) = ok(reel(&home).args(["backup", "--snapshot", "--require-snapshot"]).arg(&vol));
+        let (out, _) = ok(reel(&home)
+            .args(["backup", "--snapshot", "--require-snapshot"])
+            .arg(&vol));
         assert!(out.contains("read from snapshot"), "{out}");
         let snaps: Vec<PathBuf> = std::fs::read_dir(vol.join(".reel-snapshots"))
             .unwrap()
@@ -196,17 +260,32 @@ fn snapshot_backups_drop_files_not_to_snapshot_and_keep_at_most_max_snapshots() 
         snapshots_seen.push(snaps.len());
     }
     let got = members(&home, "3", &vol);
-    assert!(got.contains("doc.txt") && got.contains("new-2.txt"), "{got:?}");
-    assert!(!got.contains("db/live.sqlite-journal"), "files-not-to-snapshot are not in the set: {got:?}");
+    assert!(
+        got.contains("doc.txt") && got.contains("new-2.txt"),
+        "{got:?}"
+    );
+    assert!(
+        !got.contains("db/live.sqlite-journal"),
+        "files-not-to-snapshot are not in the set: {got:?}"
+    );
     // The snapshot directory is a cache directory: itself and its tag, none of its content.
-    let in_snapshots: Vec<&String> = got.iter().filter(|p| p.starts_with(".reel-snapshots/")).collect();
-    assert_eq!(in_snapshots, vec![".reel-snapshots/CACHEDIR.TAG"], "snapshots are not backed up");
+    let in_snapshots: Vec<&String> = got
+        .iter()
+        .filter(|p| p.starts_with(".reel-snapshots/"))
+        .collect();
+    assert_eq!(
+        in_snapshots,
+        vec![".reel-snapshots/CACHEDIR.TAG"],
+        "snapshots are not backed up"
+    );
     // The live tree keeps the file.
     assert!(vol.join("db/live.sqlite-journal").exists());
     // Elsewhere, --require-snapshot fails clearly and plain --snapshot reads the live tree.
     let plain = home.path().join("plain");
     write_file(&plain.join("x"), b"x");
-    let out = run(reel(&home).args(["backup", "--snapshot", "--require-snapshot"]).arg(&plain));
+    let out = run(reel(&home)
+        .args(["backup", "--snapshot", "--require-snapshot"])
+        .arg(&plain));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("btrfs"));
     let (_, err) = ok(reel(&home).args(["backup", "--snapshot"]).arg(&plain));

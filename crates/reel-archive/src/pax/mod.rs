@@ -1,7 +1,9 @@
 //! POSIX.1-2001 pax archives: a streaming writer and a streaming reader.
 
+pub mod facts;
 pub mod header;
 pub mod read;
+pub mod sparse;
 pub mod write;
 
 pub use read::{DataReader, MAX_META_LEN, PaxReader, ReadEntry, parse_pax_records};

@@ -8,11 +8,12 @@ use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStringExt;
 
-use reel_stream::{FileKind, FileMeta, Timestamp};
+use reel_stream::{FileKind, FileMeta, NameCache, Timestamp};
 
 use crate::entry::Entry;
 use crate::error::{ArchiveError, Result};
 use crate::pax::header::{self, BLOCK, field, kind};
+use crate::pax::{facts, sparse};
 
 /// Largest pax or GNU long-name header content accepted (bounded memory).
 pub const MAX_META_LEN: u64 = 64 << 20;
@@ -33,9 +34,16 @@ pub struct PaxReader<R: Read> {
     offset: u64,
     remaining: u64,
     padding: u64,
+    /// Lengths of the data extents still to read of a sparse member (each padded to a
+    /// block in the archive); the first one is being read, `extent_left` bytes of it.
+    extents: std::collections::VecDeque<u64>,
+    extent_left: u64,
+    /// Padding of those extents not yet skipped.
+    extent_padding: u64,
     globals: Vec<(String, Vec<u8>)>,
     done: bool,
     current: String,
+    names: NameCache,
 }
 
 /// Parses the records of a pax extended header. `base` is the offset of `data` in the
@@ -111,9 +119,13 @@ impl<R: Read> PaxReader<R> {
             offset,
             remaining: 0,
             padding: 0,
+            extents: std::collections::VecDeque::new(),
+            extent_left: 0,
+            extent_padding: 0,
             globals: Vec::new(),
             done: false,
             current: String::new(),
+            names: NameCache::new(),
         }
     }
 
@@ -123,6 +135,9 @@ impl<R: Read> PaxReader<R> {
         self.offset = offset;
         self.remaining = 0;
         self.padding = 0;
+        self.extents.clear();
+        self.extent_left = 0;
+        self.extent_padding = 0;
         self.done = false;
     }
 
@@ -244,11 +259,78 @@ impl<R: Read> PaxReader<R> {
         Ok(())
     }
 
+    /// Reads the GNU sparse 1.0 map at the start of the current member's data and leaves
+    /// the member's remaining content as its data extents.
+    fn read_sparse_map(&mut self, realsize: u64) -> Result<reel_stream::SparseMap> {
+        let start = self.offset;
+        let mut parser = sparse::MapParser::new();
+        let mut block = [0u8; BLOCK];
+        loop {
+            if self.remaining < BLOCK as u64 {
+                return Err(ArchiveError::Corrupt {
+                    offset: start,
+                    what: "the GNU sparse map does not fit the member's data".into(),
+                });
+            }
+            if self.offset - start > sparse::MAX_READ_EXTENTS as u64 * 40 {
+                return Err(ArchiveError::Corrupt {
+                    offset: start,
+                    what: "the GNU sparse map is too large".into(),
+                });
+            }
+            let at = self.offset;
+            if !self.read_block(&mut block)? {
+                return Err(ArchiveError::Truncated {
+                    offset: at,
+                    what: "the archive ends inside a GNU sparse map".into(),
+                });
+            }
+            self.remaining -= BLOCK as u64;
+            let done = parser
+                .feed(&block)
+                .map_err(|what| ArchiveError::Corrupt { offset: at, what })?;
+            if done {
+                break;
+            }
+        }
+        let map = parser
+            .finish(realsize)
+            .map_err(|what| ArchiveError::Corrupt {
+                offset: start,
+                what,
+            })?;
+        let padded = sparse::padded_data_len(&map);
+        if padded != self.remaining {
+            return Err(ArchiveError::Corrupt {
+                offset: start,
+                what: format!(
+                    "the GNU sparse map lists {} bytes of data ({padded} in whole blocks) but the member holds {}",
+                    map.data_len(),
+                    self.remaining
+                ),
+            });
+        }
+        self.remaining = map.data_len();
+        self.padding = 0;
+        self.extents = map
+            .extents
+            .iter()
+            .map(|e| e.len)
+            .filter(|l| *l > 0)
+            .collect();
+        self.extent_left = self.extents.front().copied().unwrap_or(0);
+        self.extent_padding = padded - map.data_len();
+        Ok(map)
+    }
+
     /// Skips what is left of the current member's content.
     pub fn skip_data(&mut self) -> Result<()> {
-        let n = self.remaining + self.padding;
+        let n = self.remaining + self.padding + self.extent_padding;
         self.remaining = 0;
         self.padding = 0;
+        self.extents.clear();
+        self.extent_left = 0;
+        self.extent_padding = 0;
         self.skip_bytes(n)
     }
 
@@ -257,7 +339,10 @@ impl<R: Read> PaxReader<R> {
         if self.remaining == 0 {
             return Ok(0);
         }
-        let want = self.remaining.min(buf.len() as u64) as usize;
+        let mut want = self.remaining.min(buf.len() as u64) as usize;
+        if !self.extents.is_empty() {
+            want = want.min(self.extent_left as usize);
+        }
         let n = loop {
             match self.inner.read(&mut buf[..want]) {
                 Ok(n) => break n,
@@ -281,6 +366,16 @@ impl<R: Read> PaxReader<R> {
         }
         self.offset += n as u64;
         self.remaining -= n as u64;
+        if let Some(&len) = self.extents.front() {
+            self.extent_left -= n as u64;
+            if self.extent_left == 0 {
+                let pad = sparse::padded(len) - len;
+                self.extent_padding -= pad;
+                self.extents.pop_front();
+                self.extent_left = self.extents.front().copied().unwrap_or(0);
+                self.skip_bytes(pad)?;
+            }
+        }
         if self.remaining == 0 {
             let pad = self.padding;
             self.padding = 0;
@@ -446,8 +541,29 @@ impl<R: Read> PaxReader<R> {
             };
             let records: Vec<(String, Vec<u8>)> =
                 self.globals.iter().cloned().chain(local).collect();
+            let mut sparse_major: Option<Vec<u8>> = None;
+            let mut sparse_name: Option<Vec<u8>> = None;
+            let mut sparse_realsize: Option<u64> = None;
             for (key, value) in records {
                 match key.as_str() {
+                    sparse::MAJOR => sparse_major = Some(value),
+                    sparse::MINOR => {}
+                    sparse::NAME => sparse_name = Some(value),
+                    sparse::REALSIZE => {
+                        sparse_realsize = Some(
+                            text(&value)
+                                .and_then(|t| t.parse().ok())
+                                .ok_or_else(|| bad(&key, &value))?,
+                        )
+                    }
+                    k if sparse::OLD_KEYS.contains(&k) => {
+                        return Err(ArchiveError::Corrupt {
+                            offset: header_offset,
+                            what: format!(
+                                "GNU sparse format 0.x ({k}) is not supported; extract this member with GNU tar"
+                            ),
+                        });
+                    }
                     "path" => path = value,
                     "linkpath" => link = value,
                     "size" => {
@@ -501,7 +617,16 @@ impl<R: Read> PaxReader<R> {
                         }
                     }
                     "hdrcharset" | "charset" | "comment" => {}
-                    _ => extra.push((key, value)),
+                    _ => match facts::take_record(&mut meta, &key, &value, &mut self.names) {
+                        Ok(facts::Taken::Applied) => {}
+                        Ok(facts::Taken::NotMine) => extra.push((key, value)),
+                        Err(what) => {
+                            return Err(ArchiveError::Corrupt {
+                                offset: header_offset,
+                                what,
+                            });
+                        }
+                    },
                 }
             }
             meta.atime = atime.unwrap_or(meta.mtime);
@@ -526,6 +651,31 @@ impl<R: Read> PaxReader<R> {
             };
             self.remaining = data_len;
             self.padding = (BLOCK as u64 - data_len % BLOCK as u64) % BLOCK as u64;
+            if let Some(major) = sparse_major {
+                if major != b"1" || file_kind != FileKind::Regular || hardlink.is_some() {
+                    return Err(ArchiveError::Corrupt {
+                        offset: header_offset,
+                        what: format!(
+                            "GNU sparse format {} on a {:?} member is not supported",
+                            String::from_utf8_lossy(&major),
+                            file_kind
+                        ),
+                    });
+                }
+                let realsize = sparse_realsize.ok_or_else(|| ArchiveError::Corrupt {
+                    offset: header_offset,
+                    what: "GNU sparse member without GNU.sparse.realsize".into(),
+                })?;
+                if let Some(n) = sparse_name {
+                    path = n;
+                    while path.len() > 1 && path.ends_with(b"/") {
+                        path.pop();
+                    }
+                }
+                let map = self.read_sparse_map(realsize)?;
+                meta.size = realsize;
+                meta.sparse = Some(map);
+            }
             let entry = Entry {
                 path,
                 meta,

@@ -12,6 +12,7 @@ use reel_stream::FileKind;
 
 use crate::entry::Entry;
 use crate::pax::header::{self, BLOCK, field, kind};
+use crate::pax::{facts, sparse};
 
 /// Largest size the 12-byte octal field holds.
 const MAX_OCTAL_SIZE: u64 = 0o777_7777_7777;
@@ -26,6 +27,10 @@ pub struct PaxWriter<W: Write> {
     owed: u64,
     /// Content bytes written for the current member (for padding).
     data_written: u64,
+    /// Lengths of the data extents still to come of a sparse member (each is padded to a
+    /// block in the archive), the first one being written.
+    extents: std::collections::VecDeque<u64>,
+    extent_left: u64,
 }
 
 /// How a member's content copy went.
@@ -66,6 +71,8 @@ impl<W: Write> PaxWriter<W> {
             offset: 0,
             owed: 0,
             data_written: 0,
+            extents: std::collections::VecDeque::new(),
+            extent_left: 0,
         }
     }
 
@@ -115,6 +122,23 @@ impl<W: Write> PaxWriter<W> {
         if meta.kind == FileKind::Directory && entry.hardlink.is_none() && !name.ends_with(b"/") {
             name.push(b'/');
         }
+        let sparse_map = if entry.is_sparse() {
+            meta.sparse.as_ref()
+        } else {
+            None
+        };
+        if sparse_map.is_some() {
+            // GNU sparse 1.0: the real name in GNU.sparse.name, a stand-in in the header.
+            binary |= std::str::from_utf8(&name).is_err();
+            records.extend(pax_record(sparse::MAJOR, b"1"));
+            records.extend(pax_record(sparse::MINOR, b"0"));
+            records.extend(pax_record(sparse::NAME, &name));
+            records.extend(pax_record(
+                sparse::REALSIZE,
+                meta.size.to_string().as_bytes(),
+            ));
+            name = sparse_stand_in(&name);
+        }
         let fits = is_plain_ascii(&name)
             .then(|| header::split_ustar_name(&name))
             .flatten();
@@ -122,6 +146,9 @@ impl<W: Write> PaxWriter<W> {
             Some((prefix, base)) => {
                 header::put_bytes(&mut block, field::PREFIX, prefix);
                 header::put_bytes(&mut block, field::NAME, base);
+            }
+            None if sparse_map.is_some() => {
+                header::put_bytes(&mut block, field::NAME, &ascii_stub(&name, 100));
             }
             None => {
                 binary |= std::str::from_utf8(&name).is_err();
@@ -213,6 +240,9 @@ impl<W: Write> PaxWriter<W> {
                 }
             }
         }
+        for (key, value) in facts::records_of(meta) {
+            records.extend(pax_record(&key, &value));
+        }
         for (key, value) in &entry.extra {
             records.extend(pax_record(key, value));
         }
@@ -249,6 +279,21 @@ impl<W: Write> PaxWriter<W> {
         self.put(&block)?;
         self.owed = size;
         self.data_written = 0;
+        self.extents.clear();
+        self.extent_left = 0;
+        if let Some(map) = sparse_map {
+            // The map opens the data area (already a whole number of blocks).
+            let map_block = sparse::map_block(map, meta.size);
+            self.put(&map_block)?;
+            self.extents = map
+                .extents
+                .iter()
+                .map(|e| e.len)
+                .filter(|l| *l > 0)
+                .collect();
+            self.extent_left = self.extents.front().copied().unwrap_or(0);
+            self.owed = map.data_len();
+        }
         Ok(start)
     }
 
@@ -260,9 +305,29 @@ impl<W: Write> PaxWriter<W> {
                 "more content than the header declared",
             ));
         }
-        self.put(buf)?;
-        self.owed -= buf.len() as u64;
-        self.data_written += buf.len() as u64;
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let n = if self.extents.is_empty() {
+                rest.len()
+            } else {
+                (self.extent_left.min(rest.len() as u64)) as usize
+            };
+            self.put(&rest[..n])?;
+            self.owed -= n as u64;
+            self.data_written += n as u64;
+            rest = &rest[n..];
+            if let Some(&len) = self.extents.front() {
+                self.extent_left -= n as u64;
+                if self.extent_left == 0 {
+                    // Each region of a GNU sparse member fills whole blocks.
+                    let pad = sparse::padded(len) - len;
+                    self.put(&vec![0u8; pad as usize])?;
+                    self.data_written += pad;
+                    self.extents.pop_front();
+                    self.extent_left = self.extents.front().copied().unwrap_or(0);
+                }
+            }
+        }
         if self.owed == 0 {
             self.pad_to_block(self.data_written)?;
         }
@@ -319,6 +384,15 @@ impl<W: Write> PaxWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// `dir/GNUSparseFile.0/name`, the header name GNU tar gives a sparse member.
+fn sparse_stand_in(name: &[u8]) -> Vec<u8> {
+    let (dir, base) = match name.iter().rposition(|b| *b == b'/') {
+        Some(i) => (&name[..i], &name[i + 1..]),
+        None => (&b"."[..], name),
+    };
+    [dir, b"/GNUSparseFile.0/", base].concat()
 }
 
 /// A printable-ASCII stand-in of at most `max` bytes for readers without pax support.

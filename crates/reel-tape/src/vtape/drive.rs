@@ -161,6 +161,33 @@ impl DriveStateDoc {
     }
 }
 
+/// The position of a [`VirtualDrive`] in st terms (see [`VirtualDrive::position_detail`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionDetail {
+    /// Current partition, 1-based.
+    pub partition: u32,
+    /// Logical object number in the partition.
+    pub block: u64,
+    /// Objects in the partition (the end of data is at this block).
+    pub objects: u64,
+    /// Filemarks before the position in this partition (st's `mt_fileno`).
+    pub file_number: u64,
+    /// Objects since the last filemark (st's `mt_blkno`).
+    pub block_in_file: u64,
+    /// The object just before the position is a filemark.
+    pub after_filemark: bool,
+    /// The object just before the position is a setmark.
+    pub after_setmark: bool,
+    /// Capacity and remaining bytes of the partition.
+    pub capacity: u64,
+    pub remaining: u64,
+    /// The end of data is in the early-warning zone.
+    pub in_warning_zone: bool,
+    pub write_protected: bool,
+    /// Block size of fixed-block mode, 0 for variable.
+    pub block_size: u32,
+}
+
 /// A drive with a virtual cartridge in it.
 pub struct VirtualDrive {
     cartridge: Option<Cartridge>,
@@ -292,6 +319,35 @@ impl VirtualDrive {
     /// True after PrepareTape(Lock) until Unlock.
     pub fn is_locked(&self) -> bool {
         self.locked
+    }
+
+    /// Where the tape is, in the terms of a Linux st drive's MTIOCGET (file and block
+    /// numbers, marks just passed, end of data, early warning). `None` without a medium.
+    /// For servers that present the cartridge as an st drive (`reel rmt`).
+    pub fn position_detail(&self) -> Option<PositionDetail> {
+        let c = self.cartridge.as_ref()?;
+        let p = c.partitions.get(self.partition)?;
+        let pos = self.pos;
+        let fm = p.filemarks();
+        let sm = p.setmarks();
+        let file_number = fm.partition_point(|&m| m < pos) as u64;
+        let last_mark = fm[..file_number as usize].last().copied();
+        let capacity = c.config.partition_capacity(self.partition as u32 + 1);
+        let remaining = capacity.saturating_sub(p.used_bytes());
+        Some(PositionDetail {
+            partition: self.partition as u32 + 1,
+            block: pos,
+            objects: p.count(),
+            file_number,
+            block_in_file: last_mark.map_or(pos, |m| pos - m - 1),
+            after_filemark: pos > 0 && fm.binary_search(&(pos - 1)).is_ok(),
+            after_setmark: pos > 0 && sm.binary_search(&(pos - 1)).is_ok(),
+            capacity,
+            remaining,
+            in_warning_zone: remaining < self.eot_zone(capacity),
+            write_protected: c.config.write_protected,
+            block_size: self.settings.block_size,
+        })
     }
 
     /// Writes the drive state file now (it is also written when the drive is dropped).

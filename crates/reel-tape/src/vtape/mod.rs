@@ -53,5 +53,5 @@ pub use cartridge::{
 };
 pub use drive::{
     COMPRESSION_LEVEL, DEFAULT_BLOCK_SIZE, DRIVE_STATE_FILE, DriveSettings, MAX_BLOCK_SIZE,
-    MAX_PARTITIONS, MIN_BLOCK_SIZE, StateFile, VirtualDrive, default_eot_zone,
+    MAX_PARTITIONS, MIN_BLOCK_SIZE, PositionDetail, StateFile, VirtualDrive, default_eot_zone,
 };

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
+use reel_core::backup::DryRunReport;
 use reel_core::{BackupOptions, backup};
 
 use crate::Global;
@@ -20,6 +21,11 @@ Examples:
   reel backup --name nightly /srv
   reel --tape vtape:weekly-01 backup /home    onto another cartridge of the library
   reel backup --incremental /home             only what changed since the last set of /home
+  reel backup --dry-run ~ --exclude '*.iso'   what would be skipped, and by which rule
+  reel backup --snapshot /home                from a read-only btrfs snapshot
+
+The policy (reel policy show) decides what is skipped: files-not-to-backup drop-ins,
+CACHEDIR.TAG directories, .nobackup markers, the nodump flag, user.xdg.robots.backup=false.
 
 Paths are stored without their leading '/', so `reel restore --to /tmp/r` puts
 /home/ann/x at /tmp/r/home/ann/x. A blank cartridge is labelled on first use.
@@ -45,9 +51,22 @@ pub struct Args {
     /// Only files changed since the newest set of the same paths (needs the catalog).
     #[arg(long, conflicts_with = "full")]
     incremental: bool,
-    /// A full backup (the default): everything, starting a new incremental chain.
+    /// A full backup: everything, starting a new incremental chain (the default unless the
+    /// policy's backup-mode says incremental).
     #[arg(long)]
     full: bool,
+    /// Also skip what matches this pattern (files-not-to-backup syntax; repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Write nothing: list what the policy skips and why, and count what would be backed up.
+    #[arg(long)]
+    dry_run: bool,
+    /// Read from a btrfs snapshot of each path (the live tree elsewhere, with a note).
+    #[arg(long)]
+    snapshot: bool,
+    /// Fail instead of reading the live tree when a snapshot cannot be made.
+    #[arg(long, requires = "snapshot")]
+    require_snapshot: bool,
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
@@ -57,7 +76,19 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     opts.block_size = block_size;
     opts.one_file_system = args.one_file_system;
     opts.force = args.force;
-    opts.incremental = args.incremental && !args.full;
+    opts.incremental = if args.incremental {
+        Some(true)
+    } else if args.full {
+        Some(false)
+    } else {
+        None
+    };
+    opts.excludes = args.exclude;
+    opts.snapshot = args.snapshot;
+    opts.require_snapshot = args.require_snapshot;
+    if args.dry_run {
+        return dry_run(&opts, global);
+    }
     let mut tapes = open_tapes(global)?;
     let mut catalog = open_catalog_or_warn(global);
     let progress = JobProgress::new(global);
@@ -71,7 +102,10 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     } else if !global.quiet {
         let s = &report.set;
         if report.labelled {
-            println!("labelled {} as a new reel volume", report.volumes.first().map(String::as_str).unwrap_or("?"));
+            println!(
+                "labelled {} as a new reel volume",
+                report.volumes.first().map(String::as_str).unwrap_or("?")
+            );
         }
         if let Some(l) = &report.replaced_leftover {
             println!("replaced the remains of an interrupted backup: {l}");
@@ -88,6 +122,15 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
             secs,
             human_size((s.content_bytes as f64 / secs.max(0.001)) as u64)
         );
+        if report.skipped_by_policy > 0 {
+            println!(
+                "{} entries skipped by the policy (see `reel backup --dry-run` for which and why)",
+                report.skipped_by_policy
+            );
+        }
+        for snap in &report.snapshots {
+            println!("read from snapshot {}", snap.display());
+        }
         if report.unchanged_files > 0 {
             println!(
                 "incremental since set {}: {} unchanged files left in earlier sets",
@@ -107,4 +150,35 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     } else {
         ExitCode::from(PARTIAL)
     })
+}
+
+fn dry_run(opts: &BackupOptions, global: &Global) -> Result<ExitCode> {
+    let progress = JobProgress::new(global);
+    let report: DryRunReport = reel_core::backup::dry_run(opts, &progress)?;
+    progress.finish();
+    if global.json {
+        print_json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &report.skipped {
+        println!(
+            "skip {}{}: {}",
+            s.path,
+            if s.contents_only {
+                " (content only; the directory and its tag are kept)"
+            } else {
+                ""
+            },
+            s.reason
+        );
+    }
+    println!(
+        "would back up {} files ({}), {} directories, {} other; {} entries skipped by the policy",
+        report.files,
+        human_size(report.bytes),
+        report.directories,
+        report.other,
+        report.skipped.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,23 +1,49 @@
 //! One module per subcommand: its clap arguments and a `run` that drives the library crates.
 
 pub mod backup;
+pub mod catalog;
+pub mod delayed;
+pub mod efs;
 pub mod list;
+pub mod policy;
 pub mod restore;
+pub mod sis;
+pub mod stream;
 pub mod tape;
+pub mod verify;
 
 use anyhow::{Context, Result};
-use reel_tape::{TapeDrive, Target};
+use reel_tape::Target;
 
 use crate::Global;
 
-/// Opens the drive named by `--tape` (default: the default library's loaded cartridge).
-pub fn open_drive(global: &Global) -> Result<Box<dyn TapeDrive>> {
+/// Opens the drive named by `--tape` with the changer of its library (for sets that span
+/// cartridges and for incremental chains).
+pub fn open_tapes(global: &Global) -> Result<reel_core::Tapes> {
     let target = Target::parse(global.tape.as_deref())?;
-    let drive = target.open().with_context(|| match &global.tape {
+    reel_core::Tapes::open(&target).with_context(|| match &global.tape {
         Some(t) => format!("cannot open tape {t}"),
         None => "cannot open the default tape".to_string(),
-    })?;
-    Ok(drive)
+    })
+}
+
+/// Where the catalog lives: `$REEL_HOME/catalog.sqlite`.
+pub fn catalog_path() -> std::path::PathBuf {
+    reel_tape::reel_home().join("catalog.sqlite")
+}
+
+/// Opens the catalog; a damaged one is reported (with what to do) and the job goes on
+/// without it, reading indexes from tape.
+pub fn open_catalog_or_warn(global: &Global) -> Option<reel_catalog::Catalog> {
+    match reel_catalog::Catalog::open(&catalog_path()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if !global.quiet {
+                eprintln!("reel: warning: {e}");
+            }
+            None
+        }
+    }
 }
 
 /// Splits `[SET] [PATTERN…]`: a first argument with '/' or a glob character is a pattern

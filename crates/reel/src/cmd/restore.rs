@@ -22,6 +22,8 @@ Examples:
   reel restore latest 'etc/*.conf' --to /tmp/r
   reel restore 3 --to / --overwrite             back to the original places
 
+Paths the policy lists in paths-not-to-restore are left as they are (reported). After a
+whole set, last-restore-id gets a new UUID and post-restore hooks run with REEL_SET_ID.
 Members with absolute paths or '..', or that would be written through a symlink, are
 refused and listed; nothing is written outside the target. Every file is checked against
 the hash recorded at backup time. Exit codes: 1 some members refused or failed,
@@ -42,6 +44,10 @@ pub struct Args {
     /// Replace existing files only when the archived one is newer.
     #[arg(long)]
     keep_newer: bool,
+    /// Restore paths the policy says not to restore, and do not tell applications
+    /// (no last-restore-id, no post-restore hooks).
+    #[arg(long)]
+    ignore_policy: bool,
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
@@ -59,6 +65,7 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         patterns,
         target,
         existing,
+        policy_roots: (!args.ignore_policy).then(reel_policy::Roots::from_env),
     };
     let mut tapes = open_tapes(global)?;
     let catalog = open_catalog_or_warn(global);
@@ -81,6 +88,18 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
             report.hardlinks,
             report.other
         );
+        if !report.left_by_policy.is_empty() {
+            println!(
+                "  {} members left as they are (paths-not-to-restore; --ignore-policy restores them):",
+                report.left_by_policy.len()
+            );
+            for l in &report.left_by_policy {
+                println!("    {l}");
+            }
+        }
+        if let Some(id) = report.restore_id {
+            println!("  last-restore-id is now {id}");
+        }
         for t in &report.added_link_targets {
             println!("  also restored {t}: a selected hard link needs it");
         }

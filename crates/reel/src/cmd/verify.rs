@@ -57,7 +57,10 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
             report.damaged.len(),
             report.missing_on_tape.len(),
             if report.in_earlier_sets > 0 {
-                format!(", {} in earlier sets of the chain (verify those)", report.in_earlier_sets)
+                format!(
+                    ", {} in earlier sets of the chain (verify those)",
+                    report.in_earlier_sets
+                )
             } else {
                 String::new()
             }

@@ -1,0 +1,146 @@
+//! Extended attributes: reading them without following symlinks and writing them on a file
+//! being restored, by open descriptor or by name in a directory opened safely.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::acl::{XATTR_ACCESS, XATTR_DEFAULT};
+
+/// One extended attribute. Names are bytes (`user.foo`); values are raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Xattr {
+    pub name: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+impl Xattr {
+    pub fn new(name: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Xattr {
+        Xattr {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn name_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+
+    /// `security.*` attributes (SELinux label, capabilities, IMA): they travel with the
+    /// security data, and `security.capability` must be set after the owner.
+    pub fn is_security(&self) -> bool {
+        self.name.starts_with(b"security.")
+    }
+}
+
+/// Namespaces reel carries as plain attributes (ACLs are carried as ACLs).
+pub fn is_carried_name(name: &[u8]) -> bool {
+    name.starts_with(b"user.") || name.starts_with(b"trusted.") || name.starts_with(b"security.")
+}
+
+/// Largest value Linux allows (`XATTR_SIZE_MAX`).
+pub const MAX_VALUE: usize = 65536;
+
+/// What was read from a file's attributes.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub xattrs: Vec<Xattr>,
+    pub acl_access: Option<Vec<u8>>,
+    pub acl_default: Option<Vec<u8>>,
+    /// Names read but not carried (other `system.*` attributes), to report.
+    pub skipped: Vec<String>,
+}
+
+fn not_supported(e: &rustix::io::Errno) -> bool {
+    matches!(*e, rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::PERM)
+}
+
+/// Reads every attribute of `path` (a final symlink is not followed), sorted by name.
+pub fn capture(path: &Path) -> io::Result<Captured> {
+    let mut out = Captured::default();
+    let len = match rustix::fs::llistxattr_query(path) {
+        Ok(n) => n,
+        Err(e) if not_supported(&e) => return Ok(out),
+        Err(e) => return Err(e.into()),
+    };
+    if len == 0 {
+        return Ok(out);
+    }
+    // The list can grow between the two calls: retry with a bigger buffer.
+    let mut list = vec![0u8; len + 1024];
+    let n = loop {
+        match rustix::fs::llistxattr(path, &mut list[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) if list.len() < (1 << 20) => {
+                list.resize(list.len() * 2, 0);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    list.truncate(n);
+    let mut value = vec![0u8; MAX_VALUE];
+    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let os = OsStr::from_bytes(name);
+        let got = match rustix::fs::lgetxattr(path, os, &mut value[..]) {
+            Ok(n) => value[..n].to_vec(),
+            // Removed since the listing.
+            Err(rustix::io::Errno::NODATA) => continue,
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!(
+                        "reading extended attribute {}: {}",
+                        String::from_utf8_lossy(name),
+                        io::Error::from(e)
+                    ),
+                ));
+            }
+        };
+        if name == XATTR_ACCESS.as_bytes() {
+            out.acl_access = Some(got);
+        } else if name == XATTR_DEFAULT.as_bytes() {
+            out.acl_default = Some(got);
+        } else if is_carried_name(name) {
+            out.xattrs.push(Xattr::new(name, got));
+        } else {
+            out.skipped.push(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    out.xattrs.sort();
+    Ok(out)
+}
+
+/// Where an attribute is written: an open file, or a name in an open directory (for
+/// symlinks and device nodes, which must not be opened).
+pub enum Target<'a, F: AsFd> {
+    Fd(&'a F),
+    At { dir: &'a F, name: &'a OsStr },
+}
+
+impl<F: AsFd> Target<'_, F> {
+    /// `/proc/self/fd/<dir>/<name>`: the directory is pinned by its descriptor, and the
+    /// `l*xattr` calls do not follow the final component.
+    fn proc_path(dir: &F, name: &OsStr) -> PathBuf {
+        let mut p = PathBuf::from(format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd()));
+        p.push(name);
+        p
+    }
+
+    pub fn set(&self, name: &[u8], value: &[u8]) -> io::Result<()> {
+        let key = OsStr::from_bytes(name);
+        let r = match self {
+            Target::Fd(fd) => {
+                rustix::fs::fsetxattr(fd, key, value, rustix::fs::XattrFlags::empty())
+            }
+            Target::At { dir, name } => rustix::fs::lsetxattr(
+                Self::proc_path(dir, name),
+                key,
+                value,
+                rustix::fs::XattrFlags::empty(),
+            ),
+        };
+        r.map_err(io::Error::from)
+    }
+}
