@@ -16,7 +16,7 @@ use serde::Serialize;
 use reel_archive::pax::PaxReader;
 use reel_archive::{ArchiveError, Entry, SetInfo};
 use reel_catalog::Catalog;
-use reel_stream::{Existing, FileKind, Outcome, RestoreRoot, StreamError, check_path};
+use reel_stream::{Committed, Existing, FileKind, Outcome, RestoreRoot, StreamError, check_path};
 
 use crate::error::Result;
 use crate::progress::Progress;
@@ -35,6 +35,16 @@ pub struct RestoreOptions {
     /// Where the policy is read (paths-not-to-restore, post-restore hooks, last-restore-id);
     /// `None` restores everything and tells no one.
     pub policy_roots: Option<reel_policy::Roots>,
+    /// A file whose final name is busy is staged next to it and a MoveFile scheduled in this
+    /// delayed-operation file (carried out at the next boot by `reel delayed run`).
+    pub schedule_busy: Option<PathBuf>,
+}
+
+/// What decides, per member, whether and how it is written.
+#[derive(Clone, Copy)]
+struct Rules<'a> {
+    filter: Option<&'a reel_policy::RestoreFilter>,
+    schedule_busy: Option<&'a std::path::Path>,
 }
 
 /// What a restore did. Everything not restored is listed with its reason.
@@ -57,6 +67,8 @@ pub struct RestoreReport {
     pub integrity_failures: Vec<String>,
     /// Hard-link targets restored because a selected member links to them.
     pub added_link_targets: Vec<String>,
+    /// Files whose final name was busy: staged, with a move scheduled for the next boot.
+    pub scheduled: Vec<String>,
     /// Members left as they are because the policy says not to restore them.
     pub left_by_policy: Vec<String>,
     /// The new last-restore-id, after a whole-set restore.
@@ -202,10 +214,14 @@ pub fn restore(
         let block_size = source_info.block_size as usize;
         let stream = SetStream::new(tapes, parts, block_size)?;
         let mut pax = PaxReader::new(stream);
+        let rules = Rules {
+            filter: filter.as_ref(),
+            schedule_busy: opts.schedule_busy.as_deref(),
+        };
         restore_group(
             &mut pax,
             &mut root,
-            filter.as_ref(),
+            rules,
             &source_info,
             &planned,
             block_size,
@@ -247,7 +263,7 @@ pub fn restore(
 fn restore_group(
     pax: &mut PaxReader<SetStream<'_>>,
     root: &mut RestoreRoot,
-    filter: Option<&reel_policy::RestoreFilter>,
+    rules: Rules<'_>,
     info: &SetInfo,
     plan: &[Planned],
     block_size: usize,
@@ -272,7 +288,7 @@ fn restore_group(
             }
             need_seek = false;
         }
-        match restore_one(pax, root, filter, planned, &mut buf, report, progress) {
+        match restore_one(pax, root, rules, planned, &mut buf, report, progress) {
             Ok(()) => {}
             Err(
                 e @ (ArchiveError::Tape { .. }
@@ -304,7 +320,7 @@ fn seek(pax: &mut PaxReader<SetStream<'_>>, offset: u64) -> std::result::Result<
 fn restore_one(
     pax: &mut PaxReader<SetStream<'_>>,
     root: &mut RestoreRoot,
-    filter: Option<&reel_policy::RestoreFilter>,
+    rules: Rules<'_>,
     planned: &Planned,
     buf: &mut [u8],
     report: &mut RestoreReport,
@@ -351,7 +367,7 @@ fn restore_one(
         }
     };
     // paths-not-to-restore: the live copy stays as it is (matched on the original path).
-    if let Some(rule) = filter.and_then(|f| {
+    if let Some(rule) = rules.filter.and_then(|f| {
         f.check(
             &std::path::Path::new("/").join(rel.to_path_buf()),
             entry.meta.kind == FileKind::Directory && entry.hardlink.is_none(),
@@ -375,7 +391,7 @@ fn restore_one(
     } else {
         match entry.meta.kind {
             FileKind::Regular => {
-                return restore_file(pax, root, &rel, &entry, planned, buf, report, progress);
+                return restore_file(pax, root, rules, &rel, &entry, planned, buf, report, progress);
             }
             FileKind::Directory => root
                 .make_dir(&rel, &entry.meta)
@@ -421,6 +437,7 @@ fn record_outcome(
 fn restore_file(
     pax: &mut PaxReader<SetStream<'_>>,
     root: &mut RestoreRoot,
+    rules: Rules<'_>,
     rel: &reel_stream::RelPath,
     entry: &Entry,
     planned: &Planned,
@@ -482,10 +499,34 @@ fn restore_file(
         report.integrity_failures.push(msg);
         return Ok(());
     }
-    match pending.commit() {
-        Ok(_) => {
+    let final_path = root.path().join(rel.to_path_buf());
+    match pending.commit_or_stage(rules.schedule_busy.is_some()) {
+        Ok(Committed::Written) => {
             report.files += 1;
             report.bytes += entry.meta.size;
+        }
+        Ok(Committed::Staged(staged)) => {
+            let scheduled = rules.schedule_busy.map(|ops| {
+                reel_delayed::OperationFile::open_or_create(ops).and_then(|mut f| f.append_move(&staged, &final_path))
+            });
+            match scheduled {
+                Some(Ok(_)) => {
+                    report.scheduled.push(format!(
+                        "{}: busy; staged as {} and moved into place at the next boot",
+                        final_path.display(),
+                        staged.display()
+                    ));
+                    report.files += 1;
+                    report.bytes += entry.meta.size;
+                }
+                Some(Err(e)) => {
+                    let _ = std::fs::remove_file(&staged);
+                    let msg = format!("{}: busy, and the move could not be scheduled: {e}", final_path.display());
+                    progress.problem(&msg);
+                    report.problems.push(msg);
+                }
+                None => {}
+            }
         }
         Err(e) => record_outcome(Err(e), &shown, report, progress),
     }

@@ -116,6 +116,7 @@ fn one_small_file_is_restored_with_a_few_record_reads() {
             target: out.clone(),
             existing: reel_stream::Existing::Skip,
             policy_roots: None,
+            schedule_busy: None,
         };
         reads.store(0, Ordering::Relaxed);
         let report = reel_core::restore(&mut tapes, catalog.as_ref(), &opts, &NoProgress).unwrap();

@@ -723,6 +723,15 @@ fn apply_fd_metadata<F: AsFd>(
     rustix::fs::futimens(fd, &times).map_err(|e| ("set times of", errno_io(e)))
 }
 
+/// How [`PendingFile::commit_or_stage`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// Renamed into place.
+    Written,
+    /// Complete under this temporary path; the final name is busy.
+    Staged(PathBuf),
+}
+
 /// A regular file being restored under a temporary name.
 ///
 /// Its content is written through `Write`: the whole file, or for a sparse file (the
@@ -780,7 +789,19 @@ impl PendingFile {
 
     /// Applies the metadata in the safe order (module documentation) and renames the file
     /// into place; the last chattr flags are set after the rename.
-    pub fn commit(mut self) -> Result<Outcome> {
+    pub fn commit(self) -> Result<Outcome> {
+        match self.commit_or_stage(false)? {
+            Committed::Written => Ok(Outcome::Written),
+            // Unreachable with staging off; kept total for the type.
+            Committed::Staged(_) => Ok(Outcome::Written),
+        }
+    }
+
+    /// Like [`PendingFile::commit`], but when the final name cannot be replaced because it
+    /// is busy (`EBUSY`: a mount point; `ETXTBSY`) and `stage_when_busy` is set, the
+    /// complete file is kept under its temporary name and its path returned, for a delayed
+    /// move at the next boot.
+    pub fn commit_or_stage(mut self, stage_when_busy: bool) -> Result<Committed> {
         if self.meta.sparse.is_some() {
             // A file ending in a hole gets its length here.
             self.file
@@ -796,17 +817,26 @@ impl PendingFile {
             &self.shared,
         )
         .map_err(|(op, e)| StreamError::io(&self.shown, op, e))?;
-        rustix::fs::renameat(
-            &self.dir,
-            self.tmp.as_os_str(),
-            &self.dir,
-            self.name.as_os_str(),
-        )
-        .map_err(|e| StreamError::io(&self.shown, "rename into place", errno_io(e)))?;
+        match rustix::fs::renameat(&self.dir, self.tmp.as_os_str(), &self.dir, self.name.as_os_str()) {
+            Ok(()) => {}
+            Err(Errno::BUSY | Errno::TXTBSY) if stage_when_busy => {
+                self.file
+                    .sync_all()
+                    .map_err(|e| StreamError::io(&self.shown, "sync", e))?;
+                self.done = true;
+                let staged = self
+                    .shown
+                    .parent()
+                    .map(|d| d.join(&self.tmp))
+                    .unwrap_or_else(|| PathBuf::from(&self.tmp));
+                return Ok(Committed::Staged(staged));
+            }
+            Err(e) => return Err(StreamError::io(&self.shown, "rename into place", errno_io(e))),
+        }
         self.done = true;
         let late = crate::flags::RESTORABLE & !crate::flags::EARLY;
         apply_flags(&self.file, &self.meta, late, &self.shown, &self.shared);
-        Ok(Outcome::Written)
+        Ok(Committed::Written)
     }
 
     /// Drops the partial file (also what `Drop` does when not committed).

@@ -26,7 +26,7 @@ pub mod stream;
 pub mod xattrs;
 
 pub use acl::{Acl, AclEntry, AclTag};
-pub use apply::{Existing, Outcome, PendingFile, RelPath, RestoreRoot, check_path};
+pub use apply::{Committed, Existing, Outcome, PendingFile, RelPath, RestoreRoot, check_path};
 pub use error::{Refusal, Result, StreamError};
 pub use meta::{FileKind, FileMeta, Timestamp, capture, capture_reporting, capture_stat};
 pub use names::NameCache;

@@ -48,6 +48,11 @@ pub struct Args {
     /// (no last-restore-id, no post-restore hooks).
     #[arg(long)]
     ignore_policy: bool,
+    /// A file whose name is busy (a mount point, a running image) is staged next to it and a
+    /// move scheduled in this delayed-operation file (default:
+    /// $REEL_ROOT/var/lib/reel/delayed-operations); `reel delayed register` runs it at boot.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    schedule_busy: Option<PathBuf>,
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
@@ -66,6 +71,13 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         target,
         existing,
         policy_roots: (!args.ignore_policy).then(reel_policy::Roots::from_env),
+        schedule_busy: args.schedule_busy.map(|f| {
+            if f.as_os_str().is_empty() {
+                reel_policy::Roots::from_env().state_dir().join("delayed-operations")
+            } else {
+                f
+            }
+        }),
     };
     let mut tapes = open_tapes(global)?;
     let catalog = open_catalog_or_warn(global);
@@ -95,6 +107,18 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
             );
             for l in &report.left_by_policy {
                 println!("    {l}");
+            }
+        }
+        if !report.scheduled.is_empty() {
+            println!("  {} busy files staged, moves scheduled for the next boot:", report.scheduled.len());
+            for s in &report.scheduled {
+                println!("    {s}");
+            }
+            if let Some(f) = &opts.schedule_busy {
+                println!(
+                    "  carry them out with `reel delayed run {0}`, or at boot after `reel delayed register {0}`",
+                    f.display()
+                );
             }
         }
         if let Some(id) = report.restore_id {
