@@ -25,7 +25,7 @@ pub use backup::{BackupOptions, BackupReport, backup};
 pub use error::{CoreError, FailureKind, Result};
 pub use list::{SetListing, VolumeListing, list_entries, list_sets};
 pub use progress::{NoProgress, Progress};
-pub use restore::{RestoreOptions, RestoreReport, restore};
+pub use restore::{RestoreOptions, RestoreReport, Rules, apply_member, restore};
 pub use select::Selector;
 pub use tapes::{LibraryChanger, NoChanger, Tapes, VolumeChanger};
 pub use verify::{VerifyOptions, VerifyReport, verify};

@@ -41,10 +41,12 @@ pub struct RestoreOptions {
 }
 
 /// What decides, per member, whether and how it is written.
-#[derive(Clone, Copy)]
-struct Rules<'a> {
-    filter: Option<&'a reel_policy::RestoreFilter>,
-    schedule_busy: Option<&'a std::path::Path>,
+#[derive(Clone, Copy, Default)]
+pub struct Rules<'a> {
+    /// paths-not-to-restore (matched on the member's original absolute path).
+    pub filter: Option<&'a reel_policy::RestoreFilter>,
+    /// Delayed-operation file for files whose final name is busy.
+    pub schedule_busy: Option<&'a std::path::Path>,
 }
 
 /// What a restore did. Everything not restored is listed with its reason.
@@ -349,7 +351,25 @@ fn restore_one(
             });
         }
     };
-    let mut entry: Entry = read.entry;
+    apply_member(pax, root, rules, read.entry, planned.hash, buf, report, progress)
+}
+
+/// Restores one member whose header `pax` has just read (its content is next in `pax`):
+/// refuses unsafe names, honours the policy, writes through the restore root and checks the
+/// content against `expected` when known. Archive errors are returned (the caller decides how
+/// to go on); per-member problems go into the report. Used for reel's own sets and for any
+/// other tar archive.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_member<R: std::io::Read>(
+    pax: &mut PaxReader<R>,
+    root: &mut RestoreRoot,
+    rules: Rules<'_>,
+    mut entry: Entry,
+    expected: Option<blake3::Hash>,
+    buf: &mut [u8],
+    report: &mut RestoreReport,
+    progress: &dyn Progress,
+) -> std::result::Result<(), ArchiveError> {
     if let Err(e) = crate::efs::restore_marker(&mut entry) {
         let msg = format!("{}: {e}", entry.display_path());
         progress.problem(&msg);
@@ -391,7 +411,7 @@ fn restore_one(
     } else {
         match entry.meta.kind {
             FileKind::Regular => {
-                return restore_file(pax, root, rules, &rel, &entry, planned, buf, report, progress);
+                return restore_file(pax, root, rules, &rel, &entry, expected, buf, report, progress);
             }
             FileKind::Directory => root
                 .make_dir(&rel, &entry.meta)
@@ -434,13 +454,13 @@ fn record_outcome(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn restore_file(
-    pax: &mut PaxReader<SetStream<'_>>,
+fn restore_file<R: std::io::Read>(
+    pax: &mut PaxReader<R>,
     root: &mut RestoreRoot,
     rules: Rules<'_>,
     rel: &reel_stream::RelPath,
     entry: &Entry,
-    planned: &Planned,
+    expected: Option<blake3::Hash>,
     buf: &mut [u8],
     report: &mut RestoreReport,
     progress: &dyn Progress,
@@ -486,15 +506,11 @@ fn restore_file(
         return Ok(());
     }
     let hash = hasher.finalize();
-    if let Some(expected) = planned.hash
+    if let Some(expected) = expected
         && expected != hash
     {
         pending.abort();
-        let msg = format!(
-            "{shown}: content does not match the hash recorded at backup time (member at byte {} of tape file {}); not restored",
-            planned.offset,
-            report.set.as_ref().map(|s| s.data_file).unwrap_or(0)
-        );
+        let msg = format!("{shown}: content does not match the hash recorded at backup time; not restored");
         progress.problem(&msg);
         report.integrity_failures.push(msg);
         return Ok(());
