@@ -4,7 +4,7 @@
 //! A backend's test file implements [`Harness`] (blank media, write protection, a changer
 //! load) and runs each check of [`RULES`] as its own test, e.g.
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! fn filemark_read() {
 //!     reel_tape::conformance::run("filemark_read", &mut MyHarness::new());

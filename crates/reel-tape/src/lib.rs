@@ -3,8 +3,10 @@
 //! This crate is for driving tapes: the [`TapeDrive`] trait (the nine Win32 tape functions
 //! plus reads and writes, with Windows' error codes in [`TapeError`]) and its backends:
 //! the virtual cartridge ([`vtape`], SIMH tape images with a sidecar index, crash-safe),
-//! and a [`library`] of cartridges that serves as the default drive. [`Target`] turns a
-//! `--tape` argument into an open drive.
+//! a [`library`] of cartridges that serves as the default drive, real drives through the
+//! Linux st driver ([`st`]) and remote drives over the rmt protocol ([`rmt`], which also
+//! holds the rmt server behind `reel rmt`). [`Target`] turns a `--tape` argument into an
+//! open drive.
 //!
 //! [`conformance`] holds the semantics checks every backend runs.
 //!
@@ -24,6 +26,7 @@ pub mod drive;
 pub mod error;
 pub mod features;
 pub mod library;
+pub mod rmt;
 pub mod simh;
 pub mod st;
 pub mod target;

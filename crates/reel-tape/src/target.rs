@@ -6,14 +6,15 @@
 //! | `vtape:NAME` | cartridge NAME of the default library |
 //! | `DIR` with `cartridge.toml` (e.g. `./x.vtape`) | that cartridge |
 //! | `DIR` with `library.toml` | that library's loaded cartridge |
-//! | `/dev/nst0` | a Linux st drive |
-//! | `host:/dev/nst0`, `user@host:path` | a remote drive over rmt |
+//! | `/dev/nst0` | a Linux st drive ([`crate::st`]; use the no-rewind device) |
+//! | `host:/dev/nst0`, `user@host:path` | a remote drive over rmt ([`crate::rmt::client`]): a tape, a file, or a cartridge of a `reel rmt` server |
 
 use std::path::{Path, PathBuf};
 
-use crate::drive::TapeDrive;
+use crate::drive::{SeekTo, TapeDrive};
 use crate::error::{Result, TapeError};
 use crate::library::Library;
+use crate::rmt::{RemoteDrive, RshConfig};
 use crate::vtape::{CARTRIDGE_FILE, DRIVE_STATE_FILE, StateFile, VirtualDrive};
 
 /// A parsed `--tape` argument.
@@ -129,16 +130,20 @@ impl Target {
         if let Some((drive, _)) = self.open_virtual(keep_position)? {
             return Ok(Box::new(drive));
         }
-        match self {
-            Target::Device(path) => Err(TapeError::NotSupported(format!(
-                "Linux st drives ({}) are not supported yet",
-                path.display()
-            ))),
-            Target::Remote { host, path } => Err(TapeError::NotSupported(format!(
-                "remote drives over rmt ({host}:{path}) are not supported yet"
-            ))),
-            _ => Err(TapeError::NotSupported("unknown target".into())),
+        let mut drive: Box<dyn TapeDrive> = match self {
+            Target::Device(path) => Box::new(crate::st::open_device(path)?),
+            Target::Remote { host, path } => Box::new(RemoteDrive::open(
+                host,
+                path,
+                &RshConfig::current(),
+            )?),
+            _ => return Err(TapeError::NotSupported("unknown target".into())),
+        };
+        if !keep_position {
+            // A rewinding open: the tape starts at the beginning, as on /dev/st0.
+            drive.set_position(SeekTo::Rewind, false)?;
         }
+        Ok(drive)
     }
 }
 

@@ -1149,7 +1149,7 @@ fn every_errno_and_status_bit_has_its_meaning() {
             SpaceBlocks { forward: true },
             Errno::EIO,
             Some(gmt::EOD),
-            Some(1),
+            Some(0),
             false,
             code::ERROR_NO_DATA_DETECTED,
         ),

@@ -110,6 +110,8 @@ pub(crate) struct Partition {
     /// Entries already in the index file.
     flushed: u64,
     pending: Vec<Entry>,
+    /// Something was written or cut since the last sync.
+    unsynced: bool,
     /// CRC state over the bytes of the entries in the index file.
     entries_crc: crc32fast::Hasher,
     /// Object numbers of the filemarks and setmarks, ascending.
@@ -165,6 +167,7 @@ impl Partition {
             count: 0,
             flushed: 0,
             pending: Vec::new(),
+            unsynced: true,
             entries_crc: crc32fast::Hasher::new(),
             filemarks: Vec::new(),
             setmarks: Vec::new(),
@@ -227,6 +230,17 @@ impl Partition {
                     self.recovered_tail = tap_len - at;
                 }
             }
+        }
+        // A cartridge closed cleanly needs no repair: opening it writes nothing (no fsync
+        // on every open, which would make each `reel` command pay for it).
+        let clean = trusted
+            && self.count == count
+            && self.end == tap_len
+            && idx_len == IDX_HEADER_LEN + count * ENTRY_LEN
+            && self.pending.is_empty();
+        if clean {
+            self.unsynced = false;
+            return Ok(());
         }
         if self.damaged_at.is_none() && self.end < tap_len {
             self.tap.truncate(self.end).map_err(self.tap_err())?;
@@ -383,6 +397,7 @@ impl Partition {
     }
 
     fn push_entry(&mut self, e: Entry) -> Result<()> {
+        self.unsynced = true;
         match e.object() {
             Object::Filemark => self.filemarks.push(self.count),
             Object::Setmark => self.setmarks.push(self.count),
@@ -435,12 +450,18 @@ impl Partition {
     }
 
     /// Makes everything written durable: data, then index entries, then the header.
+    /// Makes everything written durable; nothing to do (no fsync) when nothing changed.
     pub fn sync(&mut self) -> Result<()> {
+        if !self.unsynced {
+            return Ok(());
+        }
         self.tap.sync().map_err(self.tap_err())?;
         self.flush_entries()?;
         self.idx.sync().map_err(self.idx_err())?;
         self.write_header(self.count, self.end, &self.entries_crc)?;
-        self.idx.sync().map_err(self.idx_err())
+        self.idx.sync().map_err(self.idx_err())?;
+        self.unsynced = false;
+        Ok(())
     }
 
     pub fn number(&self) -> u32 {
@@ -622,6 +643,7 @@ impl Partition {
 
     /// Erases the whole partition (including an unreadable region) and makes it durable.
     pub fn erase_all(&mut self) -> Result<()> {
+        self.unsynced = true;
         self.truncate_at(0, true)?;
         if self.end > 0 || self.tap.len().map_err(self.tap_err())? > 0 {
             self.tap.truncate(0).map_err(self.tap_err())?;
@@ -636,6 +658,9 @@ impl Partition {
     /// (`discard_damage`) may cut: a plain write would destroy data that may still be
     /// recovered.
     pub fn truncate_at(&mut self, i: u64, discard_damage: bool) -> Result<()> {
+        if i < self.count || self.damaged_at.is_some() {
+            self.unsynced = true;
+        }
         if !discard_damage {
             self.refuse_if_damaged()?;
         }

@@ -1,0 +1,136 @@
+//! The conformance suite (`reel_tape::conformance`) on a virtual cartridge reached over
+//! rmt: reel's rmt client talking to reel's rmt server (the code behind `reel rmt`),
+//! in-process over a socket pair. One test per rule.
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use reel_tape::TapeDrive;
+use reel_tape::conformance::{self, Fail, Harness};
+use reel_tape::rmt::{Connection, RemoteDrive, RemoteKind, ServerConfig, serve};
+use reel_tape::vtape::{Cartridge, CartridgeConfig, store::DirStore};
+use reel_tape::{SeekTo, TapeError};
+
+/// Opens `name` on an rmt server over `root` running on its own thread.
+fn connect(root: &std::path::Path, name: &str) -> Result<RemoteDrive, TapeError> {
+    let (client, server) = UnixStream::pair().expect("socket pair");
+    let config = ServerConfig::new(root);
+    std::thread::spawn(move || {
+        let input = server.try_clone().expect("clone");
+        serve(input, server, &config)
+    });
+    let conn = Connection::over(
+        Box::new(client.try_clone().expect("clone")),
+        Box::new(client),
+        &format!("test:{name}"),
+    );
+    let d = RemoteDrive::open_over(conn, name)?;
+    assert_eq!(d.kind(), RemoteKind::Reel, "a reel server speaks reel's extension");
+    Ok(d)
+}
+
+struct RmtHarness {
+    root: tempfile::TempDir,
+    drive: Option<RemoteDrive>,
+    current: Option<String>,
+    made: u32,
+}
+
+impl RmtHarness {
+    fn new() -> Self {
+        RmtHarness {
+            root: tempfile::tempdir().expect("temp dir"),
+            drive: None,
+            current: None,
+            made: 0,
+        }
+    }
+
+    fn new_cartridge(&mut self, capacity: u64) -> String {
+        self.made += 1;
+        let name = format!("c{}", self.made);
+        let path = self.root.path().join(format!("{name}.vtape"));
+        Cartridge::create(&path, &CartridgeConfig::new(&name, capacity)).expect("create");
+        name
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(format!("{name}.vtape"))
+    }
+}
+
+impl Harness for RmtHarness {
+    fn blank(&mut self, capacity: u64) -> Result<(), Fail> {
+        self.drive = None;
+        let name = self.new_cartridge(capacity);
+        self.drive = Some(connect(self.root.path(), &name)?);
+        self.current = Some(name);
+        Ok(())
+    }
+
+    fn drive(&mut self) -> &mut dyn TapeDrive {
+        self.drive.as_mut().expect("blank() first")
+    }
+
+    fn write_protect(&mut self) -> Result<(), Fail> {
+        // Close the session (the server releases the cartridge), flip the switch, reopen.
+        self.drive = None;
+        let name = self.current.clone().expect("blank() first");
+        let path = self.path(&name);
+        let mut config = Cartridge::read_config(&DirStore::new(&path))?;
+        config.write_protected = true;
+        std::fs::write(path.join("cartridge.toml"), config.to_toml()).expect("edit");
+        let mut d = connect(self.root.path(), &name)?;
+        d.set_position(SeekTo::Rewind, false)?;
+        self.drive = Some(d);
+        Ok(())
+    }
+
+    fn change_medium(&mut self) -> Result<(), Fail> {
+        let name = self.new_cartridge(64 << 20);
+        self.drive
+            .as_mut()
+            .expect("blank() first")
+            .load_cartridge(&name)?;
+        self.current = Some(name);
+        Ok(())
+    }
+}
+
+macro_rules! rules {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                conformance::run(stringify!($name), &mut RmtHarness::new());
+            }
+        )*
+
+        #[test]
+        fn every_rule_has_a_test() {
+            let tested = [$(stringify!($name)),*];
+            for rule in conformance::RULES {
+                assert!(tested.contains(&rule.name), "no test for rule {}", rule.name);
+            }
+        }
+    };
+}
+
+rules!(
+    positions_count_objects,
+    write_makes_end_of_data,
+    filemark_read,
+    setmark_read,
+    end_of_data_read,
+    variable_mode_reads,
+    fixed_mode_whole_blocks,
+    spacing_over_filemarks,
+    spacing_failures,
+    early_warning,
+    write_past_end,
+    write_protect,
+    unload_then_no_media,
+    media_changed_once,
+    locked_unload_refused,
+    unsupported_is_reported,
+);
