@@ -160,6 +160,8 @@ pub struct UnrestoredLink {
 #[derive(Debug, Serialize)]
 pub struct RestoreReport {
     pub mode: RestoreMode,
+    /// Why full copies (`None` with reflinks).
+    pub mode_reason: Option<String>,
     pub fs_type: String,
     /// Links re-created (as reflinks or as full copies, per `mode`).
     pub links_restored: u64,
@@ -178,6 +180,7 @@ pub struct RestoreStructure {
     /// Where common-store files go: the store, or a staging directory for full copies.
     files_dir: PathBuf,
     store: Option<CommonStore>,
+    mode_reason: Option<String>,
     internal_to_restore: Vec<PathBuf>,
     asked: HashSet<ContentHash>,
     written: HashSet<ContentHash>,
@@ -187,60 +190,104 @@ pub struct RestoreStructure {
 
 impl RestoreStructure {
     /// Opens the restore structure of the volume rooted at `volume_root`: the common store
-    /// (created when absent) on a filesystem with reflinks, else a staging directory.
+    /// (created when absent) on a filesystem with reflinks, else a staging directory under
+    /// the root for full copies.
     pub fn open(volume_root: &Path) -> Result<RestoreStructure> {
         let volume = Volume::at_root(volume_root)?;
         match volume.require_reflink() {
-            Ok(()) => {
-                let existing_dir = volume.root().join(STORE_DIR);
-                let internal_to_restore: Vec<PathBuf> = [crate::store::INDEX_FILE]
-                    .iter()
-                    .map(|n| existing_dir.join(n))
-                    .filter(|p| !p.exists())
-                    .collect();
-                let store = CommonStore::open_or_create(volume.clone())?;
-                Ok(RestoreStructure {
-                    files_dir: store.dir().to_path_buf(),
-                    store: Some(store),
-                    volume,
-                    mode: RestoreMode::Reflinks,
-                    internal_to_restore,
-                    asked: HashSet::new(),
-                    written: HashSet::new(),
-                    links: Vec::new(),
-                    finished: false,
-                })
-            }
-            Err(SisError::NoReflink { .. }) => {
-                let staging = volume
-                    .root()
-                    .join(format!(".sis-restore-staging-{}", std::process::id()));
-                std::fs::create_dir_all(&staging)
-                    .map_err(|e| SisError::io("create the staging directory", &staging, e))?;
-                std::fs::set_permissions(
-                    &staging,
-                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
-                )
-                .map_err(|e| SisError::io("protect", &staging, e))?;
-                Ok(RestoreStructure {
-                    files_dir: staging,
-                    store: None,
-                    volume,
-                    mode: RestoreMode::FullCopies,
-                    internal_to_restore: Vec::new(),
-                    asked: HashSet::new(),
-                    written: HashSet::new(),
-                    links: Vec::new(),
-                    finished: false,
-                })
+            Ok(()) => RestoreStructure::with_store(volume),
+            Err(e @ SisError::NoReflink { .. }) => {
+                let reason = e.to_string();
+                let parent = volume.root().to_path_buf();
+                RestoreStructure::with_staging(volume, &parent, reason)
             }
             Err(e) => Err(e),
         }
     }
 
+    /// The restore structure for restoring into `target_dir` (what `reel restore --to`
+    /// needs): the volume is the one holding `target_dir`. Where the common store cannot be
+    /// used — no reflinks, or no permission to create it at the volume root — the links are
+    /// restored as full copies, staged in `target_dir`, and [`mode_reason`](Self::mode_reason)
+    /// says why.
+    pub fn open_for(target_dir: &Path) -> Result<RestoreStructure> {
+        let volume = Volume::containing(target_dir)?;
+        let reason = match volume.require_reflink() {
+            Ok(()) => match RestoreStructure::with_store(volume.clone()) {
+                Ok(rs) => return Ok(rs),
+                Err(e @ SisError::Io { .. }) => e.to_string(),
+                Err(e) => return Err(e),
+            },
+            // No reflinks, or the probe could not even create a file at the root.
+            Err(e @ (SisError::NoReflink { .. } | SisError::Io { .. })) => e.to_string(),
+            Err(e) => return Err(e),
+        };
+        let target = std::fs::canonicalize(target_dir)
+            .map_err(|e| SisError::io("resolve", target_dir, e))?;
+        RestoreStructure::with_staging(volume, &target, reason)
+    }
+
+    fn with_store(volume: Volume) -> Result<RestoreStructure> {
+        let existing_dir = volume.root().join(STORE_DIR);
+        let internal_to_restore: Vec<PathBuf> = [crate::store::INDEX_FILE]
+            .iter()
+            .map(|n| existing_dir.join(n))
+            .filter(|p| !p.exists())
+            .collect();
+        let store = CommonStore::open_or_create(volume.clone())?;
+        Ok(RestoreStructure {
+            files_dir: store.dir().to_path_buf(),
+            store: Some(store),
+            volume,
+            mode: RestoreMode::Reflinks,
+            mode_reason: None,
+            internal_to_restore,
+            asked: HashSet::new(),
+            written: HashSet::new(),
+            links: Vec::new(),
+            finished: false,
+        })
+    }
+
+    fn with_staging(volume: Volume, parent: &Path, reason: String) -> Result<RestoreStructure> {
+        let staging = parent.join(format!(".sis-restore-staging-{}", std::process::id()));
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| SisError::io("create the staging directory", &staging, e))?;
+        std::fs::set_permissions(
+            &staging,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .map_err(|e| SisError::io("protect", &staging, e))?;
+        Ok(RestoreStructure {
+            files_dir: staging,
+            store: None,
+            volume,
+            mode: RestoreMode::FullCopies,
+            mode_reason: Some(reason),
+            internal_to_restore: Vec::new(),
+            asked: HashSet::new(),
+            written: HashSet::new(),
+            links: Vec::new(),
+            finished: false,
+        })
+    }
+
     /// Reflinks, or full copies (and why: the filesystem type).
     pub fn mode(&self) -> RestoreMode {
         self.mode
+    }
+
+    /// Why links are restored as full copies (`None` with reflinks): say it to the user.
+    pub fn mode_reason(&self) -> Option<&str> {
+        self.mode_reason.as_deref()
+    }
+
+    /// Whether a common-store file must be written: it is neither on disk nor written by this
+    /// restore. For a sequential medium, where the common-store file comes before the links
+    /// that need it (a tar hard link's target precedes it), ask this when meeting it.
+    pub fn needs_common_store_file(&self, name: &str) -> Result<bool> {
+        let hash = ContentHash::from_file_name(name)?;
+        Ok(!self.written.contains(&hash) && !self.files_dir.join(hash.file_name()).exists())
     }
 
     /// The filesystem type of the target.
@@ -327,6 +374,7 @@ impl RestoreStructure {
         self.finished = true;
         let mut report = RestoreReport {
             mode: self.mode,
+            mode_reason: self.mode_reason.clone(),
             fs_type: self.volume.fs_type().to_string(),
             links_restored: 0,
             bytes_in_links: 0,

@@ -13,9 +13,8 @@
 //!   ([`CommonStore::link_state`]); once written to, the filesystem's copy-on-write has made
 //!   it an ordinary file again, and it is treated as one;
 //! - [`merge`](merge::merge) (size → partial hash → BLAKE3 → FIDEDUPERANGE, so the kernel
-//!   compares the bytes), [`status`](maintenance::status), [`gc`](maintenance::gc),
-//!   [`verify`](maintenance::verify) and a fanotify [`Watcher`] that removes a common-store
-//!   file when its last link goes;
+//!   compares the bytes), [`status`], [`gc`], [`verify`] and a fanotify [`Watcher`] that
+//!   removes a common-store file when its last link goes;
 //! - the SIS backup API: [`BackupStructure`] and [`RestoreStructure`], with the behaviour of
 //!   SisCreateBackupStructure … SisFreeRestoreStructure (see [`backup`]).
 //!

@@ -412,7 +412,10 @@ impl CommonStore {
         if got != *hash || len != size {
             return Ok(None);
         }
-        let created = name_unnamed(&tmp, &self.dir, &hash.file_name())?;
+        // A clone only adds references to extents that are already on disk, and the
+        // filesystem orders it before the name and before the dedupes that follow: no fsync
+        // per file (the merge ends with a syncfs of the whole filesystem).
+        let created = name_unnamed(&tmp, &self.dir, &hash.file_name(), Durability::Ordered)?;
         let file = sys::open_read(&final_path).map_err(|e| SisError::io("open", &final_path, e))?;
         Ok(Some(Published { file, created }))
     }
@@ -466,7 +469,12 @@ impl CommonStoreWriter {
                 actual: got.to_hex(),
             });
         }
-        if !name_unnamed(&self.file, &self.dir, &self.hash.file_name())? {
+        if !name_unnamed(
+            &self.file,
+            &self.dir,
+            &self.hash.file_name(),
+            Durability::SyncData,
+        )? {
             return Err(SisError::AlreadyPresent { path });
         }
         fsync_dir(&self.dir)?;
@@ -504,11 +512,23 @@ fn unnamed_file(dir: &Path) -> Result<File> {
     Ok(File::from(fd))
 }
 
-/// Syncs and names an unnamed file; false when the name exists already (never replaced).
-fn name_unnamed(file: &File, dir: &Path, name: &str) -> Result<bool> {
+/// Whether naming a file must first make its data durable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Written with write(2): fsync before the name exists, or a crash may leave a named
+    /// file without its data.
+    SyncData,
+    /// Made by FICLONE from data already on disk: the filesystem orders it.
+    Ordered,
+}
+
+/// Syncs (if asked) and names an unnamed file; false when the name exists already (never replaced).
+fn name_unnamed(file: &File, dir: &Path, name: &str, durability: Durability) -> Result<bool> {
     let target = dir.join(name);
-    file.sync_all()
-        .map_err(|e| SisError::io("sync", &target, e))?;
+    if durability == Durability::SyncData {
+        file.sync_all()
+            .map_err(|e| SisError::io("sync", &target, e))?;
+    }
     let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
     let linked = rustix::fs::linkat(
         rustix::fs::CWD,

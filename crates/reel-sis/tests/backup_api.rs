@@ -128,13 +128,16 @@ fn round_trip(kind: &str) {
         let wanted = rs.restored_link(&p, reparse).unwrap();
         for f in wanted {
             assert!(asked.insert(f.name.clone()), "{} asked twice", f.name);
+            assert!(rs.needs_common_store_file(&f.name).unwrap());
             let mut w = rs.write_common_store_file(&f.name).unwrap();
             w.write_all(&saved.store_files[&f.name]).unwrap();
             w.commit().unwrap();
             rs.restored_common_store_file(&f.name).unwrap();
+            assert!(!rs.needs_common_store_file(&f.name).unwrap());
         }
     }
     assert_eq!(asked.len(), 6);
+    assert!(rs.mode_reason().is_none());
     let report = rs.finish().unwrap();
     assert_eq!(report.links_restored, 60);
     assert!(report.unrestored.is_empty(), "{:?}", report.unrestored);
@@ -275,12 +278,21 @@ fn restore_onto_ext4_makes_full_copies() {
     let Some(dst) = LoopFs::new("ext4", 200) else {
         return;
     };
-    let mut rs = RestoreStructure::open(&dst.mnt).unwrap();
+    // Restoring into a directory of the volume (reel restore --to): staged there.
+    let out = dst.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let mut rs = RestoreStructure::open_for(&out).unwrap();
     assert_eq!(rs.mode(), RestoreMode::FullCopies);
     assert_eq!(rs.fs_type(), "ext4");
     let staging = rs.common_store_root().to_path_buf();
+    assert!(
+        rs.mode_reason()
+            .unwrap()
+            .contains("(ext4) cannot share extents")
+    );
+    assert!(staging.starts_with(&out), "{}", staging.display());
     for (rel, reparse) in &saved.links {
-        let p = dst.mnt.join(rel);
+        let p = out.join(rel);
         reel_testkit::write_file(&p, b"");
         for f in rs.restored_link(&p, reparse).unwrap() {
             let mut w = rs.write_common_store_file(&f.name).unwrap();
@@ -295,7 +307,7 @@ fn restore_onto_ext4_makes_full_copies() {
     assert!(!staging.exists(), "staging directory left behind");
     assert!(!dst.path(".sis-common-store").exists());
     for (p, k) in &files {
-        let q = dst.mnt.join(p.strip_prefix(&src.mnt).unwrap());
+        let q = out.join(p.strip_prefix(&src.mnt).unwrap());
         assert_eq!(std::fs::read(&q).unwrap(), content(*k));
         // Ordinary files: no reparse data.
         let mut buf = [0u8; 64];

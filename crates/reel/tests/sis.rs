@@ -41,7 +41,7 @@ fn merge_status_gc_verify_on_btrfs() {
     };
     let mnt = fs.path();
     let home = TempHome::new();
-    let files = tree(&mnt);
+    let files = tree(mnt);
     let t = mnt.join("t");
 
     let dry = json(&reel(
@@ -107,7 +107,7 @@ fn refuses_ext4_naming_it() {
     };
     let mnt = fs.path();
     let home = TempHome::new();
-    tree(&mnt);
+    tree(mnt);
     for cmd in ["merge", "status", "gc", "verify"] {
         let out = reel(&home, &[&"sis", &cmd, &mnt.join("t")]);
         let err = String::from_utf8_lossy(&out.stderr);
