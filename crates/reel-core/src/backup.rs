@@ -595,6 +595,7 @@ fn write_set(
         parent: parent.as_ref().map(|p| (p.id, catalog.as_deref())),
         filter: Some(&policy.filter),
         skipped: Vec::new(),
+        sis: crate::sis::SisBackup::default(),
     };
     for source in sources {
         job.walk_root(&mut writer, source, opts.one_file_system)?;
@@ -727,6 +728,7 @@ pub fn dry_run(opts: &BackupOptions, progress: &dyn Progress) -> Result<DryRunRe
         parent: None,
         filter: Some(&policy.filter),
         skipped: Vec::new(),
+        sis: crate::sis::SisBackup::default(),
     };
     for root in &roots {
         let source = Source {
@@ -782,6 +784,8 @@ struct Walker<'p, 'c> {
     /// What the policy keeps out of the set.
     filter: Option<&'c BackupFilter>,
     skipped: Vec<SkippedEntry>,
+    /// Single instance store links met on the way.
+    sis: crate::sis::SisBackup,
 }
 
 impl Walker<'_, '_> {
@@ -834,6 +838,11 @@ impl Walker<'_, '_> {
                 }
             };
             let real = dent.path();
+            // A common store is not walked: its files go in with the links that need them.
+            if dent.file_type().is_dir() && dent.file_name() == reel_sis::store::STORE_DIR {
+                walk.skip_current_dir();
+                continue;
+            }
             let live = source.live_path(real);
             let kind = EntryKind::from(dent.file_type());
             let verdict = match self.filter {
@@ -931,6 +940,10 @@ impl Walker<'_, '_> {
         }
         match entry.meta.kind {
             FileKind::Regular => {
+                if self.add_if_sis_link(writer, path, &mut entry)? {
+                    self.files += 1;
+                    return Ok(());
+                }
                 if let Some(reference) = self.unchanged_since_parent(&entry)? {
                     writer.add_reference(reference)?;
                     self.unchanged += 1;
@@ -951,6 +964,26 @@ impl Walker<'_, '_> {
                 Ok(())
             }
         }
+    }
+
+    /// A SIS link goes in as a hard link to its common-store file (written first, once per
+    /// set). `false`: back it up as an ordinary file.
+    fn add_if_sis_link<S: RecordSink>(&mut self, writer: &mut SetWriter<S>, path: &Path, entry: &mut Entry) -> Result<bool> {
+        let plan = match self.sis.plan(path, entry) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                self.problem(format!("{}: backed up as an ordinary file: {e}", path.display()));
+                return Ok(false);
+            }
+        };
+        for file in &plan.write_first {
+            self.add_path(writer, file, file)?;
+        }
+        crate::sis::make_link_member(entry, &plan);
+        writer.add(entry, None, |_| {})?;
+        self.progress.bytes(entry.meta.size);
+        Ok(true)
     }
 
     /// In an incremental backup, the index line that refers to the parent chain's copy of a

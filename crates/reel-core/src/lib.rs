@@ -17,6 +17,7 @@ pub mod rebuild;
 pub mod restore;
 pub mod select;
 pub mod sets;
+pub mod sis;
 pub mod span;
 pub mod tapes;
 pub mod verify;

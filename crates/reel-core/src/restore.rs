@@ -47,6 +47,8 @@ pub struct Rules<'a> {
     pub filter: Option<&'a reel_policy::RestoreFilter>,
     /// Delayed-operation file for files whose final name is busy.
     pub schedule_busy: Option<&'a std::path::Path>,
+    /// Single instance store links and common-store files (reel's own sets).
+    pub sis: Option<&'a std::cell::RefCell<crate::sis::SisRestore>>,
 }
 
 /// What a restore did. Everything not restored is listed with its reason.
@@ -203,6 +205,7 @@ pub fn restore(
     }
     let filter = policy.as_ref().map(reel_policy::RestoreFilter::new);
     let mut root = RestoreRoot::open(&opts.target, opts.existing)?;
+    let sis = crate::sis::SisRestore::new(&opts.target);
     // Earlier sets first (unchanged files), then the set itself (directories, links and
     // changed files, in order, so hard links find their targets).
     let mut groups: Vec<(Option<uuid::Uuid>, Vec<Planned>)> = plan.groups.into_iter().collect();
@@ -219,6 +222,7 @@ pub fn restore(
         let rules = Rules {
             filter: filter.as_ref(),
             schedule_busy: opts.schedule_busy.as_deref(),
+            sis: Some(&sis),
         };
         restore_group(
             &mut pax,
@@ -233,6 +237,15 @@ pub fn restore(
     }
     for e in root.finish() {
         report.problems.push(e.to_string());
+    }
+    let (notes, problems) = sis.into_inner().finish();
+    for n in notes {
+        progress.problem(&n);
+        report.warnings.push(n);
+    }
+    for p in problems {
+        progress.problem(&p);
+        report.problems.push(p);
     }
     // A whole set restored: applications learn of it (LastRestoreId, post-restore hooks).
     if let Some(p) = &policy
@@ -395,6 +408,50 @@ pub fn apply_member<R: std::io::Read>(
     }) {
         report.left_by_policy.push(format!("{shown}: {rule}"));
         return Ok(());
+    }
+    if let Some(sis) = rules.sis {
+        // A file of a common store goes into the target's store, not into the tree.
+        if let Some(name) = crate::sis::store_file_name(&entry.path) {
+            match sis.borrow_mut().restore_store_member(pax, &name, buf) {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Ok(()), // the store's internal files: the target keeps its own
+                Err(e) => {
+                    let msg = format!("{shown}: {e}");
+                    progress.problem(&msg);
+                    report.problems.push(msg);
+                    return Ok(());
+                }
+            }
+        }
+        // A SIS link: an empty file with the link's metadata now, a clone at the end.
+        if let Some(pos) = entry.extra.iter().position(|(k, _)| k == crate::sis::PAX_KEY) {
+            let (_, value) = entry.extra.remove(pos);
+            let text = String::from_utf8_lossy(&value).into_owned();
+            let mut meta = entry.meta.clone();
+            meta.size = 0;
+            meta.sparse = None;
+            let made = match root.begin_file(&rel, &meta) {
+                Ok(Some(p)) => p.commit().map(|_| true),
+                Ok(None) => Ok(false),
+                Err(e) => Err(e),
+            };
+            match made {
+                Ok(true) => {
+                    let dest = root.path().join(rel.to_path_buf());
+                    if let Err(e) = sis.borrow_mut().restored_link(&dest, &text) {
+                        let msg = format!("{shown}: {e}");
+                        progress.problem(&msg);
+                        report.problems.push(msg);
+                    } else {
+                        report.files += 1;
+                        report.bytes += entry.meta.size;
+                    }
+                }
+                Ok(false) => report.skipped_existing += 1,
+                Err(e) => record_outcome(Err(e), &shown, report, progress),
+            }
+            return Ok(());
+        }
     }
     let result: std::result::Result<Outcome, StreamError> = if let Some(target) = &entry.hardlink {
         match check_path(target) {
