@@ -132,11 +132,9 @@ impl Target {
         }
         let mut drive: Box<dyn TapeDrive> = match self {
             Target::Device(path) => Box::new(crate::st::open_device(path)?),
-            Target::Remote { host, path } => Box::new(RemoteDrive::open(
-                host,
-                path,
-                &RshConfig::current(),
-            )?),
+            Target::Remote { host, path } => {
+                Box::new(RemoteDrive::open(host, path, &RshConfig::current())?)
+            }
             _ => return Err(TapeError::NotSupported("unknown target".into())),
         };
         if !keep_position {

@@ -25,7 +25,11 @@ fn connect(root: &std::path::Path, name: &str) -> Result<RemoteDrive, TapeError>
         &format!("test:{name}"),
     );
     let d = RemoteDrive::open_over(conn, name)?;
-    assert_eq!(d.kind(), RemoteKind::Reel, "a reel server speaks reel's extension");
+    assert_eq!(
+        d.kind(),
+        RemoteKind::Reel,
+        "a reel server speaks reel's extension"
+    );
     Ok(d)
 }
 

@@ -53,6 +53,13 @@ pub struct Global {
     /// No progress bars, even on a terminal.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Remote shell for host:path tapes, run as `CMD host [-l user] RMT` (default: ssh).
+    #[arg(long, global = true, value_name = "CMD", env = "REEL_RSH_COMMAND")]
+    pub rsh_command: Option<String>,
+    /// rmt server the remote shell runs for host:path tapes (default: /usr/sbin/rmt; for a
+    /// reel server: "reel rmt --root DIR").
+    #[arg(long, global = true, value_name = "CMD", env = "REEL_RMT_COMMAND")]
+    pub rmt_command: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +86,8 @@ enum Command {
     Stream(cmd::stream::Args),
     /// Encrypted files (age format) and raw export/import of their ciphertext, no key needed.
     Efs(cmd::efs::Args),
+    /// rmt server on stdin/stdout: serves reel cartridges to GNU tar, GNU mt and remote reels.
+    Rmt(cmd::rmt::Args),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +109,10 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    reel_tape::rmt::set_commands(
+        cli.global.rsh_command.as_deref(),
+        cli.global.rmt_command.as_deref(),
+    );
     let result = match cli.command {
         Command::Backup(args) => cmd::backup::run(args, &cli.global),
         Command::List(args) => cmd::list::run(args, &cli.global),
@@ -112,6 +125,7 @@ fn main() -> ExitCode {
         Command::Delayed(args) => cmd::delayed::run(args, &cli.global),
         Command::Stream(args) => cmd::stream::run(args, &cli.global),
         Command::Efs(args) => cmd::efs::run(args, &cli.global),
+        Command::Rmt(args) => cmd::rmt::run(args, &cli.global),
     };
     match result {
         Ok(code) => code,

@@ -78,9 +78,9 @@ impl Connection {
     /// Starts `RSH host [-l user] RMT`.
     pub fn spawn(host: &str, config: &RshConfig, name: &str) -> Result<Connection> {
         let mut words = config.rsh.split_whitespace();
-        let program = words
-            .next()
-            .ok_or_else(|| TapeError::InvalidParameter("the remote shell command is empty".into()))?;
+        let program = words.next().ok_or_else(|| {
+            TapeError::InvalidParameter("the remote shell command is empty".into())
+        })?;
         let mut cmd = Command::new(program);
         cmd.args(words);
         match host.split_once('@') {
@@ -125,7 +125,10 @@ impl Connection {
         Connection {
             name: name.to_string(),
             child: None,
-            replies: Some(ReplyReader::new(BufReader::with_capacity(256 * 1024, input))),
+            replies: Some(ReplyReader::new(BufReader::with_capacity(
+                256 * 1024,
+                input,
+            ))),
             out: Some(BufWriter::with_capacity(256 * 1024, output)),
             open: false,
         }
@@ -215,10 +218,7 @@ impl Connection {
         }
         let flags = libc::O_RDWR | libc::O_CREAT;
         let mut writable = true;
-        let mut r = self.request(
-            format!("O{path}\n{flags} O_RDWR|O_CREAT\n").as_bytes(),
-            b"",
-        )?;
+        let mut r = self.request(format!("O{path}\n{flags} O_RDWR|O_CREAT\n").as_bytes(), b"")?;
         if let Reply::Err { errno, .. } = r
             && matches!(errno, libc::EACCES | libc::EROFS | libc::EPERM)
         {
@@ -294,7 +294,9 @@ impl Mtio for RmtMtio {
         } else {
             i64::from(op.code())
         };
-        let r = self.conn.request(format!("I{code}\n{count}\n").as_bytes(), b"");
+        let r = self
+            .conn
+            .request(format!("I{code}\n{count}\n").as_bytes(), b"");
         self.errno(r).map(|_| count)
     }
 
@@ -496,7 +498,12 @@ impl TapeDrive for RemoteDrive {
     fn erase(&mut self, kind: EraseKind, immediate: bool) -> Result<()> {
         dispatch!(self, d => d.erase(kind, immediate))
     }
-    fn create_partitions(&mut self, method: PartitionMethod, count: u32, size_mb: u32) -> Result<()> {
+    fn create_partitions(
+        &mut self,
+        method: PartitionMethod,
+        count: u32,
+        size_mb: u32,
+    ) -> Result<()> {
         dispatch!(self, d => d.create_partitions(method, count, size_mb))
     }
     fn drive_parameters(&mut self) -> Result<DriveParameters> {
@@ -533,7 +540,10 @@ impl ReelRemote {
                 let n = usize::try_from(n)
                     .ok()
                     .filter(|&n| n <= 64 * 1024)
-                    .ok_or_else(|| self.conn.io(io::Error::other(format!("reply of {n} bytes"))))?;
+                    .ok_or_else(|| {
+                        self.conn
+                            .io(io::Error::other(format!("reply of {n} bytes")))
+                    })?;
                 let mut data = vec![0u8; n];
                 self.conn.data(&mut data)?;
                 Ok(data)
@@ -573,12 +583,19 @@ impl TapeDrive for ReelRemote {
             return Err(TapeError::InvalidBlockLength("a read of 0 bytes".into()));
         }
         let count = buf.len().min(MAX_RECORD);
-        match self.conn.request(format!("Xread {count}\n").as_bytes(), b"")? {
+        match self
+            .conn
+            .request(format!("Xread {count}\n").as_bytes(), b"")?
+        {
             Reply::Ok(n) => {
-                let n = usize::try_from(n).ok().filter(|&n| n <= count).ok_or_else(|| {
-                    self.conn
-                        .io(io::Error::other(format!("read reply of {n} bytes for {count}")))
-                })?;
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= count)
+                    .ok_or_else(|| {
+                        self.conn.io(io::Error::other(format!(
+                            "read reply of {n} bytes for {count}"
+                        )))
+                    })?;
                 self.conn.data(&mut buf[..n])?;
                 Ok(n)
             }
@@ -625,7 +642,9 @@ impl TapeDrive for ReelRemote {
     fn set_position(&mut self, to: SeekTo, _immediate: bool) -> Result<()> {
         let line = match to {
             SeekTo::AbsoluteBlock(b) => format!("seek absolute {b}"),
-            SeekTo::LogicalBlock { partition, block } => format!("seek logical {partition} {block}"),
+            SeekTo::LogicalBlock { partition, block } => {
+                format!("seek logical {partition} {block}")
+            }
             SeekTo::Rewind => "seek rewind".into(),
             SeekTo::EndOfData { partition } => format!("seek eod {partition}"),
             SeekTo::SpaceFilemarks(n) => format!("seek filemarks {n}"),
@@ -671,10 +690,16 @@ impl TapeDrive for ReelRemote {
             EraseKind::Short => "short",
             EraseKind::Long => "long",
         };
-        self.call(&format!("erase {k} {}", imm(immediate))).map(drop)
+        self.call(&format!("erase {k} {}", imm(immediate)))
+            .map(drop)
     }
 
-    fn create_partitions(&mut self, method: PartitionMethod, count: u32, size_mb: u32) -> Result<()> {
+    fn create_partitions(
+        &mut self,
+        method: PartitionMethod,
+        count: u32,
+        size_mb: u32,
+    ) -> Result<()> {
         let m = match method {
             PartitionMethod::Fixed => "fixed",
             PartitionMethod::Select => "select",
@@ -780,9 +805,9 @@ impl TapeDrive for FileRemote {
             Ok(0) => Err(TapeError::NoDataDetected),
             Ok(n) => Ok(n),
             Err(ReadFail::Errno(e)) => Err(self.errno(e.0, Doing::Read)),
-            Err(ReadFail::Link) => Err(self.conn.io(io::Error::other(
-                "the rmt session failed during a read",
-            ))),
+            Err(ReadFail::Link) => Err(self
+                .conn
+                .io(io::Error::other("the rmt session failed during a read"))),
         }
     }
 

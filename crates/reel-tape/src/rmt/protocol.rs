@@ -58,17 +58,37 @@ pub struct OpenFlags {
 /// One request a server reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Open { device: Vec<u8>, flags: OpenFlags },
+    Open {
+        device: Vec<u8>,
+        flags: OpenFlags,
+    },
     Close,
-    Seek { whence: u8, offset: i64 },
-    Read { count: usize },
+    Seek {
+        whence: u8,
+        offset: i64,
+    },
+    Read {
+        count: usize,
+    },
     /// `count` bytes of data follow on the input.
-    Write { count: usize },
-    Ioctl { op: i64, count: i64 },
+    Write {
+        count: usize,
+    },
+    Ioctl {
+        op: i64,
+        count: i64,
+    },
     Status,
-    ExtIoctl { op: i64, count: i64 },
-    ExtStatus { field: u8 },
-    Reel { line: String },
+    ExtIoctl {
+        op: i64,
+        count: i64,
+    },
+    ExtStatus {
+        field: u8,
+    },
+    Reel {
+        line: String,
+    },
 }
 
 /// A request that cannot be carried out as sent.
@@ -195,7 +215,7 @@ impl<R: BufRead> RequestReader<R> {
     }
 
     /// Reads the next request. I/O errors of the input come back as `Err`.
-    pub fn next(&mut self) -> io::Result<Incoming> {
+    pub fn next_request(&mut self) -> io::Result<Incoming> {
         let at = self.offset;
         let Some(c) = self.byte()? else {
             return Ok(Incoming::End);
@@ -213,8 +233,13 @@ impl<R: BufRead> RequestReader<R> {
         }
         let after_s = std::mem::take(&mut self.after_ext_status);
         if c == b'\n' && after_s {
-            // "sT\n" from clients that end every request with a newline.
-            return self.next();
+            // "sT\n" or "S\n" from clients that end every request with a newline.
+            return self.next_request();
+        }
+        if c == b'S' {
+            // The BSD protocol's status request is the bare letter (GNU mt sends it so).
+            self.after_ext_status = true;
+            return Ok(Incoming::Request(Request::Status));
         }
         let rest = match self.line()? {
             Ok(l) => l,
@@ -267,7 +292,6 @@ impl<R: BufRead> RequestReader<R> {
                     })
                 })
             }
-            b'S' => Ok(Request::Status),
             b'X' => match String::from_utf8(rest) {
                 Ok(line) => Ok(Request::Reel { line }),
                 Err(e) => Err(BadRequest::new(format!(
@@ -303,8 +327,8 @@ pub fn number(bytes: &[u8], what: &str) -> Result<i64, BadRequest> {
 
 fn count(bytes: &[u8]) -> Result<usize, BadRequest> {
     let n = number(bytes, "byte count")?;
-    let n = usize::try_from(n)
-        .map_err(|_| BadRequest::new(format!("byte count {n} is negative")))?;
+    let n =
+        usize::try_from(n).map_err(|_| BadRequest::new(format!("byte count {n} is negative")))?;
     if n > MAX_RECORD {
         return Err(BadRequest::new(format!(
             "byte count {n} is above the largest record ({MAX_RECORD} bytes)"
@@ -395,12 +419,12 @@ pub fn message_line(message: &str) -> String {
 
 /// `A`n`\n`.
 pub fn write_ok(out: &mut dyn Write, n: i64) -> io::Result<()> {
-    write!(out, "A{n}\n")
+    writeln!(out, "A{n}")
 }
 
 /// `A`len`\n` and the data.
 pub fn write_data(out: &mut dyn Write, data: &[u8]) -> io::Result<()> {
-    write!(out, "A{}\n", data.len())?;
+    writeln!(out, "A{}", data.len())?;
     out.write_all(data)
 }
 
@@ -414,9 +438,7 @@ pub fn errno_for(e: &TapeError) -> i32 {
     match e {
         TapeError::NoMediaInDrive => libc::ENOMEDIUM,
         TapeError::WriteProtect(_) => libc::EACCES,
-        TapeError::EndOfMedia | TapeError::EarlyWarning | TapeError::EomOverflow(_) => {
-            libc::ENOSPC
-        }
+        TapeError::EndOfMedia | TapeError::EarlyWarning | TapeError::EomOverflow(_) => libc::ENOSPC,
         TapeError::NotSupported(_) => libc::ENOSYS,
         TapeError::InvalidParameter(_)
         | TapeError::InvalidBlockLength(_)

@@ -2,7 +2,7 @@
 //!
 //! The device name of an `O` request is a cartridge directory: absolute, or relative to the
 //! served root (`NAME` also finds `NAME.vtape`). Anything outside the root is refused, and so
-//! are `..` components; with O_CREAT a missing cartridge is created in the root.
+//! are `..` components; with O_CREAT a missing cartridge `NAME` is created as `NAME.vtape`.
 //!
 //! The cartridge behaves as a Linux st drive opened through its no-rewind device
 //! (`/dev/nst0`): the position is kept between sessions (in the cartridge's `drive.toml`),
@@ -30,7 +30,9 @@ use crate::error::TapeError;
 use crate::library::Library;
 use crate::rmt::protocol::*;
 use crate::st::mtio::{MT_ISSCSI2, MtOp, MtStatus, gmt};
-use crate::vtape::{CARTRIDGE_FILE, Cartridge, CartridgeConfig, DRIVE_STATE_FILE, StateFile, VirtualDrive};
+use crate::vtape::{
+    CARTRIDGE_FILE, Cartridge, CartridgeConfig, DRIVE_STATE_FILE, StateFile, VirtualDrive,
+};
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -98,7 +100,11 @@ fn tape_err(e: &TapeError) -> (i32, String) {
 }
 
 /// Serves one client on `input`/`output` until it goes away.
-pub fn serve(input: impl Read, output: impl Write, config: &ServerConfig) -> io::Result<SessionEnd> {
+pub fn serve(
+    input: impl Read,
+    output: impl Write,
+    config: &ServerConfig,
+) -> io::Result<SessionEnd> {
     let root = config.root.canonicalize().map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -115,7 +121,7 @@ pub fn serve(input: impl Read, output: impl Write, config: &ServerConfig) -> io:
     };
     let mut buf: Vec<u8> = Vec::new();
     let end = loop {
-        let incoming = match reader.next() {
+        let incoming = match reader.next_request() {
             Ok(i) => i,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break SessionEnd::Done,
             Err(e) => {
@@ -250,9 +256,12 @@ impl Session<'_> {
             )
         };
         let inside = |p: &Path| -> Result<PathBuf, (i32, String)> {
-            let c = p
-                .canonicalize()
-                .map_err(|e| (e.raw_os_error().unwrap_or(libc::EIO), format!("'{shown}': {e}")))?;
+            let c = p.canonicalize().map_err(|e| {
+                (
+                    e.raw_os_error().unwrap_or(libc::EIO),
+                    format!("'{shown}': {e}"),
+                )
+            })?;
             if c.starts_with(&self.root) {
                 Ok(c)
             } else {
@@ -290,7 +299,8 @@ impl Session<'_> {
             .map(|n| n.to_string_lossy().trim_end_matches(".vtape").to_string())
             .unwrap_or_default();
         Library::check_name(&name).map_err(|e| tape_err(&e))?;
-        let dir = parent.join(full.file_name().unwrap_or_default());
+        // Named as a library names its cartridges, so `reel tape` finds it.
+        let dir = parent.join(format!("{name}.vtape"));
         Cartridge::create(&dir, &CartridgeConfig::new(&name, self.config.new_capacity))
             .map_err(|e| tape_err(&e))?;
         Ok((dir, true))
@@ -309,9 +319,10 @@ impl Session<'_> {
             },
         )
         .map_err(|e| match e {
-            TapeError::Io { ref source, .. } if source.kind() == io::ErrorKind::WouldBlock => {
-                (libc::EBUSY, format!("{}: in use by another program", dir.display()))
-            }
+            TapeError::Io { ref source, .. } if source.kind() == io::ErrorKind::WouldBlock => (
+                libc::EBUSY,
+                format!("{}: in use by another program", dir.display()),
+            ),
             e => tape_err(&e),
         })?;
         self.open = Some(Open {
@@ -405,7 +416,10 @@ impl Session<'_> {
                 };
                 Ok(Some(v))
             }
-            Request::Write { .. } | Request::Read { .. } | Request::Status | Request::Reel { .. } => {
+            Request::Write { .. }
+            | Request::Read { .. }
+            | Request::Status
+            | Request::Reel { .. } => {
                 Err((libc::EINVAL, "internal: request handled elsewhere".into()))
             }
         }
@@ -515,7 +529,8 @@ impl Session<'_> {
             return Err((libc::EACCES, "the device was opened read-only".into()));
         }
         let n32 = || -> Result<u32, (i32, String)> {
-            u32::try_from(count).map_err(|_| (libc::EINVAL, format!("count {count} is out of range")))
+            u32::try_from(count)
+                .map_err(|_| (libc::EINVAL, format!("count {count} is out of range")))
         };
         o.eod_read = false;
         o.refuse_next_write = false;
@@ -623,11 +638,7 @@ impl Session<'_> {
             MtOp::Unlock => d.prepare(PrepareOp::Unlock, false),
             MtOp::Reten => d.prepare(PrepareOp::Tension, false),
             MtOp::Nop => d.flush(),
-            MtOp::Ras1
-            | MtOp::Ras2
-            | MtOp::Ras3
-            | MtOp::SetDensity
-            | MtOp::SetDrvBuffer => {
+            MtOp::Ras1 | MtOp::Ras2 | MtOp::Ras3 | MtOp::SetDensity | MtOp::SetDrvBuffer => {
                 return Err((
                     libc::ENOSYS,
                     format!("{} is not supported by a virtual drive", op.name()),
@@ -659,13 +670,17 @@ impl Session<'_> {
             let count = match args.first().map(|a| number(a.as_bytes(), "byte count")) {
                 Some(Ok(n)) if (0..=MAX_RECORD as i64).contains(&n) => n as usize,
                 _ => {
-                    return write_error(out, libc::EINVAL, "write needs a byte count within limits")
-                        .and_then(|()| {
-                            Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                "reel write without a usable byte count",
-                            ))
-                        });
+                    return write_error(
+                        out,
+                        libc::EINVAL,
+                        "write needs a byte count within limits",
+                    )
+                    .and_then(|()| {
+                        Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "reel write without a usable byte count",
+                        ))
+                    });
                 }
             };
             buf.resize(count, 0);
@@ -725,18 +740,20 @@ impl Session<'_> {
         let writable = o.writable;
         let d = &mut o.drive;
         let int = |i: usize| -> Result<i64, TapeError> {
-            a.get(i)
-                .and_then(|s| s.parse::<i64>().ok())
-                .ok_or_else(|| inval(&format!("{verb}: argument {} is missing or no number", i + 1)))
+            a.get(i).and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| {
+                inval(&format!(
+                    "{verb}: argument {} is missing or no number",
+                    i + 1
+                ))
+            })
         };
         let small = |i: usize| -> Result<u32, TapeError> {
-            u32::try_from(int(i)?).map_err(|_| inval(&format!("{verb}: argument {} is out of range", i + 1)))
+            u32::try_from(int(i)?)
+                .map_err(|_| inval(&format!("{verb}: argument {} is out of range", i + 1)))
         };
         let flag = |i: usize| -> Result<bool, TapeError> { Ok(int(i)? != 0) };
         let text = |v: String| Ok(Some(v.into_bytes()));
-        let read_only = || {
-            TapeError::WriteProtect("the device was opened read-only".into())
-        };
+        let read_only = || TapeError::WriteProtect("the device was opened read-only".into());
         match verb {
             "marks" => {
                 if !writable {
@@ -753,13 +770,17 @@ impl Session<'_> {
             }
             "seek" => {
                 let to = match a.first().copied() {
-                    Some("absolute") => SeekTo::AbsoluteBlock(u64::try_from(int(1)?).map_err(|_| inval("negative block"))?),
+                    Some("absolute") => SeekTo::AbsoluteBlock(
+                        u64::try_from(int(1)?).map_err(|_| inval("negative block"))?,
+                    ),
                     Some("logical") => SeekTo::LogicalBlock {
                         partition: small(1)?,
                         block: u64::try_from(int(2)?).map_err(|_| inval("negative block"))?,
                     },
                     Some("rewind") => SeekTo::Rewind,
-                    Some("eod") => SeekTo::EndOfData { partition: small(1)? },
+                    Some("eod") => SeekTo::EndOfData {
+                        partition: small(1)?,
+                    },
                     Some("filemarks") => SeekTo::SpaceFilemarks(int(1)?),
                     Some("blocks") => SeekTo::SpaceRelativeBlocks(int(1)?),
                     Some("seqfilemarks") => SeekTo::SpaceSequentialFilemarks(int(1)?),
@@ -813,7 +834,8 @@ impl Session<'_> {
                     Some("initiator") => PartitionMethod::Initiator,
                     _ => return Err(inval("partition: unknown method")),
                 };
-                d.create_partitions(method, small(1)?, small(2)?).map(|()| None)
+                d.create_partitions(method, small(1)?, small(2)?)
+                    .map(|()| None)
             }
             "drive" => {
                 let p = d.drive_parameters()?;
@@ -855,7 +877,10 @@ impl Session<'_> {
             "setmedia" => d.set_media_parameters(small(0)?).map(|()| None),
             "flush" => d.flush().map(|()| None),
             "describe" => text(d.describe()),
-            _ => Err(inval(&format!("unknown reel request '{}'", message_line(verb)))),
+            _ => Err(inval(&format!(
+                "unknown reel request '{}'",
+                message_line(verb)
+            ))),
         }
     }
 }

@@ -443,6 +443,8 @@ impl Mtio for DeviceMtio {
         Ok(arg.mt_count)
     }
 
+    // c_long is i32 on 32-bit targets: the conversions are not useless there.
+    #[allow(clippy::useless_conversion)]
     fn status(&mut self) -> Result<MtStatus, Errno> {
         let mut g = RawMtget {
             mt_type: 0,
@@ -459,16 +461,17 @@ impl Mtio for DeviceMtio {
             return Err(Errno::last());
         }
         Ok(MtStatus {
-            mt_type: g.mt_type as i64,
-            resid: g.mt_resid as i64,
-            dsreg: g.mt_dsreg as i64,
-            gstat: g.mt_gstat as i64,
-            erreg: g.mt_erreg as i64,
+            mt_type: i64::from(g.mt_type),
+            resid: i64::from(g.mt_resid),
+            dsreg: i64::from(g.mt_dsreg),
+            gstat: i64::from(g.mt_gstat),
+            erreg: i64::from(g.mt_erreg),
             fileno: g.mt_fileno,
             blkno: g.mt_blkno,
         })
     }
 
+    #[allow(clippy::useless_conversion)]
     fn tell(&mut self) -> Result<u64, Errno> {
         let mut p = RawMtpos { mt_blkno: 0 };
         // SAFETY: MTIOCPOS fills a struct mtpos that lives for the call.
@@ -476,7 +479,7 @@ impl Mtio for DeviceMtio {
         if r < 0 {
             return Err(Errno::last());
         }
-        u64::try_from(p.mt_blkno as i64).map_err(|_| Errno::EIO)
+        u64::try_from(i64::from(p.mt_blkno)).map_err(|_| Errno::EIO)
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Errno> {

@@ -942,7 +942,9 @@ fn every_issued_op_is_scripted() {
 #[test]
 fn every_errno_and_status_bit_has_its_meaning() {
     use Doing::*;
-    let rows: &[(Doing, Errno, Option<u64>, Option<i32>, bool, u32)] = &[
+    // (doing, errno, status bits after, file number before, locked, Win32 code)
+    type Row = (Doing, Errno, Option<u64>, Option<i32>, bool, u32);
+    let rows: &[Row] = &[
         (
             Read,
             Errno::ENOMEDIUM,
@@ -1233,4 +1235,23 @@ fn every_errno_and_status_bit_has_its_meaning() {
             "status bit {bit:#x} is interpreted but not in the table"
         );
     }
+}
+
+/// The real ioctl path, on a device that is no tape: MTIOCGET fails with ENOTTY and the
+/// drive is refused with a clear message (no tape drive is needed for this).
+#[test]
+fn a_character_device_that_is_no_tape_is_refused() {
+    let e = open_device(std::path::Path::new("/dev/null"))
+        .err()
+        .expect("/dev/null is no tape");
+    assert_eq!(e.code(), code::ERROR_NOT_SUPPORTED);
+    assert!(
+        e.to_string().contains("/dev/null is not a tape drive"),
+        "{e}"
+    );
+    let e = open_device(std::path::Path::new("/dev/nst-does-not-exist"))
+        .err()
+        .expect("missing device");
+    assert_eq!(e.code(), code::ERROR_INVALID_PARAMETER);
+    assert!(e.to_string().contains("no such tape device"), "{e}");
 }

@@ -7,6 +7,7 @@ pub mod efs;
 pub mod list;
 pub mod policy;
 pub mod restore;
+pub mod rmt;
 pub mod sis;
 pub mod stream;
 pub mod tape;
