@@ -527,17 +527,22 @@ struct PositionDoc {
     drive: String,
     partition: u32,
     block: u64,
-    absolute: u64,
+    /// `None` on drives that report no absolute position (st drives, remote drives).
+    absolute: Option<u64>,
 }
 
 fn where_is(drive: &mut dyn TapeDrive) -> Result<PositionDoc, TapeError> {
     let logical = drive.position(PositionKind::Logical)?;
-    let absolute = drive.position(PositionKind::Absolute)?;
+    let absolute = match drive.position(PositionKind::Absolute) {
+        Ok(p) => Some(p.offset),
+        Err(TapeError::NotSupported(_)) => None,
+        Err(e) => return Err(e),
+    };
     Ok(PositionDoc {
         drive: drive.describe(),
         partition: logical.partition,
         block: logical.offset,
-        absolute: absolute.offset,
+        absolute,
     })
 }
 
@@ -546,10 +551,10 @@ fn report_position(global: &Global, drive: &mut dyn TapeDrive) -> Result<ExitCod
     if global.json {
         print_json(&p)?;
     } else if !global.quiet {
-        println!(
-            "partition {}, block {} (absolute block {})",
-            p.partition, p.block, p.absolute
-        );
+        match p.absolute {
+            Some(a) => println!("partition {}, block {} (absolute block {a})", p.partition, p.block),
+            None => println!("partition {}, block {}", p.partition, p.block),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -601,8 +606,8 @@ fn seek(global: &Global, s: SeekArgs, partition: i64) -> Result<ExitCode> {
                 }))?;
             }
             return Err(anyhow::Error::new(e).context(format!(
-                "seek {what} stopped at partition {}, block {} (absolute block {})",
-                p.partition, p.block, p.absolute
+                "seek {what} stopped at partition {}, block {}",
+                p.partition, p.block
             )));
         }
         return Err(anyhow::Error::new(e).context(format!("seek {what}")));
