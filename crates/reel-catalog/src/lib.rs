@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 use reel_archive::{IndexEntry, SetInfo, VolumeLabel};
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub mod foreign;
+pub use foreign::{ForeignFile, ForeignScan};
+
 /// Schema version this code writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The schema, one step per version: step `i` takes version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -65,6 +68,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX sets_by_volume ON sets(volume_id);",
     // 2 -> 3: sparse files are hashed with their own scheme.
     "ALTER TABLE entries ADD COLUMN hash_scheme TEXT;",
+    // 3 -> 4: tape files other programs wrote, scanned once (`reel catalog scan`); their
+    // members are rows of `entries` with `set_id` = the scan's id.
+    foreign::MIGRATION,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -968,12 +968,20 @@ impl Walker<'_, '_> {
 
     /// A SIS link goes in as a hard link to its common-store file (written first, once per
     /// set). `false`: back it up as an ordinary file.
-    fn add_if_sis_link<S: RecordSink>(&mut self, writer: &mut SetWriter<S>, path: &Path, entry: &mut Entry) -> Result<bool> {
+    fn add_if_sis_link<S: RecordSink>(
+        &mut self,
+        writer: &mut SetWriter<S>,
+        path: &Path,
+        entry: &mut Entry,
+    ) -> Result<bool> {
         let plan = match self.sis.plan(path, entry) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(false),
             Err(e) => {
-                self.problem(format!("{}: backed up as an ordinary file: {e}", path.display()));
+                self.problem(format!(
+                    "{}: backed up as an ordinary file: {e}",
+                    path.display()
+                ));
                 return Ok(false);
             }
         };

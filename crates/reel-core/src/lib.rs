@@ -11,6 +11,7 @@
 pub mod backup;
 pub mod efs;
 pub mod error;
+pub mod foreign;
 pub mod list;
 pub mod progress;
 pub mod rebuild;

@@ -364,7 +364,16 @@ fn restore_one(
             });
         }
     };
-    apply_member(pax, root, rules, read.entry, planned.hash, buf, report, progress)
+    apply_member(
+        pax,
+        root,
+        rules,
+        read.entry,
+        planned.hash,
+        buf,
+        report,
+        progress,
+    )
 }
 
 /// Restores one member whose header `pax` has just read (its content is next in `pax`):
@@ -424,7 +433,11 @@ pub fn apply_member<R: std::io::Read>(
             }
         }
         // A SIS link: an empty file with the link's metadata now, a clone at the end.
-        if let Some(pos) = entry.extra.iter().position(|(k, _)| k == crate::sis::PAX_KEY) {
+        if let Some(pos) = entry
+            .extra
+            .iter()
+            .position(|(k, _)| k == crate::sis::PAX_KEY)
+        {
             let (_, value) = entry.extra.remove(pos);
             let text = String::from_utf8_lossy(&value).into_owned();
             let mut meta = entry.meta.clone();
@@ -468,7 +481,9 @@ pub fn apply_member<R: std::io::Read>(
     } else {
         match entry.meta.kind {
             FileKind::Regular => {
-                return restore_file(pax, root, rules, &rel, &entry, expected, buf, report, progress);
+                return restore_file(
+                    pax, root, rules, &rel, &entry, expected, buf, report, progress,
+                );
             }
             FileKind::Directory => root
                 .make_dir(&rel, &entry.meta)
@@ -567,7 +582,9 @@ fn restore_file<R: std::io::Read>(
         && expected != hash
     {
         pending.abort();
-        let msg = format!("{shown}: content does not match the hash recorded at backup time; not restored");
+        let msg = format!(
+            "{shown}: content does not match the hash recorded at backup time; not restored"
+        );
         progress.problem(&msg);
         report.integrity_failures.push(msg);
         return Ok(());
@@ -580,7 +597,8 @@ fn restore_file<R: std::io::Read>(
         }
         Ok(Committed::Staged(staged)) => {
             let scheduled = rules.schedule_busy.map(|ops| {
-                reel_delayed::OperationFile::open_or_create(ops).and_then(|mut f| f.append_move(&staged, &final_path))
+                reel_delayed::OperationFile::open_or_create(ops)
+                    .and_then(|mut f| f.append_move(&staged, &final_path))
             });
             match scheduled {
                 Some(Ok(_)) => {
@@ -594,7 +612,10 @@ fn restore_file<R: std::io::Read>(
                 }
                 Some(Err(e)) => {
                     let _ = std::fs::remove_file(&staged);
-                    let msg = format!("{}: busy, and the move could not be scheduled: {e}", final_path.display());
+                    let msg = format!(
+                        "{}: busy, and the move could not be scheduled: {e}",
+                        final_path.display()
+                    );
                     progress.problem(&msg);
                     report.problems.push(msg);
                 }

@@ -51,9 +51,16 @@ fn a_busy_file_is_staged_and_moved_into_place_later() {
         .arg("--to")
         .arg(&target));
     assert!(out.contains("staged"), "{out}");
-    assert_eq!(std::fs::read(&lib).unwrap(), b"in use", "the busy file is untouched");
+    assert_eq!(
+        std::fs::read(&lib).unwrap(),
+        b"in use",
+        "the busy file is untouched"
+    );
     let listing = ok(reel().args(["delayed", "show"]).arg(&ops));
-    assert!(listing.contains("MoveFile") && listing.contains("lib.so"), "{listing}");
+    assert!(
+        listing.contains("MoveFile") && listing.contains("lib.so"),
+        "{listing}"
+    );
     drop(mounted);
     ok(reel()
         .args(["delayed", "run"])
@@ -66,5 +73,8 @@ fn a_busy_file_is_staged_and_moved_into_place_later() {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with(".reel-tmp"))
         .collect();
-    assert!(leftovers.is_empty(), "the staged file was moved, not copied");
+    assert!(
+        leftovers.is_empty(),
+        "the staged file was moved, not copied"
+    );
 }

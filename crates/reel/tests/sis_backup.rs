@@ -15,7 +15,11 @@ fn ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn used_bytes(path: &std::path::Path) -> u64 {
@@ -42,13 +46,19 @@ fn merged_trees_are_backed_up_once_and_restored_shared() {
     let tree = src_fs.path().join("tree");
     // 60 files, 6 distinct 1 MiB contents.
     for i in 0..60u64 {
-        write_file(&tree.join(format!("d{}/f{i:02}", i % 4)), &pseudo_random(i % 6, MIB));
+        write_file(
+            &tree.join(format!("d{}/f{i:02}", i % 4)),
+            &pseudo_random(i % 6, MIB),
+        );
     }
     ok(reel().args(["sis", "merge"]).arg(&tree));
     let out = ok(reel().arg("backup").arg(&tree));
     assert!(out.contains("set 1"), "{out}");
-    let listing: serde_json::Value = serde_json::from_str(&ok(reel().args(["list", "--json"]))).unwrap();
-    let archive = listing["sets"][0]["info"]["archive_bytes"].as_u64().unwrap();
+    let listing: serde_json::Value =
+        serde_json::from_str(&ok(reel().args(["list", "--json"]))).unwrap();
+    let archive = listing["sets"][0]["info"]["archive_bytes"]
+        .as_u64()
+        .unwrap();
     assert!(
         archive < 10 * MIB as u64,
         "the set holds each content once: {archive} bytes for 6 MiB distinct, 60 MiB total"
@@ -58,26 +68,62 @@ fn merged_trees_are_backed_up_once_and_restored_shared() {
     let target = dst_fs.path().join("r");
     ok(reel().args(["restore", "--to"]).arg(&target));
     let grown = used_bytes(dst_fs.path()) - before;
-    assert!(grown < 20 * MIB as u64, "restored links share extents: {grown} bytes used for 60 MiB of files");
+    assert!(
+        grown < 20 * MIB as u64,
+        "restored links share extents: {grown} bytes used for 60 MiB of files"
+    );
     let restored_tree = target.join(tree.strip_prefix("/").unwrap());
     for i in 0..60u64 {
         let p = restored_tree.join(format!("d{}/f{i:02}", i % 4));
-        assert_eq!(std::fs::read(&p).unwrap(), pseudo_random(i % 6, MIB), "{}", p.display());
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            pseudo_random(i % 6, MIB),
+            "{}",
+            p.display()
+        );
     }
     // Writing to one restored link changes only that file.
     std::fs::write(restored_tree.join("d0/f00"), b"changed").unwrap();
-    assert_eq!(std::fs::read(restored_tree.join("d0/f04")).unwrap(), pseudo_random(4, MIB));
-    assert_eq!(std::fs::read(restored_tree.join("d2/f06")).unwrap(), pseudo_random(0, MIB));
+    assert_eq!(
+        std::fs::read(restored_tree.join("d0/f04")).unwrap(),
+        pseudo_random(4, MIB)
+    );
+    assert_eq!(
+        std::fs::read(restored_tree.join("d2/f06")).unwrap(),
+        pseudo_random(0, MIB)
+    );
     // GNU tar reads the dumped set: links are hard links to the common-store members.
     let tar_file = home.path().join("s.tar");
-    std::fs::write(&tar_file, Command::new(env!("CARGO_BIN_EXE_reel")).env("REEL_HOME", home.path().join("reel-home")).args(["tape", "dump", "--file", "1"]).output().unwrap().stdout).unwrap();
+    std::fs::write(
+        &tar_file,
+        Command::new(env!("CARGO_BIN_EXE_reel"))
+            .env("REEL_HOME", home.path().join("reel-home"))
+            .args(["tape", "dump", "--file", "1"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     let x = home.path().join("x");
     std::fs::create_dir(&x).unwrap();
-    let out = Command::new("tar").arg("-xf").arg(&tar_file).arg("-C").arg(&x).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("tar")
+        .arg("-xf")
+        .arg(&tar_file)
+        .arg("-C")
+        .arg(&x)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tar_tree = x.join(tree.strip_prefix("/").unwrap());
     for i in 0..60u64 {
-        assert_eq!(std::fs::read(tar_tree.join(format!("d{}/f{i:02}", i % 4))).unwrap(), pseudo_random(i % 6, MIB));
+        assert_eq!(
+            std::fs::read(tar_tree.join(format!("d{}/f{i:02}", i % 4))).unwrap(),
+            pseudo_random(i % 6, MIB)
+        );
     }
 }
 
@@ -100,6 +146,9 @@ fn links_restored_where_there_are_no_reflinks_are_full_copies_and_say_so() {
     assert!(out.contains("full copies"), "says so: {out}");
     let restored_tree = target.join(tree.strip_prefix("/").unwrap());
     for i in 0..10u64 {
-        assert_eq!(std::fs::read(restored_tree.join(format!("f{i}"))).unwrap(), pseudo_random(i % 2, 300_000));
+        assert_eq!(
+            std::fs::read(restored_tree.join(format!("f{i}"))).unwrap(),
+            pseudo_random(i % 2, 300_000)
+        );
     }
 }

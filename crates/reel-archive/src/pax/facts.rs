@@ -120,7 +120,13 @@ pub fn take_record(
         if meta.xattrs.iter().any(|x| x.name == name) {
             return Ok(Taken::Applied);
         }
-        let value = base64::engine::general_purpose::STANDARD
+        // libarchive writes the base64 without its `=` padding.
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let value = lenient
             .decode(value)
             .map_err(|e| format!("{key}: bad base64 ({e})"))?;
         return Ok(put_xattr(meta, &name, value));

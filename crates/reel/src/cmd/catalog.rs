@@ -17,6 +17,13 @@ use crate::ui::{JobProgress, print_json};
 Examples:
   reel catalog rebuild                 from every cartridge of the default library
   reel --tape ./lib catalog rebuild    from the cartridges of ./lib
+  reel --tape /dev/nst0 catalog scan --file 0
+                                       catalogue a tape GNU tar wrote (bscan-like)
+  reel catalog scans                   the foreign tape files catalogued
+
+A scanned tape file is recognised by its number and its first record; scanning it again
+replaces the earlier scan. `rebuild` reads reel's own sets only: scan foreign files again
+after it.
 
 The catalog lives in $REEL_HOME/catalog.sqlite. Losing it loses nothing: every set carries
 its own index on tape, and `rebuild` reads them all.")]
@@ -29,11 +36,22 @@ pub struct Args {
 enum CatalogCommand {
     /// Recreate the catalog from the tapes alone.
     Rebuild,
+    /// Read a tape file another program wrote (e.g. `tar -cf /dev/nst0`) once and record
+    /// where every member is, so later lists and restores of it seek straight to a member.
+    Scan {
+        /// Tape file number on the tape (--tape); files are numbered from 0.
+        #[arg(long, value_name = "N")]
+        file: u64,
+    },
+    /// The foreign tape files scanned so far.
+    Scans,
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     match args.command {
         CatalogCommand::Rebuild => rebuild(global),
+        CatalogCommand::Scan { file } => crate::cmd::foreign::scan(file, global),
+        CatalogCommand::Scans => crate::cmd::foreign::scans(global),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `reel list [SET] [PATTERN…]`
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -18,6 +19,9 @@ Examples:
   reel list 2                    the files of set 2
   reel list latest 'home/*/notes/**'
   reel list --json 2 > set2.json
+  reel list --archive old.tar 'etc/**'         a tar file any program wrote
+  reel list --archive vol1.tar --archive vol2.tar   a GNU multi-volume archive
+  reel --tape /dev/nst0 list --file 0          the first tape file, written by `tar -cf /dev/nst0`
 
 SET is a set number, a set name, a set id (or its first characters), or `latest`.
 A first argument containing '/' or a glob character is taken as a pattern of the latest set.")]
@@ -28,6 +32,35 @@ pub struct Args {
     /// Only members matching these patterns (and what is under them).
     #[arg(value_name = "PATTERN")]
     patterns: Vec<String>,
+    /// List a tar archive another program wrote instead of a set (GNU tar, bsdtar, star,
+    /// any format); repeat for the volumes of a multi-volume archive, in order; - reads
+    /// standard input. All arguments are then patterns.
+    #[arg(long, value_name = "PATH")]
+    archive: Vec<PathBuf>,
+    /// List tape file N of the tape (--tape) as a tar archive another program wrote, e.g.
+    /// with `tar -cf /dev/nst0`. Files are numbered from 0. Uses the catalog when
+    /// `reel catalog scan` has read it.
+    #[arg(long, value_name = "N")]
+    file: Option<u64>,
+}
+
+/// One member as `reel list` shows it.
+pub(crate) fn entry_line(e: &IndexEntry) -> String {
+    let link = match (e.kind, &e.link) {
+        ('l', Some(t)) => format!(" -> {t}"),
+        ('h', Some(t)) => format!(" link to {t}"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {:>6}/{:<6} {:>12} {} {}{}",
+        kind_mode(e),
+        e.uid,
+        e.gid,
+        e.size,
+        when(&e.mtime),
+        e.display_path(),
+        link
+    )
 }
 
 fn kind_mode(e: &IndexEntry) -> String {
@@ -71,6 +104,10 @@ fn when(mtime: &str) -> String {
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    if let Some(source) = crate::cmd::foreign::source(&args.archive, args.file)? {
+        let patterns = crate::cmd::foreign::patterns(args.set, args.patterns);
+        return crate::cmd::foreign::list(source, patterns, global);
+    }
     let mut tapes = open_tapes(global)?;
     let (set, patterns) = split_set_and_patterns(args.set, args.patterns);
     if set.is_none() && patterns.is_empty() {
@@ -144,22 +181,7 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
                     .map_err(std::io::Error::from)
                     .and_then(|line| write!(out.borrow_mut(), "{sep}\n{line}"))
             } else {
-                let link = match (e.kind, &e.link) {
-                    ('l', Some(t)) => format!(" -> {t}"),
-                    ('h', Some(t)) => format!(" link to {t}"),
-                    _ => String::new(),
-                };
-                writeln!(
-                    out.borrow_mut(),
-                    "{} {:>6}/{:<6} {:>12} {} {}{}",
-                    kind_mode(e),
-                    e.uid,
-                    e.gid,
-                    e.size,
-                    when(&e.mtime),
-                    e.display_path(),
-                    link
-                )
+                writeln!(out.borrow_mut(), "{}", entry_line(e))
             };
             if let Err(err) = r {
                 io_error.borrow_mut().get_or_insert(err);

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod catalog;
 pub mod delayed;
 pub mod efs;
+pub mod foreign;
 pub mod list;
 pub mod policy;
 pub mod restore;

@@ -21,11 +21,17 @@ Examples:
   reel restore 2 home/ann/notes --to /tmp/r     one subtree of set 2
   reel restore latest 'etc/*.conf' --to /tmp/r
   reel restore 3 --to / --overwrite             back to the original places
+  reel restore --archive old.tar --to /tmp/r    a tar file any program wrote
+  reel restore --archive - 'home/ann/**' --to /tmp/r < old.tar
+  reel --tape /dev/nst0 restore --file 0 etc/fstab --to /tmp/r
+                                                from a tape `tar -cf /dev/nst0` wrote
 
 Paths the policy lists in paths-not-to-restore are left as they are (reported). After a
 whole set, last-restore-id gets a new UUID and post-restore hooks run with REEL_SET_ID.
 Members with absolute paths or '..', or that would be written through a symlink, are
-refused and listed; nothing is written outside the target. Every file is checked against
+refused and listed; nothing is written outside the target. From foreign archives, symlinks
+pointing outside the target are refused too (--allow-outside-symlinks), and damaged
+headers are reported and stepped over, as GNU tar does, restoring the members after them. Every file is checked against
 the hash recorded at backup time. Exit codes: 1 some members refused or failed,
 4 some members damaged on the tape.")]
 pub struct Args {
@@ -53,9 +59,42 @@ pub struct Args {
     /// $REEL_ROOT/var/lib/reel/delayed-operations); `reel delayed register` runs it at boot.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
     schedule_busy: Option<PathBuf>,
+    /// Restore from a tar archive another program wrote instead of a set (GNU tar, bsdtar,
+    /// star, any format); repeat for the volumes of a multi-volume archive, in order; -
+    /// reads standard input. All arguments are then patterns; --to is required.
+    #[arg(long, value_name = "PATH")]
+    archive: Vec<PathBuf>,
+    /// Restore from tape file N of the tape (--tape), a tar archive another program wrote.
+    /// Seeks straight to the selected members when `reel catalog scan` has read the file.
+    #[arg(long, value_name = "N")]
+    file: Option<u64>,
+    /// With --archive/--file: restore symlinks whose target leaves the --to directory
+    /// (absolute, or climbing out with ..) as they are, instead of refusing them.
+    #[arg(long)]
+    allow_outside_symlinks: bool,
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    if let Some(source) = crate::cmd::foreign::source(&args.archive, args.file)? {
+        let existing = if args.overwrite {
+            Existing::Overwrite
+        } else if args.keep_newer {
+            Existing::KeepNewer
+        } else {
+            Existing::Skip
+        };
+        return crate::cmd::foreign::restore(
+            crate::cmd::foreign::RestoreArgs {
+                source,
+                patterns: crate::cmd::foreign::patterns(args.set, args.patterns),
+                target: args.to,
+                existing,
+                allow_outside_symlinks: args.allow_outside_symlinks,
+                ignore_policy: args.ignore_policy,
+            },
+            global,
+        );
+    }
     let (set, patterns) = split_set_and_patterns(args.set, args.patterns);
     let existing = if args.overwrite {
         Existing::Overwrite
@@ -73,7 +112,9 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         policy_roots: (!args.ignore_policy).then(reel_policy::Roots::from_env),
         schedule_busy: args.schedule_busy.map(|f| {
             if f.as_os_str().is_empty() {
-                reel_policy::Roots::from_env().state_dir().join("delayed-operations")
+                reel_policy::Roots::from_env()
+                    .state_dir()
+                    .join("delayed-operations")
             } else {
                 f
             }
@@ -110,7 +151,10 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
             }
         }
         if !report.scheduled.is_empty() {
-            println!("  {} busy files staged, moves scheduled for the next boot:", report.scheduled.len());
+            println!(
+                "  {} busy files staged, moves scheduled for the next boot:",
+                report.scheduled.len()
+            );
             for s in &report.scheduled {
                 println!("    {s}");
             }

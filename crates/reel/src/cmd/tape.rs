@@ -552,7 +552,10 @@ fn report_position(global: &Global, drive: &mut dyn TapeDrive) -> Result<ExitCod
         print_json(&p)?;
     } else if !global.quiet {
         match p.absolute {
-            Some(a) => println!("partition {}, block {} (absolute block {a})", p.partition, p.block),
+            Some(a) => println!(
+                "partition {}, block {} (absolute block {a})",
+                p.partition, p.block
+            ),
             None => println!("partition {}, block {}", p.partition, p.block),
         }
     }
