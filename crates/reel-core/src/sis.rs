@@ -46,7 +46,11 @@ pub struct SisBackup {
 impl SisBackup {
     /// The plan for `path` when it is a SIS link to keep as one; `None` for an ordinary file
     /// (no link xattr, no store, or written since it was linked).
-    pub fn plan(&mut self, path: &Path, entry: &Entry) -> Result<Option<LinkPlan>, reel_sis::SisError> {
+    pub fn plan(
+        &mut self,
+        path: &Path,
+        entry: &Entry,
+    ) -> Result<Option<LinkPlan>, reel_sis::SisError> {
         let tag = reel_sis::REPARSE_XATTR.as_bytes();
         if !entry.meta.xattrs.iter().any(|x| x.name == tag) {
             return Ok(None);
@@ -72,7 +76,9 @@ impl SisBackup {
         }
         let needed = structure.files_to_back_up_for_link(&reparse, None)?;
         write_first.extend(needed.files.into_iter().map(|f| f.path));
-        let target = structure.common_store_root().join(reparse.common_store_name());
+        let target = structure
+            .common_store_root()
+            .join(reparse.common_store_name());
         self.links += 1;
         Ok(Some(LinkPlan {
             write_first,
@@ -87,7 +93,9 @@ pub fn make_link_member(entry: &mut Entry, plan: &LinkPlan) {
     let tag = reel_sis::REPARSE_XATTR.as_bytes();
     entry.meta.xattrs.retain(|x| x.name != tag);
     entry.hardlink = Some(plan.target_member.clone());
-    entry.extra.push((PAX_KEY.to_string(), plan.reparse_text.clone().into_bytes()));
+    entry
+        .extra
+        .push((PAX_KEY.to_string(), plan.reparse_text.clone().into_bytes()));
 }
 
 /// Whether a member is a file of a common store (by its last two path components).
@@ -131,7 +139,9 @@ impl SisRestore {
                 }
             }
         }
-        self.structure.as_mut().ok_or_else(|| "no restore structure".to_string())
+        self.structure
+            .as_mut()
+            .ok_or_else(|| "no restore structure".to_string())
     }
 
     /// A common-store member: its content goes into the target's common store (checked
@@ -159,14 +169,16 @@ impl SisRestore {
             w.write_all(&buf[..n]).map_err(|e| e.to_string())?;
         }
         w.commit().map_err(|e| e.to_string())?;
-        s.restored_common_store_file(name).map_err(|e| e.to_string())?;
+        s.restored_common_store_file(name)
+            .map_err(|e| e.to_string())?;
         Ok(true)
     }
 
     /// A link member, already created (empty, with its metadata) at `dest`: it becomes a
     /// clone of its common-store file at [`SisRestore::finish`].
     pub fn restored_link(&mut self, dest: &Path, reparse_text: &str) -> Result<(), String> {
-        let reparse = ReparseData::from_text(reparse_text).map_err(|e| format!("damaged REEL.sis value: {e}"))?;
+        let reparse = ReparseData::from_text(reparse_text)
+            .map_err(|e| format!("damaged REEL.sis value: {e}"))?;
         let s = self.structure()?;
         s.restored_link(dest, &reparse).map_err(|e| e.to_string())?;
         self.links += 1;
@@ -182,7 +194,10 @@ impl SisRestore {
             Ok(r) => {
                 let mut notes = Vec::new();
                 if let Some(why) = r.mode_reason {
-                    notes.push(format!("{} single-instance links restored as full copies: {why}", r.links_restored));
+                    notes.push(format!(
+                        "{} single-instance links restored as full copies: {why}",
+                        r.links_restored
+                    ));
                 }
                 let problems = r
                     .unrestored
