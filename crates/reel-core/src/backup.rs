@@ -20,7 +20,7 @@ use reel_catalog::Catalog;
 use reel_policy::{
     BackupFilter, EntryKind, HookContext, HookPhase, Pattern, Policy, ProcessEnv, Roots, Verdict,
 };
-use reel_stream::{ContentReader, FileKind, NameCache, capture_reporting};
+use reel_stream::{Captured, ContentReader, FileKind, NameCache, capture_open};
 use reel_tape::{SeekTo, TapeDrive};
 
 use crate::error::{CoreError, Result};
@@ -214,6 +214,18 @@ fn open_source(path: &Path) -> io::Result<File> {
             File::open(path)
         }
         other => other,
+    }
+}
+
+/// What the policy needs to know of an entry, from what the capture read.
+fn known_facts(meta: &reel_stream::FileMeta) -> reel_policy::KnownFacts {
+    reel_policy::KnownFacts {
+        nodump: meta.flags & reel_stream::flags::NODUMP != 0,
+        robots_backup_false: meta
+            .xattrs
+            .iter()
+            .find(|x| x.name == reel_policy::ROBOTS_XATTR.as_bytes())
+            .is_some_and(|x| reel_policy::KnownFacts::robots_value_says_no(&x.value)),
     }
 }
 
@@ -739,14 +751,14 @@ pub fn dry_run(opts: &BackupOptions, progress: &dyn Progress) -> Result<DryRunRe
         job.walk_filtered(
             &source,
             opts.one_file_system,
-            &mut |job, _real, _live, meta| {
-                if meta.is_file() {
-                    job.files += 1;
-                    job.content_bytes += meta.len();
-                } else if meta.is_dir() {
-                    job.directories += 1;
-                } else {
-                    job.other += 1;
+            &mut |job, _real, _live, captured| {
+                match captured.meta.kind {
+                    FileKind::Regular => {
+                        job.files += 1;
+                        job.content_bytes += captured.meta.size;
+                    }
+                    FileKind::Directory => job.directories += 1,
+                    _ => job.other += 1,
                 }
                 Ok(())
             },
@@ -800,8 +812,8 @@ impl Walker<'_, '_> {
         source: &Source,
         one_fs: bool,
     ) -> Result<()> {
-        self.walk_filtered(source, one_fs, &mut |job, real, live, _meta| {
-            job.add_path(writer, real, live)
+        self.walk_filtered(source, one_fs, &mut |job, real, live, captured| {
+            job.add_captured(writer, real, live, captured)
         })
     }
 
@@ -812,7 +824,7 @@ impl Walker<'_, '_> {
         &mut self,
         source: &Source,
         one_fs: bool,
-        visit: &mut dyn FnMut(&mut Self, &Path, &Path, &std::fs::Metadata) -> Result<()>,
+        visit: &mut dyn FnMut(&mut Self, &Path, &Path, Captured) -> Result<()>,
     ) -> Result<()> {
         let mut walk = walkdir::WalkDir::new(&source.read_from)
             .follow_links(false)
@@ -845,19 +857,18 @@ impl Walker<'_, '_> {
             }
             let live = source.live_path(real);
             let kind = EntryKind::from(dent.file_type());
+            // Capture first (one statx, its xattrs and flags): the policy decides from what
+            // was read instead of reading it again.
+            let captured = match self.capture(real) {
+                Some(c) => c,
+                None => continue,
+            };
             let verdict = match self.filter {
-                Some(f) => f.check_at(&live, real, kind),
+                Some(f) => f.check_known(&live, real, kind, known_facts(&captured.meta)),
                 None => Verdict::Include,
             };
-            let md = match dent.metadata() {
-                Ok(m) => m,
-                Err(e) => {
-                    self.problem(format!("{}: {e}", live.display()));
-                    continue;
-                }
-            };
             match verdict {
-                Verdict::Include => visit(self, real, &live, &md)?,
+                Verdict::Include => visit(self, real, &live, captured)?,
                 Verdict::Exclude(reason) => {
                     self.skipped.push(SkippedEntry {
                         path: live.display().to_string(),
@@ -876,10 +887,10 @@ impl Walker<'_, '_> {
                         reason: reason.to_string(),
                         contents_only: true,
                     });
-                    visit(self, real, &live, &md)?;
+                    visit(self, real, &live, captured)?;
                     let tag = real.join(keep);
-                    if let Ok(tag_md) = std::fs::symlink_metadata(&tag) {
-                        visit(self, &tag, &live.join(keep), &tag_md)?;
+                    if let Some(tag_captured) = self.capture(&tag) {
+                        visit(self, &tag, &live.join(keep), tag_captured)?;
                     }
                     walk.skip_current_dir();
                 }
@@ -888,30 +899,50 @@ impl Walker<'_, '_> {
         Ok(())
     }
 
-    /// Adds the entry at `path` (where it is read), named after `live` (its path on the
-    /// live system; the same unless reading from a snapshot).
+    /// Captures `path` (metadata, and the open file of a regular file); problems are
+    /// reported, and `None` means the entry cannot be backed up.
+    fn capture(&mut self, path: &Path) -> Option<Captured> {
+        match capture_open(path, &mut self.names) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    self.problem(w.clone());
+                }
+                Some(c)
+            }
+            Err(e) => {
+                self.problem(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Captures and adds the entry at `path` (not walked: common-store files of SIS links).
     fn add_path<S: RecordSink>(
         &mut self,
         writer: &mut SetWriter<S>,
         path: &Path,
         live: &Path,
     ) -> Result<()> {
+        match self.capture(path) {
+            Some(c) => self.add_captured(writer, path, live, c),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds an entry read at `path`, named after `live` (its path on the live system; the
+    /// same unless reading from a snapshot).
+    fn add_captured<S: RecordSink>(
+        &mut self,
+        writer: &mut SetWriter<S>,
+        path: &Path,
+        live: &Path,
+        captured: Captured,
+    ) -> Result<()> {
         let name = archive_name(live);
         if name.is_empty() {
             return Ok(()); // the root directory "/" itself
         }
-        let meta = match capture_reporting(path, &mut self.names) {
-            Ok((m, warnings)) => {
-                for w in warnings {
-                    self.problem(w);
-                }
-                m
-            }
-            Err(e) => {
-                self.problem(e.to_string());
-                return Ok(());
-            }
-        };
+        let Captured { meta, file, .. } = captured;
         self.progress.entry(&live.to_string_lossy());
         self.seen += 1;
         if self.seen % 256 == 1
@@ -951,7 +982,7 @@ impl Walker<'_, '_> {
                     self.progress.bytes(entry.meta.size);
                     return Ok(());
                 }
-                self.add_file(writer, path, &entry)
+                self.add_file(writer, path, &entry, file)
             }
             FileKind::Directory => {
                 self.directories += 1;
@@ -1027,8 +1058,9 @@ impl Walker<'_, '_> {
         writer: &mut SetWriter<S>,
         path: &Path,
         entry: &Entry,
+        opened: Option<File>,
     ) -> Result<()> {
-        let file = match open_source(path) {
+        let file = match opened.map(Ok).unwrap_or_else(|| open_source(path)) {
             Ok(f) => f,
             Err(e) => {
                 self.problem(format!(

@@ -120,7 +120,13 @@ fn make_plan(
     // For selective restores: regular files by path, so hard links can pull in their target.
     let mut file_rows: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut needed_targets: Vec<Vec<u8>> = Vec::new();
-    sets::for_each_member(tapes, catalog, set, |e| {
+    // Plain paths against the catalog: range lookups on the path index, not a scan of the
+    // set (a restore of one file touches a handful of rows however large the set).
+    let ranges = selector
+        .literal_paths()
+        .filter(|_| set.from_catalog())
+        .zip(catalog);
+    let mut visit = |e: reel_archive::IndexEntry| -> Result<()> {
         let path = e.path();
         let selected = selector.matches(&path);
         if !everything && e.kind == 'f' {
@@ -141,14 +147,44 @@ fn make_plan(
         });
         chosen.push(selected);
         Ok(())
-    })?;
+    };
+    match ranges {
+        Some((paths, cat)) => {
+            for p in paths {
+                cat.for_each_entry_under(set.info.id, p, &mut visit)?;
+            }
+        }
+        None => sets::for_each_member(tapes, catalog, set, visit)?,
+    }
     let mut added_link_targets = Vec::new();
     for t in needed_targets {
-        if let Some(&i) = file_rows.get(&t)
-            && !chosen[i]
+        if let Some(&i) = file_rows.get(&t) {
+            if !chosen[i] {
+                chosen[i] = true;
+                added_link_targets.push(String::from_utf8_lossy(&t).into_owned());
+            }
+            continue;
+        }
+        // A target outside the looked-up ranges: one more lookup.
+        if let Some((_, cat)) = ranges
+            && let Some(e) = cat.entry(set.info.id, &t)?
+            && e.kind == 'f'
         {
-            chosen[i] = true;
+            rows.push(Row {
+                source: e.source_set,
+                offset: e.offset,
+                hash: e.content_hash(),
+                size: e.size,
+            });
+            chosen.push(true);
             added_link_targets.push(String::from_utf8_lossy(&t).into_owned());
+        }
+    }
+    // Overlapping patterns name some members twice: each is restored once.
+    let mut seen = std::collections::HashSet::new();
+    for (row, c) in rows.iter().zip(chosen.iter_mut()) {
+        if *c && !seen.insert((row.source, row.offset)) {
+            *c = false;
         }
     }
     let mut plan = Plan {
@@ -167,11 +203,9 @@ fn make_plan(
             });
         }
     }
-    // Members of earlier sets are read in their archive order.
-    for (source, group) in plan.groups.iter_mut() {
-        if source.is_some() {
-            group.sort_by_key(|p| p.offset);
-        }
+    // Every group is read in archive order (ranges of several patterns interleave).
+    for group in plan.groups.values_mut() {
+        group.sort_by_key(|p| p.offset);
     }
     Ok(plan)
 }

@@ -13,13 +13,34 @@ use crate::error::{CoreError, Result};
 #[derive(Debug, Clone)]
 pub struct Selector {
     set: Option<GlobSet>,
+    /// The patterns as paths, when none has a wildcard.
+    literal: Option<Vec<Vec<u8>>>,
 }
 
 impl Selector {
     pub fn new(patterns: &[String]) -> Result<Selector> {
         if patterns.is_empty() {
-            return Ok(Selector { set: None });
+            return Ok(Selector {
+                set: None,
+                literal: None,
+            });
         }
+        let literal = patterns
+            .iter()
+            .all(|p| !p.contains(['*', '?', '[', ']', '{', '}', '\\']))
+            .then(|| {
+                patterns
+                    .iter()
+                    .map(|p| {
+                        p.trim_start_matches('/')
+                            .trim_end_matches('/')
+                            .as_bytes()
+                            .to_vec()
+                    })
+                    .filter(|p| !p.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|l| l.len() == patterns.len());
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             let trimmed = p.trim_start_matches('/').trim_end_matches('/');
@@ -34,7 +55,16 @@ impl Selector {
         let set = b
             .build()
             .map_err(|e| CoreError::Usage(format!("patterns: {e}")))?;
-        Ok(Selector { set: Some(set) })
+        Ok(Selector {
+            set: Some(set),
+            literal,
+        })
+    }
+
+    /// The patterns as plain member paths, when none has a wildcard: each then selects
+    /// exactly one path and what is under it (a catalog answers with a range lookup).
+    pub fn literal_paths(&self) -> Option<&[Vec<u8>]> {
+        self.literal.as_deref()
     }
 
     pub fn is_everything(&self) -> bool {

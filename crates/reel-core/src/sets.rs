@@ -62,6 +62,11 @@ pub fn resolve(
     catalog: Option<&Catalog>,
     key: Option<&str>,
 ) -> Result<ResolvedSet> {
+    if let (Some(cat), Some(key)) = (catalog, key)
+        && let Some(found) = resolve_by_catalog(tapes, cat, key)
+    {
+        return Ok(found);
+    }
     let map: Result<VolumeMap> =
         reel_archive::map_volume(&mut *tapes.drive).map_err(CoreError::from);
     let on_tape = match &map {
@@ -176,4 +181,51 @@ pub fn info_by_id(
                 "set {id}, which holds unchanged files of this incremental set, is neither on this volume nor in the catalog (run `reel catalog rebuild` with all volumes in the library)"
             ))
         })
+}
+
+/// The fast way to a named set: the label of the volume in the drive, the catalog's sets of
+/// that volume, and one record read to check the set's index is still where the catalog
+/// says (a tape rewritten since would not match). `None`: go the long way (map the volume).
+fn resolve_by_catalog(tapes: &mut Tapes, cat: &Catalog, key: &str) -> Option<ResolvedSet> {
+    let reel_archive::VolumeState::Reel(label) =
+        reel_archive::read_state(&mut *tapes.drive).ok()?
+    else {
+        return None;
+    };
+    let sets = cat.sets_on_volume(label.volume_id).ok()?;
+    let lower = key.to_ascii_lowercase();
+    let mut found = sets.iter().filter(|s| match key.parse::<u32>() {
+        Ok(n) => s.number == n,
+        Err(_) => s.name == key || s.id.to_string().starts_with(&lower),
+    });
+    let info = found.next()?.clone();
+    if found.next().is_some() {
+        return None;
+    }
+    let parts = info.data_parts(&label.barcode);
+    let last = parts.last()?;
+    if last.volume_id != label.volume_id {
+        return None;
+    }
+    // The index follows the last part's records and their filemark.
+    let index_block = last.first_block + last.records + 1;
+    tapes
+        .drive
+        .set_position(
+            reel_tape::SeekTo::LogicalBlock {
+                partition: 0,
+                block: index_block,
+            },
+            false,
+        )
+        .ok()?;
+    match reel_archive::volume::read_after_data(&mut *tapes.drive, last.data_file + 1).ok()? {
+        reel_archive::volume::AfterData::Index(on_tape) if on_tape.id == info.id => {}
+        _ => return None,
+    }
+    Some(ResolvedSet {
+        info,
+        barcode: label.barcode,
+        members: Members::Catalog,
+    })
 }

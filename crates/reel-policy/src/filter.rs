@@ -118,6 +118,26 @@ impl Verdict<'_> {
 enum At<'a> {
     Path(&'a Path),
     Fd(BorrowedFd<'a>),
+    /// The walker already read the entry's flags and xattrs: use them; `Path` for the
+    /// directory lookups (markers, tags).
+    Known(&'a Path, KnownFacts),
+}
+
+/// What a walker already knows about an entry (it captured its flags and xattrs), so the
+/// filter does no I/O of its own for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KnownFacts {
+    /// The nodump flag (`chattr +d`) is set.
+    pub nodump: bool,
+    /// `user.xdg.robots.backup` is `false`.
+    pub robots_backup_false: bool,
+}
+
+impl KnownFacts {
+    /// Whether an xattr value of `user.xdg.robots.backup` says "do not back up".
+    pub fn robots_value_says_no(value: &[u8]) -> bool {
+        robots_no(value)
+    }
 }
 
 /// The backup-side matcher: files-not-to-backup, `--exclude` patterns, exclude-if-present
@@ -200,6 +220,19 @@ impl BackupFilter {
     /// directory, the fd it lists). Saves the `statx`/path lookups.
     pub fn check_fd(&self, logical: &Path, fd: BorrowedFd<'_>, kind: EntryKind) -> Verdict<'_> {
         self.verdict(logical, At::Fd(fd), kind)
+    }
+
+    /// The verdict on an entry whose flags and xattrs the walker already captured
+    /// (`facts`); `real` is where it is read, for the directory lookups only. The same
+    /// verdict as [`BackupFilter::check_at`], without re-reading what is known.
+    pub fn check_known(
+        &self,
+        logical: &Path,
+        real: &Path,
+        kind: EntryKind,
+        facts: KnownFacts,
+    ) -> Verdict<'_> {
+        self.verdict(logical, At::Known(real, facts), kind)
     }
 
     fn verdict(&self, logical: &Path, at: At<'_>, kind: EntryKind) -> Verdict<'_> {
@@ -395,19 +428,23 @@ fn robots_says_no(at: At<'_>) -> bool {
     let n = match at {
         At::Path(p) => rustix::fs::lgetxattr(p, ROBOTS_XATTR_C, &mut buf),
         At::Fd(fd) => rustix::fs::fgetxattr(fd, ROBOTS_XATTR_C, &mut buf),
+        At::Known(_, facts) => return facts.robots_backup_false,
     };
     match n {
-        Ok(n) => {
-            let v = buf.get(..n).unwrap_or_default();
-            let v = v.trim_ascii().strip_suffix(b"\0").unwrap_or(v.trim_ascii());
-            v.eq_ignore_ascii_case(b"false")
-        }
+        Ok(n) => robots_no(buf.get(..n).unwrap_or_default()),
         Err(_) => false,
     }
 }
 
+/// `false` (any case, surrounding blanks and a trailing NUL allowed) means "do not back up".
+fn robots_no(v: &[u8]) -> bool {
+    let v = v.trim_ascii().strip_suffix(b"\0").unwrap_or(v.trim_ascii());
+    v.eq_ignore_ascii_case(b"false")
+}
+
 fn has_nodump(at: At<'_>, kind: EntryKind) -> bool {
     match at {
+        At::Known(_, facts) => facts.nodump,
         At::Fd(fd) => rustix::fs::ioctl_getflags(fd).is_ok_and(|f| f.contains(IFlags::NODUMP)),
         At::Path(p) => {
             // statx reports the flag without opening the file on ext4, btrfs, xfs, tmpfs…
@@ -447,7 +484,7 @@ fn child_exists(at: At<'_>, name: &str) -> bool {
         At::Fd(fd) => {
             rustix::fs::statx(fd, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::TYPE).is_ok()
         }
-        At::Path(p) => rustix::fs::statx(
+        At::Path(p) | At::Known(p, _) => rustix::fs::statx(
             CWD,
             p.join(name),
             AtFlags::SYMLINK_NOFOLLOW,
@@ -467,7 +504,9 @@ fn has_cachedir_tag(at: At<'_>) -> bool {
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
     let fd = match at {
         At::Fd(fd) => rustix::fs::openat(fd, CACHEDIR_TAG, flags, Mode::empty()),
-        At::Path(p) => rustix::fs::open(p.join(CACHEDIR_TAG), flags, Mode::empty()),
+        At::Path(p) | At::Known(p, _) => {
+            rustix::fs::open(p.join(CACHEDIR_TAG), flags, Mode::empty())
+        }
     };
     let Ok(fd) = fd else { return false };
     if !rustix::fs::fstat(&fd)

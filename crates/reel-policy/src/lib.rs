@@ -97,8 +97,8 @@ pub use config::{
 };
 pub use diag::{Diagnostic, Severity};
 pub use filter::{
-    BackupFilter, CACHEDIR_SIGNATURE, CACHEDIR_TAG, Effect, EntryKind, Finding, PathReport,
-    ROBOTS_XATTR, Reason, RestoreFilter, Verdict, explain_path,
+    BackupFilter, CACHEDIR_SIGNATURE, CACHEDIR_TAG, Effect, EntryKind, Finding, KnownFacts,
+    PathReport, ROBOTS_XATTR, Reason, RestoreFilter, Verdict, explain_path,
 };
 pub use hooks::{
     HOOK_ABORT_STATUS, Hook, HookContext, HookOutcome, HookPhase, HookReport, HookStatus,

@@ -817,7 +817,12 @@ impl PendingFile {
             &self.shared,
         )
         .map_err(|(op, e)| StreamError::io(&self.shown, op, e))?;
-        match rustix::fs::renameat(&self.dir, self.tmp.as_os_str(), &self.dir, self.name.as_os_str()) {
+        match rustix::fs::renameat(
+            &self.dir,
+            self.tmp.as_os_str(),
+            &self.dir,
+            self.name.as_os_str(),
+        ) {
             Ok(()) => {}
             Err(Errno::BUSY | Errno::TXTBSY) if stage_when_busy => {
                 self.file
@@ -831,7 +836,13 @@ impl PendingFile {
                     .unwrap_or_else(|| PathBuf::from(&self.tmp));
                 return Ok(Committed::Staged(staged));
             }
-            Err(e) => return Err(StreamError::io(&self.shown, "rename into place", errno_io(e))),
+            Err(e) => {
+                return Err(StreamError::io(
+                    &self.shown,
+                    "rename into place",
+                    errno_io(e),
+                ));
+            }
         }
         self.done = true;
         let late = crate::flags::RESTORABLE & !crate::flags::EARLY;

@@ -28,7 +28,9 @@ pub mod xattrs;
 pub use acl::{Acl, AclEntry, AclTag};
 pub use apply::{Committed, Existing, Outcome, PendingFile, RelPath, RestoreRoot, check_path};
 pub use error::{Refusal, Result, StreamError};
-pub use meta::{FileKind, FileMeta, Timestamp, capture, capture_reporting, capture_stat};
+pub use meta::{
+    Captured, FileKind, FileMeta, Timestamp, capture, capture_open, capture_reporting, capture_stat,
+};
 pub use names::NameCache;
 pub use sparse::{ContentHasher, ContentReader, Extent, SparseMap};
 pub use xattrs::Xattr;

@@ -218,8 +218,26 @@ pub fn capture_reporting(
     path: &Path,
     names: &mut crate::names::NameCache,
 ) -> Result<(FileMeta, Vec<String>)> {
-    let mut meta = capture_stat(path, names)?;
+    let c = capture_open(path, names)?;
+    Ok((c.meta, c.warnings))
+}
+
+/// A file as captured, with the descriptor its flags and holes were read through: for a
+/// regular file, open for reading its content (so it is opened once, and what is read is the
+/// very inode that was described).
+#[derive(Debug)]
+pub struct Captured {
+    pub meta: FileMeta,
+    pub file: Option<std::fs::File>,
+    /// What could not be read (never fatal), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Like [`capture_reporting`], keeping the open file of a regular file for its content.
+pub fn capture_open(path: &Path, names: &mut crate::names::NameCache) -> Result<Captured> {
+    let (mut meta, allocated) = capture_stat_allocated(path, names)?;
     let mut warnings = Vec::new();
+    let mut opened = None;
     let shown = path.display();
     match crate::xattrs::capture(path) {
         Ok(c) => {
@@ -253,7 +271,9 @@ pub fn capture_reporting(
                     Ok(f) => meta.flags = f.unwrap_or(0) & crate::flags::RESTORABLE,
                     Err(e) => warnings.push(format!("{shown}: chattr flags not backed up: {e}")),
                 }
-                if meta.kind == FileKind::Regular {
+                // A file with as many bytes allocated as it is long has no holes: no need
+                // to ask (the common case, one seek saved per file).
+                if meta.kind == FileKind::Regular && allocated < meta.size {
                     match crate::sparse::scan(&file, meta.size) {
                         Ok(map) => meta.sparse = map,
                         Err(e) => warnings.push(format!(
@@ -261,13 +281,20 @@ pub fn capture_reporting(
                         )),
                     }
                 }
+                if meta.kind == FileKind::Regular {
+                    opened = Some(file);
+                }
             }
             // Unreadable files are reported when their content is read.
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
             Err(e) => warnings.push(format!("{shown}: chattr flags and holes not read: {e}")),
         }
     }
-    Ok((meta, warnings))
+    Ok(Captured {
+        meta,
+        file: opened,
+        warnings,
+    })
 }
 
 /// Opens a regular file or directory for reading its flags and holes without following a
@@ -299,6 +326,14 @@ fn open_checked(path: &Path, meta: &FileMeta) -> std::io::Result<std::fs::File> 
 
 /// Reads the stat part of the metadata of `path` without following a final symlink.
 pub fn capture_stat(path: &Path, names: &mut crate::names::NameCache) -> Result<FileMeta> {
+    capture_stat_allocated(path, names).map(|(m, _)| m)
+}
+
+/// [`capture_stat`] and the bytes allocated to the file.
+fn capture_stat_allocated(
+    path: &Path,
+    names: &mut crate::names::NameCache,
+) -> Result<(FileMeta, u64)> {
     let stx = rustix::fs::statx(
         CWD,
         path,
@@ -321,7 +356,8 @@ pub fn capture_stat(path: &Path, names: &mut crate::names::NameCache) -> Result<
     };
     let rdev = matches!(kind, FileKind::CharDevice | FileKind::BlockDevice)
         .then_some((stx.stx_rdev_major, stx.stx_rdev_minor));
-    Ok(FileMeta {
+    let allocated = stx.stx_blocks.saturating_mul(512);
+    let meta = FileMeta {
         kind,
         mode: u32::from(stx.stx_mode) & 0o7777,
         uid: stx.stx_uid,
@@ -347,7 +383,8 @@ pub fn capture_stat(path: &Path, names: &mut crate::names::NameCache) -> Result<
         acl_default: None,
         flags: 0,
         sparse: None,
-    })
+    };
+    Ok((meta, allocated))
 }
 
 #[cfg(test)]
