@@ -629,6 +629,7 @@ fn restore_file<R: std::io::Read>(
             report.files += 1;
             report.bytes += entry.meta.size;
         }
+        Ok(Committed::SkippedExisting) => report.skipped_existing += 1,
         Ok(Committed::Staged(staged)) => {
             let scheduled = rules.schedule_busy.map(|ops| {
                 reel_delayed::OperationFile::open_or_create(ops)

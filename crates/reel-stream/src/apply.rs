@@ -152,9 +152,44 @@ pub struct RestoreRoot {
     restore_owner: bool,
     shared: SharedRef,
     /// The parent directory used last, by its components (most entries share it).
-    cached_dir: Option<(Vec<OsString>, OwnedFd)>,
+    cached_dir: Option<(Vec<OsString>, ParentDir)>,
     deferred_dirs: Vec<(RelPath, FileMeta)>,
     tmp_counter: u64,
+    /// This process's id and owner, read once (temporary names, owner changes).
+    pid: u32,
+    ids: (u32, u32),
+}
+
+/// An open directory files are created in, with what new files inherit from it.
+#[derive(Clone)]
+struct ParentDir {
+    fd: std::rc::Rc<OwnedFd>,
+    /// New files get chattr flags from it (so they must be set even when none are wanted).
+    passes_flags: bool,
+    /// setgid: new files get its group (so the group must be set even when it is ours).
+    setgid: bool,
+}
+
+impl ParentDir {
+    fn new(fd: OwnedFd) -> ParentDir {
+        let passes_flags = rustix::fs::ioctl_getflags(&fd)
+            .map(|f| f.bits() & crate::flags::RESTORABLE != 0)
+            .unwrap_or(false);
+        let setgid = rustix::fs::fstat(&fd)
+            .map(|st| st.st_mode & 0o2000 != 0)
+            .unwrap_or(true);
+        ParentDir {
+            fd: std::rc::Rc::new(fd),
+            passes_flags,
+            setgid,
+        }
+    }
+}
+
+impl AsFd for ParentDir {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 fn errno_io(e: Errno) -> io::Error {
@@ -188,6 +223,11 @@ impl RestoreRoot {
             cached_dir: None,
             deferred_dirs: Vec::new(),
             tmp_counter: 0,
+            pid: std::process::id(),
+            ids: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
         })
     }
 
@@ -214,14 +254,12 @@ impl RestoreRoot {
 
     /// Opens the directory holding `rel`'s last component, walking from the root without
     /// following symlinks; creates missing directories when `create`.
-    fn parent_dir(&mut self, rel: &RelPath, create: bool) -> Result<OwnedFd> {
+    fn parent_dir(&mut self, rel: &RelPath, create: bool) -> Result<ParentDir> {
         let parents = &rel.components[..rel.components.len() - 1];
-        if let Some((key, fd)) = &self.cached_dir
+        if let Some((key, dir)) = &self.cached_dir
             && key.as_slice() == parents
         {
-            return fd
-                .try_clone()
-                .map_err(|e| StreamError::io(self.full(rel), "open", e));
+            return Ok(dir.clone());
         }
         let mut cur = self
             .root
@@ -249,11 +287,9 @@ impl RestoreRoot {
             };
             cur = next;
         }
-        let copy = cur
-            .try_clone()
-            .map_err(|e| StreamError::io(self.full(rel), "open", e))?;
-        self.cached_dir = Some((parents.to_vec(), copy));
-        Ok(cur)
+        let dir = ParentDir::new(cur);
+        self.cached_dir = Some((parents.to_vec(), dir.clone()));
+        Ok(dir)
     }
 
     /// Explains why component `i` of `rel` could not be opened as a directory.
@@ -287,15 +323,11 @@ impl RestoreRoot {
 
     fn tmp_name(&mut self) -> OsString {
         self.tmp_counter += 1;
-        OsString::from(format!(
-            ".reel-tmp-{}-{}",
-            std::process::id(),
-            self.tmp_counter
-        ))
+        OsString::from(format!(".reel-tmp-{}-{}", self.pid, self.tmp_counter))
     }
 
     /// Applies the existing-file policy to `name` in `dir`. `Ok(false)` = leave it.
-    fn may_replace(&self, dir: &OwnedFd, rel: &RelPath, meta: &FileMeta) -> Result<bool> {
+    fn may_replace(&self, dir: &ParentDir, rel: &RelPath, meta: &FileMeta) -> Result<bool> {
         match rustix::fs::statat(dir, rel.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(true),
             Err(e) => Err(StreamError::io(self.full(rel), "check", errno_io(e))),
@@ -324,7 +356,9 @@ impl RestoreRoot {
     /// `Ok(None)` when an existing file is kept.
     pub fn begin_file(&mut self, rel: &RelPath, meta: &FileMeta) -> Result<Option<PendingFile>> {
         let dir = self.parent_dir(rel, true)?;
-        if !self.may_replace(&dir, rel, meta)? {
+        // Keeping existing files is decided at the rename (RENAME_NOREPLACE): no lookup
+        // first, which a restore into an empty directory would pay for every file.
+        if self.existing != Existing::Skip && !self.may_replace(&dir, rel, meta)? {
             return Ok(None);
         }
         let tmp = self.tmp_name();
@@ -335,19 +369,25 @@ impl RestoreRoot {
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| StreamError::io(self.full(rel), "create", errno_io(e)))?;
-        let owner = self.restore_owner.then(|| self.owner_ids(meta));
         let file = File::from(fd);
         let shown = self.full(rel);
-        apply_flags(&file, meta, crate::flags::EARLY, &shown, &self.shared);
+        let set_flags = meta.flags != 0 || dir.passes_flags;
+        if set_flags {
+            apply_flags(&file, meta, crate::flags::EARLY, &shown, &self.shared);
+        }
         Ok(Some(PendingFile {
-            dir,
+            no_replace: self.existing == Existing::Skip,
+            set_flags,
+            restore_owner: self.restore_owner,
+            our_ids: self.ids,
+            dir_setgid: dir.setgid,
+            dir: dir.fd,
             tmp,
             name: rel.file_name().to_os_string(),
             shown,
             file,
             placer: meta.sparse.as_ref().map(Placer::new),
             meta: meta.clone(),
-            owner,
             shared: self.shared.clone(),
             done: false,
         }))
@@ -730,6 +770,8 @@ pub enum Committed {
     Written,
     /// Complete under this temporary path; the final name is busy.
     Staged(PathBuf),
+    /// An existing file of the final name was kept ([`Existing::Skip`]).
+    SkippedExisting,
 }
 
 /// A regular file being restored under a temporary name.
@@ -737,14 +779,22 @@ pub enum Committed {
 /// Its content is written through `Write`: the whole file, or for a sparse file (the
 /// metadata has a sparse map) the data extents in order, which land at their offsets.
 pub struct PendingFile {
-    dir: OwnedFd,
+    dir: std::rc::Rc<OwnedFd>,
+    /// Keep an existing file of the final name (rename without replacing).
+    no_replace: bool,
+    /// Flags are wanted or inherited: set them.
+    set_flags: bool,
+    /// Owners are restored (root); new files are ours, with our group unless the directory
+    /// is setgid, so no change of owner is needed when that is what the archive says.
+    restore_owner: bool,
+    our_ids: (u32, u32),
+    dir_setgid: bool,
     tmp: OsString,
     name: OsString,
     shown: PathBuf,
     file: File,
     placer: Option<Placer>,
     meta: FileMeta,
-    owner: Option<(u32, u32)>,
     shared: SharedRef,
     done: bool,
 }
@@ -763,18 +813,27 @@ impl PendingFile {
     /// Replaces the metadata to apply (for writers that learn it after the content).
     /// The owner is looked up again when `restore_owner` was in force.
     pub fn set_meta(&mut self, meta: FileMeta) {
-        if self.owner.is_some() {
-            self.owner = Some(owner_ids(&self.shared, &meta));
-        }
         self.placer = meta.sparse.as_ref().map(Placer::new);
-        apply_flags(
-            &self.file,
-            &meta,
-            crate::flags::EARLY,
-            &self.shown,
-            &self.shared,
-        );
+        self.set_flags |= meta.flags != 0;
+        if self.set_flags {
+            apply_flags(
+                &self.file,
+                &meta,
+                crate::flags::EARLY,
+                &self.shown,
+                &self.shared,
+            );
+        }
         self.meta = meta;
+    }
+
+    /// The owner to set, if it is not already the file's.
+    fn owner(&self) -> Option<(u32, u32)> {
+        if !self.restore_owner {
+            return None;
+        }
+        let ids = owner_ids(&self.shared, &self.meta);
+        (ids != self.our_ids || self.dir_setgid).then_some(ids)
     }
 
     /// Sets the length of the file (a sparse file ending in a hole).
@@ -792,6 +851,7 @@ impl PendingFile {
     pub fn commit(self) -> Result<Outcome> {
         match self.commit_or_stage(false)? {
             Committed::Written => Ok(Outcome::Written),
+            Committed::SkippedExisting => Ok(Outcome::SkippedExisting),
             // Unreachable with staging off; kept total for the type.
             Committed::Staged(_) => Ok(Outcome::Written),
         }
@@ -811,19 +871,29 @@ impl PendingFile {
         apply_fd_metadata(
             &self.file,
             &self.meta,
-            self.owner,
+            self.owner(),
             true,
             &self.shown,
             &self.shared,
         )
         .map_err(|(op, e)| StreamError::io(&self.shown, op, e))?;
-        match rustix::fs::renameat(
-            &self.dir,
+        let flags = if self.no_replace {
+            rustix::fs::RenameFlags::NOREPLACE
+        } else {
+            rustix::fs::RenameFlags::empty()
+        };
+        match rustix::fs::renameat_with(
+            &*self.dir,
             self.tmp.as_os_str(),
-            &self.dir,
+            &*self.dir,
             self.name.as_os_str(),
+            flags,
         ) {
             Ok(()) => {}
+            Err(Errno::EXIST) if self.no_replace => {
+                self.discard();
+                return Ok(Committed::SkippedExisting);
+            }
             Err(Errno::BUSY | Errno::TXTBSY) if stage_when_busy => {
                 self.file
                     .sync_all()
@@ -845,8 +915,10 @@ impl PendingFile {
             }
         }
         self.done = true;
-        let late = crate::flags::RESTORABLE & !crate::flags::EARLY;
-        apply_flags(&self.file, &self.meta, late, &self.shown, &self.shared);
+        if self.set_flags {
+            let late = crate::flags::RESTORABLE & !crate::flags::EARLY;
+            apply_flags(&self.file, &self.meta, late, &self.shown, &self.shared);
+        }
         Ok(Committed::Written)
     }
 
