@@ -162,8 +162,9 @@ impl Catalog {
             .map_err(|e| damaged(e.to_string()))?;
         cat.conn
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-                 PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
+                // SQLite's default page cache (2 MiB) and on-disk temp store: a bigger
+                // cache made a 100,000-file backup no faster and its memory grow with the tree.
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )
             .map_err(|e| damaged(e.to_string()))?;
         cat.migrate()?;
