@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -281,9 +281,12 @@ pub fn restore(
         progress.problem(&p);
         report.problems.push(p);
     }
-    // A whole set restored: applications learn of it (LastRestoreId, post-restore hooks).
+    // A whole set restored to the system's own places (`/`, or the REEL_ROOT the policy is
+    // read under): applications learn of it (LastRestoreId, post-restore hooks). A restore
+    // to some other directory changes nothing they use.
     if let Some(p) = &policy
         && opts.patterns.is_empty()
+        && same_directory(&opts.target, p.roots().prefix())
     {
         let mut ctx = reel_policy::HookContext::new().set_id(info.id);
         match reel_policy::state::write_last_restore_id(p.roots()) {
@@ -660,4 +663,13 @@ fn restore_file<R: std::io::Read>(
         Err(e) => record_outcome(Err(e), &shown, report, progress),
     }
     Ok(())
+}
+
+/// Whether two paths name the same existing directory.
+fn same_directory(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }

@@ -184,7 +184,15 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
         "ids.conf",
         &format!("{}/machine-id\n", src.display()),
     );
-    let target = home.path().join("out");
+    // A whole set restored elsewhere than the system's places tells no application.
+    let elsewhere = home.path().join("elsewhere");
+    ok(reel(&home).args(["restore", "--to"]).arg(&elsewhere));
+    assert!(elsewhere.join(src.strip_prefix("/").unwrap()).join("a.txt").is_file());
+    let id_path = home.root().join("var/lib/reel/last-restore-id");
+    assert!(!id_path.exists(), "a restore to another directory wrote last-restore-id");
+    assert!(!hook_out.exists(), "a restore to another directory ran the hooks");
+    // To the system root (REEL_ROOT stands in for /): a whole-system restore.
+    let target = home.root().to_path_buf();
     let (out, _) = ok(reel(&home).args(["restore", "--to"]).arg(&target));
     assert!(out.contains("machine-id"), "reported: {out}");
     let r = target.join(src.strip_prefix("/").unwrap());
@@ -193,7 +201,6 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
         !r.join("machine-id").exists(),
         "paths-not-to-restore left alone"
     );
-    let id_path = home.root().join("var/lib/reel/last-restore-id");
     let id = std::fs::read_to_string(&id_path).unwrap();
     let id = id.trim();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");

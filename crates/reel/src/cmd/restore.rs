@@ -27,7 +27,8 @@ Examples:
                                                 from a tape `tar -cf /dev/nst0` wrote
 
 Paths the policy lists in paths-not-to-restore are left as they are (reported). After a
-whole set, last-restore-id gets a new UUID and post-restore hooks run with REEL_SET_ID.
+whole set restored to its original places (no --to, or --to / or $REEL_ROOT), last-restore-id
+gets a new UUID and post-restore hooks run with REEL_SET_ID.
 Members with absolute paths or '..', or that would be written through a symlink, are
 refused and listed; nothing is written outside the target. From foreign archives, symlinks
 pointing outside the target are refused too (--allow-outside-symlinks), and damaged
