@@ -374,9 +374,24 @@ pub fn backup(
         }
     };
     let set_id = uuid::Uuid::new_v4();
+    let set_name = opts.name.clone().unwrap_or_else(|| {
+        let host = host_name();
+        let stamp: String = now_rfc3339()
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .take(14)
+            .collect();
+        format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp)
+    });
+    let hook_context = || {
+        HookContext::new()
+            .set_id(set_id)
+            .var("REEL_SET_NAME", set_name.clone())
+            .var("REEL_PATHS", root_names.join("\n"))
+    };
     let pre = policy
         .policy
-        .run_hooks(HookPhase::PreBackup, &HookContext::new().set_id(set_id));
+        .run_hooks(HookPhase::PreBackup, &hook_context());
     if pre.abort_requested() {
         return Err(CoreError::Usage(format!(
             "a pre-backup hook asked to cancel the backup: {}",
@@ -403,18 +418,25 @@ pub fn backup(
             (source, None) => sources.push(source),
         }
     }
+    let snapshots: Vec<String> = sources
+        .iter()
+        .filter_map(|s| s.snapshot.as_ref().map(|p| p.display().to_string()))
+        .collect();
+    let mut post_context = hook_context();
+    if !snapshots.is_empty() {
+        post_context = post_context.var("REEL_SNAPSHOT", snapshots.join("\n"));
+    }
     let result = write_set(
-        tapes, catalog, opts, progress, &policy, &sources, root_names, parent, set_id,
+        tapes, catalog, opts, progress, &policy, &sources, root_names, parent, set_id, set_name,
     );
     let status = match &result {
         Ok(r) if r.problems.is_empty() => "ok",
         Ok(_) => "partial",
         Err(_) => "failed",
     };
-    let post = policy.policy.run_hooks(
-        HookPhase::PostBackup,
-        &HookContext::new().set_id(set_id).status(status),
-    );
+    let post = policy
+        .policy
+        .run_hooks(HookPhase::PostBackup, &post_context.status(status));
     let mut report = result?;
     for f in post.failures() {
         let msg = format!("post-backup hook: {f}");
@@ -543,20 +565,12 @@ fn write_set(
     root_names: Vec<String>,
     parent: Option<SetInfo>,
     set_id: uuid::Uuid,
+    set_name: String,
 ) -> Result<BackupReport> {
     let roots: Vec<PathBuf> = sources.iter().map(|s| s.read_from.clone()).collect();
     let point = prepare_volume(&mut *tapes.drive, opts)?;
     let set_number = (point.data_file / 2 + 1) as u32;
     let started = now_rfc3339();
-    let set_name = opts.name.clone().unwrap_or_else(|| {
-        let host = host_name();
-        let stamp: String = started
-            .chars()
-            .filter(|c| c.is_ascii_digit())
-            .take(14)
-            .collect();
-        format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp)
-    });
     let totals = progress.wants_totals().then(|| {
         let t = Arc::new(Totals::default());
         spawn_counter(roots.clone(), opts.one_file_system, t.clone());

@@ -187,10 +187,21 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
     // A whole set restored elsewhere than the system's places tells no application.
     let elsewhere = home.path().join("elsewhere");
     ok(reel(&home).args(["restore", "--to"]).arg(&elsewhere));
-    assert!(elsewhere.join(src.strip_prefix("/").unwrap()).join("a.txt").is_file());
+    assert!(
+        elsewhere
+            .join(src.strip_prefix("/").unwrap())
+            .join("a.txt")
+            .is_file()
+    );
     let id_path = home.root().join("var/lib/reel/last-restore-id");
-    assert!(!id_path.exists(), "a restore to another directory wrote last-restore-id");
-    assert!(!hook_out.exists(), "a restore to another directory ran the hooks");
+    assert!(
+        !id_path.exists(),
+        "a restore to another directory wrote last-restore-id"
+    );
+    assert!(
+        !hook_out.exists(),
+        "a restore to another directory ran the hooks"
+    );
     // To the system root (REEL_ROOT stands in for /): a whole-system restore.
     let target = home.root().to_path_buf();
     let (out, _) = ok(reel(&home).args(["restore", "--to"]).arg(&target));
@@ -297,4 +308,57 @@ fn snapshot_backups_drop_files_not_to_snapshot_and_keep_at_most_max_snapshots() 
     assert!(String::from_utf8_lossy(&out.stderr).contains("btrfs"));
     let (_, err) = ok(reel(&home).args(["backup", "--snapshot"]).arg(&plain));
     assert!(err.contains("live tree"), "{err}");
+}
+
+#[test]
+fn backup_hooks_see_the_set_and_a_pre_backup_hook_can_cancel_it() {
+    if !require_tool("sh") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let home = TempHome::new();
+    let src = home.path().join("src");
+    write_file(&src.join("a.txt"), b"a");
+    let seen = home.path().join("seen");
+    std::fs::create_dir_all(&seen).unwrap();
+    for phase in ["pre-backup", "post-backup"] {
+        let hook = home.root().join(format!("etc/reel/{phase}.d/10-note"));
+        let out = seen.join(phase);
+        write_file(
+            &hook,
+            format!(
+                "#!/bin/sh\nprintf '%s|%s|%s|%s|%s\\n' \"$REEL_HOOK\" \"$REEL_SET_ID\" \"$REEL_SET_NAME\" \"$REEL_PATHS\" \"$REEL_STATUS\" > '{}'\n",
+                out.display()
+            )
+            .as_bytes(),
+        );
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    ok(reel(&home).args(["backup", "--name", "nightly"]).arg(&src));
+    let (json, _) = ok(reel(&home).args(["list", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let set_id = v["sets"][0]["info"]["id"].as_str().unwrap().to_string();
+    let src_s = src.display().to_string();
+    let pre = std::fs::read_to_string(seen.join("pre-backup")).expect("pre-backup hook ran");
+    assert_eq!(pre.trim(), format!("pre-backup|{set_id}|nightly|{src_s}|"));
+    let post = std::fs::read_to_string(seen.join("post-backup")).expect("post-backup hook ran");
+    assert_eq!(
+        post.trim(),
+        format!("post-backup|{set_id}|nightly|{src_s}|ok")
+    );
+
+    // A pre-backup hook exiting with REEL_HOOK_ABORT_STATUS (99) cancels the backup.
+    let veto = home.root().join("etc/reel/pre-backup.d/20-veto");
+    write_file(
+        &veto,
+        b"#!/bin/sh\necho busy >&2\nexit \"$REEL_HOOK_ABORT_STATUS\"\n",
+    );
+    std::fs::set_permissions(&veto, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run(reel(&home).arg("backup").arg(&src));
+    assert_eq!(out.status.code(), Some(2), "a cancelled backup is exit 2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cancel"), "{err}");
+    let (json, _) = ok(reel(&home).args(["list", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["sets"].as_array().unwrap().len(), 1, "no second set");
 }
