@@ -384,3 +384,43 @@ fn every_efs_subcommand_has_help_with_an_example() {
         );
     }
 }
+
+#[test]
+fn the_recovery_recipient_comes_from_the_policy_when_not_given() {
+    let alice = User::new();
+    let work = tempfile::tempdir().unwrap();
+    let recovery_key = work.path().join("recovery.txt");
+    ok(alice.reel().args(["efs", "keygen"]));
+    let recovery = text(ok(alice
+        .reel()
+        .args(["efs", "keygen", "--identity"])
+        .arg(&recovery_key)));
+    write_file(
+        &alice.home.root().join("etc/reel/reel.conf"),
+        format!("efs-recovery = \"{}\"\n", recovery.trim()).as_bytes(),
+    );
+    let file = work.path().join("ledger.txt");
+    let plain = data(5000, 7);
+    write_file(&file, &plain);
+    ok(alice.reel().args(["efs", "encrypt"]).arg(&file));
+    // The recovery identity alone opens it.
+    let opened = ok(alice
+        .reel()
+        .args(["efs", "cat", "--identity"])
+        .arg(&recovery_key)
+        .arg(&file));
+    assert_eq!(opened, plain);
+
+    // A policy recipient that is not one is an error naming reel.conf, and nothing changes.
+    write_file(
+        &alice.home.root().join("etc/reel/reel.conf"),
+        b"efs-recovery = \"not-a-key\"\n",
+    );
+    let other = work.path().join("other.txt");
+    write_file(&other, &plain);
+    let out = run(alice.reel().args(["efs", "encrypt"]).arg(&other));
+    assert_ne!(code(&out), 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reel.conf"), "{err}");
+    assert_eq!(fs::read(&other).unwrap(), plain);
+}

@@ -534,9 +534,24 @@ fn encrypt(
         Err(e) => return Err(e.into()),
     }
     base.users.extend(named_all(recipients, "")?);
+    // --recovery / REEL_EFS_RECOVERY, else the policy's efs-recovery (reel.conf).
+    let from_policy;
+    let (recovery, whence) = match recovery {
+        Some(r) => (Some(r), "--recovery / REEL_EFS_RECOVERY".to_string()),
+        None => {
+            let policy = reel_policy::Policy::load(&reel_policy::Roots::from_env());
+            let setting = policy.config.efs_recovery;
+            let whence = match &setting.source {
+                Some(src) => format!("efs-recovery ({src})"),
+                None => "efs-recovery".to_string(),
+            };
+            from_policy = setting.value;
+            (from_policy.as_deref(), whence)
+        }
+    };
     if let Some(r) = recovery.filter(|r| !r.trim().is_empty()) {
         let list = reel_efs::recipients_from_arg(r)
-            .context("the recovery recipient (--recovery / REEL_EFS_RECOVERY)")?;
+            .with_context(|| format!("the recovery recipient of {whence}"))?;
         let [one] = list.as_slice() else {
             bail!(UsageError(
                 "the recovery recipient must be exactly one recipient".into()
