@@ -53,12 +53,32 @@ pub fn scan_volume(
         let Some(index_block) = map.file_starts.get(set.index_file as usize).copied() else {
             continue;
         };
-        let (info, mut index) = reel_archive::open_index(drive, &set, index_block)?;
+        // A set whose index cannot be read (damage past the first records) is reported and
+        // left out; the other sets are still worth a catalog.
+        let (info, mut index) = match reel_archive::open_index(drive, &set, index_block) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let msg = format!("{name}: set {}: skipped: {e}", set.number);
+                progress.problem(&msg);
+                report.problems.push(msg);
+                continue;
+            }
+        };
         progress.entry(&format!("{name}: set {} {}", set.number, info.name));
         let entries = std::iter::from_fn(|| index.next_entry().transpose());
-        let n = catalog.add_set(&info, entries)?;
-        report.sets += 1;
-        report.entries += n;
+        match catalog.add_set(&info, entries) {
+            Ok(n) => {
+                report.sets += 1;
+                report.entries += n;
+            }
+            // An entry of the index that does not read: the set's rows were rolled back.
+            Err(e @ reel_catalog::CatalogError::BadRow { .. }) => {
+                let msg = format!("{name}: set {}: skipped: {e}", set.number);
+                progress.problem(&msg);
+                report.problems.push(msg);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }

@@ -214,6 +214,24 @@ fn verify_names_the_damaged_file_and_passes_the_rest() {
         String::from_utf8_lossy(&outp.stderr)
     );
     assert!(all.contains("/f1: differs"), "{all}");
+
+    // With the drive's ECC off the record CRC no longer catches the flip: the BLAKE3 of
+    // the content is what finds it.
+    ok(reel(&home).args(["tape", "set", "--ecc", "off"]));
+    let outp = run(reel(&home).args(["verify"]));
+    assert_eq!(outp.status.code(), Some(4));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&outp.stdout),
+        String::from_utf8_lossy(&outp.stderr)
+    );
+    assert!(all.contains("/f3"), "names f3: {all}");
+    assert!(
+        all.contains("hash"),
+        "a hash mismatch, not a CRC error: {all}"
+    );
+    assert!(!all.contains("CRC"), "{all}");
+    assert!(all.contains("5 files verified"), "the others verify: {all}");
 }
 
 #[test]

@@ -148,6 +148,19 @@ fn usage_errors_say_what_to_do() {
         .args(["list", "--file", "1", "--archive"])
         .arg(corpus("bad-checksum")));
     assert_eq!(code(&out), 2);
+    // Staging busy files is for sets only: refused, not silently ignored.
+    let out = run(reel(&home)
+        .args(["restore", "--schedule-busy", "--to"])
+        .arg(tmp.join("out"))
+        .arg("--archive")
+        .arg(corpus("bad-checksum")));
+    assert_eq!(code(&out), 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!tmp.join("out").exists());
 }
 
 #[test]

@@ -58,8 +58,9 @@ pub struct Args {
     /// A file whose name is busy (a mount point, a running image) is staged next to it and a
     /// move scheduled in this delayed-operation file (default:
     /// $REEL_ROOT/var/lib/reel/delayed-operations); `reel delayed register` runs it at boot.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    schedule_busy: Option<PathBuf>,
+    /// (Sets only: not with --archive or --file.)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with_all = ["archive", "file"])]
+    schedule_busy: Option<Option<PathBuf>>,
     /// Restore from a tar archive another program wrote instead of a set (GNU tar, bsdtar,
     /// star, any format); repeat for the volumes of a multi-volume archive, in order; -
     /// reads standard input. All arguments are then patterns; --to is required.
@@ -112,13 +113,11 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         existing,
         policy_roots: (!args.ignore_policy).then(reel_policy::Roots::from_env),
         schedule_busy: args.schedule_busy.map(|f| {
-            if f.as_os_str().is_empty() {
+            f.unwrap_or_else(|| {
                 reel_policy::Roots::from_env()
                     .state_dir()
                     .join("delayed-operations")
-            } else {
-                f
-            }
+            })
         }),
     };
     let mut tapes = open_tapes(global)?;
