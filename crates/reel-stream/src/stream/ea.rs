@@ -6,9 +6,9 @@
 //! next entry.
 //!
 //! Entries reel writes:
-//! - WSL's (the names and layouts WSL and Linux' cifs/ntfs3 use): `$LXUID` and `$LXGID`
-//!   (`u32`), `$LXMOD` (`u32` st_mode, file type bits included), `$LXDEV` (`u32` major then
-//!   `u32` minor) for devices;
+//! - WSL's: `$LXUID` and `$LXGID` (`u32`), `$LXMOD` (`u32` st_mode, file type bits
+//!   included), `$LXDEV` (`u32` major then `u32` minor, as WSL writes it) for devices. On
+//!   reading, the 4-byte `$LXDEV` of Linux' ntfs3 (the kernel's 32-bit dev_t) is accepted too;
 //! - reel's: `$REEL.TIMES` = atime, mtime, ctime, birth time, each `i64` seconds then `u32`
 //!   nanoseconds (48 bytes; a birth time the file system does not record has nanoseconds
 //!   `0xFFFFFFFF`); `$REEL.FLAGS` = `u32` chattr flags (FS_IOC_GETFLAGS bits); `$REEL.USER`
@@ -278,11 +278,18 @@ pub fn interpret(entries: &[(usize, EaEntry)]) -> Result<EaFacts, (usize, String
                 f.mode = Some(m);
             }
             n if n == LXDEV.as_bytes() => {
-                let d = fixed::<8>(e, at)?;
-                f.rdev = Some((
-                    u32::from_le_bytes([d[0], d[1], d[2], d[3]]),
-                    u32::from_le_bytes([d[4], d[5], d[6], d[7]]),
-                ));
+                f.rdev = Some(if e.value.len() == 4 {
+                    // Linux' ntfs3 writes the kernel's 32-bit dev_t: 12 bits of major
+                    // above 20 bits of minor.
+                    let v = u32::from_le_bytes(fixed::<4>(e, at)?);
+                    (v >> 20, v & 0xF_FFFF)
+                } else {
+                    let d = fixed::<8>(e, at)?;
+                    (
+                        u32::from_le_bytes([d[0], d[1], d[2], d[3]]),
+                        u32::from_le_bytes([d[4], d[5], d[6], d[7]]),
+                    )
+                });
             }
             n if n == REEL_TIMES.as_bytes() => {
                 let d = fixed::<48>(e, at)?;
@@ -403,5 +410,22 @@ mod tests {
         assert_eq!(parse(&bad).unwrap_err().0, 14);
         let mode = encode(&[EaEntry::new("$LXMOD", 0o777u32.to_le_bytes())]);
         assert!(interpret(&parse(&mode).unwrap()).is_err());
+        let dev = encode(&[EaEntry::new("$LXDEV", vec![1u8; 6])]);
+        assert!(interpret(&parse(&dev).unwrap()).is_err());
+    }
+
+    #[test]
+    fn device_numbers_in_the_wsl_and_the_ntfs3_layouts() {
+        // WSL: u32 major, u32 minor.
+        let mut wsl = 8u32.to_le_bytes().to_vec();
+        wsl.extend_from_slice(&17u32.to_le_bytes());
+        let facts = interpret(&parse(&encode(&[EaEntry::new("$LXDEV", wsl)])).unwrap()).unwrap();
+        assert_eq!(facts.rdev, Some((8, 17)));
+        // Linux' ntfs3: the kernel's dev_t, major << 20 | minor.
+        let kdev = (259u32 << 20) | 70_000;
+        let facts =
+            interpret(&parse(&encode(&[EaEntry::new("$LXDEV", kdev.to_le_bytes())])).unwrap())
+                .unwrap();
+        assert_eq!(facts.rdev, Some((259, 70_000)));
     }
 }
