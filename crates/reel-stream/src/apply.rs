@@ -5,9 +5,9 @@
 //! archive created a moment ago nor one that was already there — and nothing lands outside
 //! the root. Absolute paths and `..` are refused before any walk ([`check_path`]).
 //!
-//! Files are written under a temporary name in their final directory and renamed into place
-//! once complete, so a crash or a bad stream never leaves a half-restored file under the
-//! final name. Directory metadata is applied at [`RestoreRoot::finish`], after their
+//! Files are written unnamed (`O_TMPFILE`, or under a temporary name where the file system
+//! lacks it) in their final directory and linked or renamed into place once complete, so a
+//! crash or a bad stream never leaves a half-restored file under the final name. Directory metadata is applied at [`RestoreRoot::finish`], after their
 //! content, deepest first.
 //!
 //! ## The order metadata is applied in
@@ -162,6 +162,8 @@ pub struct RestoreRoot {
     sync_plan: SyncPlan,
     /// Entries created or replaced so far.
     entries: usize,
+    /// New files start unnamed (`O_TMPFILE`) until the file system says it cannot.
+    unnamed_files: bool,
 }
 
 /// A restore of a few files syncs just them and the directories it changed: `syncfs` would
@@ -252,6 +254,7 @@ impl RestoreRoot {
                 SyncPlan::Each(Vec::new())
             },
             entries: 0,
+            unnamed_files: true,
         })
     }
 
@@ -411,13 +414,35 @@ impl RestoreRoot {
         }
         self.note_entry(&dir.fd);
         let tmp = self.tmp_name();
-        let fd = rustix::fs::openat(
-            &dir,
-            tmp.as_os_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| StreamError::io(self.full(rel), "create", errno_io(e)))?;
+        // An unnamed file (O_TMPFILE) gets its name with one link once complete: one
+        // directory change instead of a create and a rename, and nothing to clean up after
+        // a crash. File systems without it get a temporary name.
+        let mut unnamed = None;
+        if self.unnamed_files {
+            match rustix::fs::openat(
+                &dir,
+                ".",
+                OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => unnamed = Some(fd),
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOSYS) => {
+                    self.unnamed_files = false;
+                }
+                Err(e) => return Err(StreamError::io(self.full(rel), "create", errno_io(e))),
+            }
+        }
+        let anonymous = unnamed.is_some();
+        let fd = match unnamed {
+            Some(fd) => fd,
+            None => rustix::fs::openat(
+                &dir,
+                tmp.as_os_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| StreamError::io(self.full(rel), "create", errno_io(e)))?,
+        };
         let file = File::from(fd);
         let shown = self.full(rel);
         let set_flags = meta.flags != 0 || dir.passes_flags;
@@ -441,6 +466,7 @@ impl RestoreRoot {
             done: false,
             unflushed: 0,
             sync_before_rename: self.syncs_each(),
+            anonymous,
         }))
     }
 
@@ -874,6 +900,8 @@ pub struct PendingFile {
     unflushed: u64,
     /// fsync before the rename (a restore of a few files; see `SyncPlan`).
     sync_before_rename: bool,
+    /// The file has no name yet (`O_TMPFILE`); `tmp` is only reserved for it.
+    anonymous: bool,
 }
 
 /// How much of a file's content is written before its writeback is started.
@@ -981,6 +1009,26 @@ impl PendingFile {
                 .sync_all()
                 .map_err(|e| StreamError::io(&self.shown, "sync", e))?;
         }
+        if self.anonymous {
+            match self.link(self.name.as_os_str()) {
+                Ok(()) => return Ok(self.committed()),
+                Err(Errno::EXIST) if self.no_replace => {
+                    self.discard();
+                    return Ok(Committed::SkippedExisting);
+                }
+                // Replacing a file: named first, then renamed over it (atomically), as below.
+                Err(Errno::EXIST) => {
+                    let tmp = self.tmp.clone();
+                    self.link(&tmp).map_err(|e| {
+                        StreamError::io(&self.shown, "name the new file", errno_io(e))
+                    })?;
+                    self.anonymous = false;
+                }
+                Err(e) => {
+                    return Err(StreamError::io(&self.shown, "link into place", errno_io(e)));
+                }
+            }
+        }
         let flags = if self.no_replace {
             rustix::fs::RenameFlags::NOREPLACE
         } else {
@@ -1018,12 +1066,38 @@ impl PendingFile {
                 ));
             }
         }
+        Ok(self.committed())
+    }
+
+    /// The file is in place: the flags that forbid changes come last.
+    fn committed(&mut self) -> Committed {
         self.done = true;
         if self.set_flags {
             let late = crate::flags::RESTORABLE & !crate::flags::EARLY;
             apply_flags(&self.file, &self.meta, late, &self.shown, &self.shared);
         }
-        Ok(Committed::Written)
+        Committed::Written
+    }
+
+    /// Gives the unnamed file the name `name` in its directory (fails with EEXIST when the
+    /// name is taken). AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, through /proc.
+    fn link(&self, name: &OsStr) -> std::result::Result<(), Errno> {
+        match rustix::fs::linkat(&self.file, "", &*self.dir, name, AtFlags::EMPTY_PATH) {
+            Err(Errno::NOENT | Errno::PERM) => {
+                let proc = format!(
+                    "/proc/self/fd/{}",
+                    std::os::fd::AsRawFd::as_raw_fd(&self.file)
+                );
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    proc.as_str(),
+                    &*self.dir,
+                    name,
+                    AtFlags::SYMLINK_FOLLOW,
+                )
+            }
+            other => other,
+        }
     }
 
     /// Drops the partial file (also what `Drop` does when not committed).
@@ -1033,7 +1107,10 @@ impl PendingFile {
 
     fn discard(&mut self) {
         if !self.done {
-            let _ = rustix::fs::unlinkat(&self.dir, self.tmp.as_os_str(), AtFlags::empty());
+            // An unnamed file goes away with its descriptor.
+            if !self.anonymous {
+                let _ = rustix::fs::unlinkat(&self.dir, self.tmp.as_os_str(), AtFlags::empty());
+            }
             self.done = true;
         }
     }
@@ -1077,6 +1154,89 @@ impl Drop for PendingFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes `content` as `name` under `root` and commits it.
+    fn restore_one(root: &mut RestoreRoot, name: &str, content: &[u8]) -> Committed {
+        let rel = check_path(name.as_bytes()).unwrap();
+        let mut meta = FileMeta::new(FileKind::Regular, 0o640);
+        meta.size = content.len() as u64;
+        let Some(mut pending) = root.begin_file(&rel, &meta).unwrap() else {
+            return Committed::SkippedExisting;
+        };
+        pending.write_all(content).unwrap();
+        pending.commit_or_stage(false).unwrap()
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Unnamed files (O_TMPFILE) and, where a file system lacks them, temporary names: new
+    /// files, kept existing ones and replaced ones come out the same and leave nothing else.
+    #[test]
+    fn new_kept_and_replaced_files_with_and_without_unnamed_files() {
+        for unnamed in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut root = RestoreRoot::open(dir.path(), Existing::Skip).unwrap();
+            root.unnamed_files = unnamed;
+            assert!(matches!(
+                restore_one(&mut root, "d/a", b"first"),
+                Committed::Written
+            ));
+            assert!(matches!(
+                restore_one(&mut root, "d/a", b"second"),
+                Committed::SkippedExisting
+            ));
+            assert_eq!(std::fs::read(dir.path().join("d/a")).unwrap(), b"first");
+            assert!(root.finish().is_empty());
+
+            let mut root = RestoreRoot::open(dir.path(), Existing::Overwrite).unwrap();
+            root.unnamed_files = unnamed;
+            assert!(matches!(
+                restore_one(&mut root, "d/a", b"third"),
+                Committed::Written
+            ));
+            assert!(matches!(
+                restore_one(&mut root, "d/b", b"new"),
+                Committed::Written
+            ));
+            assert!(root.finish().is_empty());
+            assert_eq!(std::fs::read(dir.path().join("d/a")).unwrap(), b"third");
+            assert_eq!(std::fs::read(dir.path().join("d/b")).unwrap(), b"new");
+            assert_eq!(
+                names_in(&dir.path().join("d")),
+                ["a", "b"],
+                "unnamed: {unnamed}"
+            );
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("d/a"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o640);
+        }
+    }
+
+    /// A file abandoned half-written leaves no trace under either scheme.
+    #[test]
+    fn an_abandoned_file_leaves_nothing() {
+        for unnamed in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut root = RestoreRoot::open(dir.path(), Existing::Skip).unwrap();
+            root.unnamed_files = unnamed;
+            let rel = check_path(b"x").unwrap();
+            let meta = FileMeta::new(FileKind::Regular, 0o600);
+            let mut pending = root.begin_file(&rel, &meta).unwrap().unwrap();
+            pending.write_all(b"half").unwrap();
+            pending.abort();
+            assert!(names_in(dir.path()).is_empty(), "unnamed: {unnamed}");
+        }
+    }
 
     #[test]
     fn paths_are_checked() {
