@@ -9,8 +9,8 @@
 //! - the environment holds `REEL_HOOK` (`pre-backup`, `post-backup` or `post-restore`) and what
 //!   the caller adds: reel sets `REEL_SET_ID` (the set being written or restored),
 //!   `REEL_SET_NAME`, `REEL_PATHS` (the paths, one a line), `REEL_SNAPSHOT` (post-backup: the
-//!   snapshots read, one a line), `REEL_STATUS` (after the work: `ok`, `partial` or `failed`) and `REEL_RESTORE_ID`
-//!   (the new last-restore-id); `REEL_ROOT` when set;
+//!   snapshots read, one a line), `REEL_STATUS` (after the work: `ok`, `partial` or
+//!   `failed`) and `REEL_RESTORE_ID` (the new last-restore-id); `REEL_ROOT` when set;
 //! - each hook has `hook-timeout` (reel.conf, default 120 s) to finish; then its process group
 //!   gets SIGTERM and, 2 s later, SIGKILL;
 //! - a failure (non-zero exit, signal, timeout, cannot start) is reported and the work goes on,

@@ -7,8 +7,8 @@
 //!
 //! Files are written unnamed (`O_TMPFILE`, or under a temporary name where the file system
 //! lacks it) in their final directory and linked or renamed into place once complete, so a
-//! crash or a bad stream never leaves a half-restored file under the final name. Directory metadata is applied at [`RestoreRoot::finish`], after their
-//! content, deepest first.
+//! crash or a bad stream never leaves a half-restored file under the final name. Directory
+//! metadata is applied at [`RestoreRoot::finish`], after their content, deepest first.
 //!
 //! ## The order metadata is applied in
 //!
