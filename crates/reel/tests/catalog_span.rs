@@ -28,6 +28,15 @@ fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Everything a command printed, for messages that may go to either stream.
+fn stdout_and_stderr(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn restored(target: &Path, src: &Path) -> PathBuf {
     target.join(src.strip_prefix("/").expect("absolute"))
 }
@@ -198,21 +207,13 @@ fn verify_names_the_damaged_file_and_passes_the_rest() {
     std::fs::write(&tap, &bytes).unwrap();
     let outp = run(reel(&home).args(["verify"]));
     assert_eq!(outp.status.code(), Some(4));
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&outp.stdout),
-        String::from_utf8_lossy(&outp.stderr)
-    );
+    let all = stdout_and_stderr(&outp);
     assert!(all.contains("/f3"), "names f3: {all}");
     assert!(all.contains("5 files verified"), "the others verify: {all}");
     // A file changed on disk is reported by --against-disk.
     std::fs::write(src.join("f1"), b"changed").unwrap();
     let outp = run(reel(&home).args(["verify", "--against-disk"]));
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&outp.stdout),
-        String::from_utf8_lossy(&outp.stderr)
-    );
+    let all = stdout_and_stderr(&outp);
     assert!(all.contains("/f1: differs"), "{all}");
 
     // With the drive's ECC off the record CRC no longer catches the flip: the BLAKE3 of
@@ -220,11 +221,7 @@ fn verify_names_the_damaged_file_and_passes_the_rest() {
     ok(reel(&home).args(["tape", "set", "--ecc", "off"]));
     let outp = run(reel(&home).args(["verify"]));
     assert_eq!(outp.status.code(), Some(4));
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&outp.stdout),
-        String::from_utf8_lossy(&outp.stderr)
-    );
+    let all = stdout_and_stderr(&outp);
     assert!(all.contains("/f3"), "names f3: {all}");
     assert!(
         all.contains("hash"),
