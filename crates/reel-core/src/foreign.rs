@@ -764,7 +764,9 @@ pub fn restore(
         root, mut report, ..
     } = r;
     for e in root.finish() {
-        report.restore.problems.push(e.to_string());
+        let msg = e.to_string();
+        progress.problem(&msg);
+        report.restore.problems.push(msg);
     }
     Ok(report)
 }

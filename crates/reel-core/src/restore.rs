@@ -269,8 +269,12 @@ pub fn restore(
             progress,
         )?;
     }
+    // What could not be applied (privileges, file system support) and directory metadata
+    // problems: listed like every other problem, not only counted.
     for e in root.finish() {
-        report.problems.push(e.to_string());
+        let msg = e.to_string();
+        progress.problem(&msg);
+        report.problems.push(msg);
     }
     let (notes, problems) = sis.into_inner().finish();
     for n in notes {

@@ -1080,7 +1080,8 @@ impl PendingFile {
     }
 
     /// Gives the unnamed file the name `name` in its directory (fails with EEXIST when the
-    /// name is taken). AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, through /proc.
+    /// name is taken). AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH before Linux 6.10; without it,
+    /// through /proc.
     fn link(&self, name: &OsStr) -> std::result::Result<(), Errno> {
         match rustix::fs::linkat(&self.file, "", &*self.dir, name, AtFlags::EMPTY_PATH) {
             Err(Errno::NOENT | Errno::PERM) => {
