@@ -146,6 +146,12 @@ pub trait TapeDrive: Send {
     /// A short name of the drive and medium for messages, e.g. `vtape:tape-0001`.
     fn describe(&self) -> String;
 
+    /// What opening the medium had to repair or found missing, one sentence each, for the
+    /// user to see (a virtual cartridge cut after a crash, or shorter than its index says).
+    fn open_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// ReadFile: one record (variable mode) or whole blocks (fixed mode) into `buf`.
     /// Returns the number of bytes read. Marks and end of data come back as errors
     /// (`FilemarkDetected`, `SetmarkDetected`, `NoDataDetected`).

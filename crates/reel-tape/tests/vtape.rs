@@ -188,6 +188,13 @@ fn torn_tail_is_cut_and_the_cartridge_accepts_writes() {
     drop(f);
     let mut d = VirtualDrive::open(&path).unwrap();
     assert!(d.cartridge().unwrap().recovered_tail() > 0);
+    let notes = d.open_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    // The 4-byte length word and the 1,234 bytes after it.
+    assert!(
+        notes[0].contains("1238 bytes of an unfinished write"),
+        "{notes:?}"
+    );
     d.set_position(SeekTo::EndOfData { partition: 0 }, false)
         .unwrap();
     assert_eq!(d.position(PositionKind::Logical).unwrap().offset, 7);

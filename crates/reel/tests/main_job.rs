@@ -341,6 +341,12 @@ fn a_truncated_tape_image_is_reported_not_panicked_on() {
     );
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains("one"), "{listing}");
+    // The repair made on opening is said, with how much was lost.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("before the end its index recorded"),
+        "the cut is reported: {stderr}"
+    );
     let out = run(reel(&home)
         .args(["restore", "two", "--to"])
         .arg(home.path().join("x")));

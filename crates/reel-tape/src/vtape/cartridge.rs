@@ -289,6 +289,28 @@ impl Cartridge {
         self.partitions.iter().map(|p| p.recovered_tail).sum()
     }
 
+    /// What opening repaired or found missing, one sentence per partition concerned.
+    pub fn open_notes(&self) -> Vec<String> {
+        let location = self.location();
+        let name = location.display();
+        let mut notes = Vec::new();
+        for (i, p) in self.partitions.iter().enumerate() {
+            let part = i + 1;
+            if p.lost_bytes > 0 {
+                notes.push(format!(
+                    "cartridge {name}, partition {part}: the data file ends {} bytes before the end its index recorded (it was cut or damaged after it was written); what was there is lost and the end of data is now after the last complete record",
+                    p.lost_bytes
+                ));
+            } else if p.recovered_tail > 0 {
+                notes.push(format!(
+                    "cartridge {name}, partition {part}: {} bytes of an unfinished write (a crash or kill during a write) were cut after the last complete record",
+                    p.recovered_tail
+                ));
+            }
+        }
+        notes
+    }
+
     /// Sets or clears the write-protect switch (kept in `cartridge.toml`).
     pub fn set_write_protected(&mut self, on: bool) -> Result<()> {
         let mut config = self.config.clone();

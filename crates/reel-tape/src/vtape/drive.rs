@@ -683,6 +683,13 @@ impl TapeDrive for VirtualDrive {
         self.name.clone()
     }
 
+    fn open_notes(&self) -> Vec<String> {
+        self.cartridge
+            .as_ref()
+            .map(Cartridge::open_notes)
+            .unwrap_or_default()
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let bs = self.settings.block_size as usize;
         if bs == 0 {

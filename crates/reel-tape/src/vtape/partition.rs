@@ -123,6 +123,8 @@ pub(crate) struct Partition {
     window: Vec<Entry>,
     /// Torn bytes cut off when the partition was opened (for reporting).
     pub recovered_tail: u64,
+    /// Bytes the index had recorded that the data file no longer holds (for reporting).
+    pub lost_bytes: u64,
 }
 
 fn io_err(store: &dyn CartridgeStore, name: &str) -> impl Fn(io::Error) -> TapeError {
@@ -175,6 +177,7 @@ impl Partition {
             window_start: 0,
             window: Vec::new(),
             recovered_tail: 0,
+            lost_bytes: 0,
         };
         p.recover()?;
         Ok(p)
@@ -192,6 +195,9 @@ impl Partition {
     fn recover(&mut self) -> Result<()> {
         let tap_len = self.tap.len().map_err(self.tap_err())?;
         let (mut count, mut end, stored_crc) = self.read_header().unwrap_or((0, 0, 0));
+        // The index is synced only after the data it describes, so a data file shorter than
+        // the index's end was cut or damaged after the fact, not by a crash.
+        let indexed_end = end;
         let idx_len = self.idx.len().map_err(self.idx_err())?;
         let mut trusted = end <= tap_len
             && IDX_HEADER_LEN.saturating_add(count.saturating_mul(ENTRY_LEN)) <= idx_len
@@ -231,6 +237,7 @@ impl Partition {
                 }
             }
         }
+        self.lost_bytes = indexed_end.saturating_sub(self.end);
         // A cartridge closed cleanly needs no repair: opening it writes nothing (no fsync
         // on every open, which would make each `reel` command pay for it).
         let clean = trusted

@@ -23,10 +23,15 @@ use crate::Global;
 /// cartridges and for incremental chains).
 pub fn open_tapes(global: &Global) -> Result<reel_core::Tapes> {
     let target = Target::parse(global.tape.as_deref())?;
-    reel_core::Tapes::open(&target).with_context(|| match &global.tape {
+    let tapes = reel_core::Tapes::open(&target).with_context(|| match &global.tape {
         Some(t) => format!("cannot open tape {t}"),
         None => "cannot open the default tape".to_string(),
-    })
+    })?;
+    // Repairs made on opening are never silent (even with --quiet: data may be lost).
+    for note in tapes.drive.open_notes() {
+        eprintln!("reel: warning: {note}");
+    }
+    Ok(tapes)
 }
 
 /// Where the catalog lives: `$REEL_HOME/catalog.sqlite`.
