@@ -45,6 +45,8 @@ pub struct BackupOptions {
     pub incremental: Option<bool>,
     /// `--exclude` patterns, added to the policy's files-not-to-backup.
     pub excludes: Vec<String>,
+    /// Back up everything: no policy exclusions (and no `excludes`).
+    pub ignore_exclusions: bool,
     /// Read from btrfs snapshots of the paths (the live tree elsewhere, unless required).
     pub snapshot: bool,
     pub require_snapshot: bool,
@@ -62,6 +64,7 @@ impl BackupOptions {
             force: false,
             incremental: Some(false),
             excludes: Vec::new(),
+            ignore_exclusions: false,
             snapshot: false,
             require_snapshot: false,
             policy_roots: Roots::from_env(),
@@ -619,7 +622,7 @@ fn write_set(
         totals: totals.clone(),
         seen: 0,
         parent: parent.as_ref().map(|p| (p.id, catalog.as_deref())),
-        filter: Some(&policy.filter),
+        filter: (!opts.ignore_exclusions).then_some(&policy.filter),
         skipped: Vec::new(),
         sis: crate::sis::SisBackup::default(),
     };
@@ -752,7 +755,7 @@ pub fn dry_run(opts: &BackupOptions, progress: &dyn Progress) -> Result<DryRunRe
         totals: None,
         seen: 0,
         parent: None,
-        filter: Some(&policy.filter),
+        filter: (!opts.ignore_exclusions).then_some(&policy.filter),
         skipped: Vec::new(),
         sis: crate::sis::SisBackup::default(),
     };

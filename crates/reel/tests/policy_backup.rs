@@ -154,6 +154,26 @@ fn backup_skips_exactly_what_the_policy_says_and_dry_run_says_why() {
     .map(String::from)
     .collect();
     assert_eq!(got, want);
+
+    // --ignore-exclusions: every one of them goes in (and --exclude is refused with it).
+    ok(reel(&home)
+        .args(["backup", "--ignore-exclusions"])
+        .arg(&src));
+    let all = members(&home, "2", &src);
+    for what in [
+        "cache/blob",
+        "private/secret",
+        "nodump.bin",
+        "robots.txt",
+        "deep/er/scratch.tmp",
+        "big.iso",
+    ] {
+        assert!(all.contains(what), "{what} backed up: {all:?}");
+    }
+    let out = run(reel(&home)
+        .args(["backup", "--ignore-exclusions", "--exclude", "*.iso"])
+        .arg(&src));
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

@@ -25,7 +25,8 @@ Examples:
   reel backup --snapshot /home                from a read-only btrfs snapshot
 
 The policy (reel policy show) decides what is skipped: files-not-to-backup drop-ins,
-CACHEDIR.TAG directories, .nobackup markers, the nodump flag, user.xdg.robots.backup=false.
+CACHEDIR.TAG directories, .nobackup markers, the nodump flag, user.xdg.robots.backup=false;
+--ignore-exclusions backs up everything.
 
 Paths are stored without their leading '/', so `reel restore --to /tmp/r` puts
 /home/ann/x at /tmp/r/home/ann/x. A blank cartridge is labelled on first use.
@@ -58,6 +59,11 @@ pub struct Args {
     /// Also skip what matches this pattern (files-not-to-backup syntax; repeatable).
     #[arg(long, value_name = "PATTERN")]
     exclude: Vec<String>,
+    /// Back up everything under the paths: none of the policy's exclusions
+    /// (files-not-to-backup, CACHEDIR.TAG, exclude-if-present markers, the nodump flag,
+    /// user.xdg.robots.backup). Hooks and snapshots still follow the policy.
+    #[arg(long, conflicts_with = "exclude")]
+    ignore_exclusions: bool,
     /// Write nothing: list what the policy skips and why, and count what would be backed up.
     #[arg(long)]
     dry_run: bool,
@@ -84,6 +90,7 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         None
     };
     opts.excludes = args.exclude;
+    opts.ignore_exclusions = args.ignore_exclusions;
     opts.snapshot = args.snapshot;
     opts.require_snapshot = args.require_snapshot;
     if args.dry_run {
