@@ -73,11 +73,24 @@ pub fn list_entries(
     let selector = Selector::new(patterns)?;
     let set = sets::resolve(tapes, catalog, key)?;
     on_set(&set.info);
-    sets::for_each_member(tapes, catalog, &set, |e| {
+    let mut visit = |e: IndexEntry| -> Result<()> {
         if selector.matches(&e.path()) {
             each(&e);
         }
         Ok(())
-    })?;
+    };
+    // Plain paths: range lookups on the catalog's path index, not a scan of the whole set.
+    match selector
+        .literal_paths()
+        .filter(|_| set.from_catalog())
+        .zip(catalog)
+    {
+        Some((paths, cat)) => {
+            for p in paths {
+                cat.for_each_entry_under(set.info.id, p, &mut visit)?;
+            }
+        }
+        None => sets::for_each_member(tapes, catalog, &set, visit)?,
+    }
     Ok(set.info)
 }

@@ -40,7 +40,20 @@ impl Selector {
                     .filter(|p| !p.is_empty())
                     .collect::<Vec<_>>()
             })
-            .filter(|l| l.len() == patterns.len());
+            .filter(|l| l.len() == patterns.len())
+            .map(|mut l| {
+                // Each member once: no path twice, none under another one (the range
+                // lookup of `a` already covers `a/b`).
+                l.sort();
+                l.dedup();
+                let all = l.clone();
+                l.retain(|p| {
+                    !all.iter().any(|q| {
+                        q != p && p.len() > q.len() && p.starts_with(q) && p[q.len()] == b'/'
+                    })
+                });
+                l
+            });
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             let trimmed = p.trim_start_matches('/').trim_end_matches('/');
@@ -105,5 +118,22 @@ mod tests {
         assert!(!s.matches(b"srv/web/x/logs/x.gz"));
         assert!(Selector::new(&[]).unwrap().matches(b"anything"));
         assert!(Selector::new(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn literal_paths_name_each_member_once() {
+        let s = Selector::new(&[
+            "home/ann/notes".into(),
+            "/home/ann/".into(),
+            "home/ann".into(),
+            "home/anna".into(),
+        ])
+        .unwrap();
+        let want: &[Vec<u8>] = &[b"home/ann".to_vec(), b"home/anna".to_vec()];
+        assert_eq!(s.literal_paths(), Some(want));
+        assert_eq!(
+            Selector::new(&["a/*".into()]).unwrap().literal_paths(),
+            None
+        );
     }
 }

@@ -183,6 +183,24 @@ fn selective_restore_takes_a_subtree_and_hard_link_targets() {
         b"shared content"
     );
     assert!(!r.join("other/b").exists());
+
+    // Listing plain paths (a catalog range lookup): each member once, nothing else, even
+    // when one path is inside another.
+    let inner = format!("{pattern}/deep");
+    let listed = ok(reel(&home).args(["list", "latest", &inner, &pattern]));
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|t| t.contains("/keep")))
+        .collect();
+    let want = [
+        pattern.clone(),
+        format!("{pattern}/deep"),
+        format!("{pattern}/deep/a"),
+        format!("{pattern}/link"),
+    ];
+    let mut got: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    got.sort();
+    assert_eq!(got, want, "{listed}");
 }
 
 #[test]
