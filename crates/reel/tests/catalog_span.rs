@@ -253,3 +253,49 @@ fn a_damaged_catalog_is_reported_with_what_to_do() {
     ok(reel(&home).args(["catalog", "rebuild"]));
     ok(reel(&home).args(["backup", "--incremental"]).arg(&src));
 }
+
+#[test]
+fn rebuild_reports_a_set_whose_index_is_damaged_and_keeps_the_others() {
+    let home = TempHome::new();
+    let src = home.path().join("src");
+    make_tree(&src, 400, 3);
+    ok(reel(&home).args(["backup", "--name", "first"]).arg(&src));
+    ok(reel(&home).args(["backup", "--name", "second"]).arg(&src));
+    // Damage set 1's index (tape file 2) in the middle.
+    let index = reel(&home)
+        .args(["tape", "dump", "--file", "2"])
+        .output()
+        .unwrap();
+    assert!(index.status.success());
+    let index = index.stdout;
+    assert!(index.len() > 400, "index of {} bytes", index.len());
+    let tap_path = home.path().join("reel-home/library/tape-0001.vtape/p1.tap");
+    let mut tap = std::fs::read(&tap_path).unwrap();
+    let at = tap
+        .windows(64)
+        .position(|w| w == &index[..64])
+        .expect("set 1's index in the image");
+    let flip = at + index.len() * 3 / 4;
+    tap[flip] ^= 0x5a;
+    std::fs::write(&tap_path, &tap).unwrap();
+    std::fs::remove_file(home.path().join("reel-home/catalog.sqlite")).unwrap();
+    for ext in ["sqlite-wal", "sqlite-shm"] {
+        let _ = std::fs::remove_file(home.path().join("reel-home/catalog").with_extension(ext));
+    }
+
+    let out = run(reel(&home).args(["catalog", "rebuild"]));
+    let all = stdout_and_stderr(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("set 1") && all.contains("tape file 2") && all.contains("1 sets"),
+        "{all}"
+    );
+    // The second set made it into the catalog, the first did not.
+    let listed = ok(reel(&home).args(["list", "second"]));
+    assert!(listed.contains("src/"), "{listed}");
+    let out = run(reel(&home).args(["list", "first"]));
+    assert!(
+        !out.status.success(),
+        "set 1 is not listed from a damaged index"
+    );
+}
