@@ -360,6 +360,33 @@ fn an_age_cli_file_is_marked_and_round_trips_raw() {
             .arg(&restored)),
         plain
     );
+
+    // Through a backup and a restore too, by an operator with no key: the restored file is
+    // still marked and the age CLI still opens it.
+    let operator = User::new();
+    let tree = work.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::rename(&enc, tree.join("doc.age")).unwrap();
+    ok(operator.reel().args(["--no-progress", "backup"]).arg(&tree));
+    let out_dir = work.path().join("out");
+    ok(operator
+        .reel()
+        .args(["--no-progress", "restore", "--to"])
+        .arg(&out_dir));
+    let back = out_dir
+        .join(tree.strip_prefix("/").unwrap())
+        .join("doc.age");
+    assert_eq!(
+        ok(Command::new("age").arg("-d").arg("-i").arg(&key).arg(&back)),
+        plain
+    );
+    let st: serde_json::Value = serde_json::from_slice(&ok(user
+        .reel()
+        .args(["efs", "status", "--json"])
+        .arg(&back)))
+    .unwrap();
+    assert_eq!(st["not_encrypted"], 0, "still an encrypted file: {st}");
+    assert_eq!(st["files"][0]["keys"], 1, "{st}");
 }
 
 #[test]
