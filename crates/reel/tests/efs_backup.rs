@@ -91,8 +91,19 @@ fn encrypted_files_are_backed_up_raw_and_open_after_restore() {
         contains(&dumped, b"REEL.efs"),
         "the marker travels as REEL.efs"
     );
-    let catalog = std::fs::read(home.path().join("reel-home/catalog.sqlite")).unwrap();
-    assert!(!contains(&catalog, KNOWN), "plaintext in the catalog");
+    // Every file reel keeps: cartridge files (image, sidecar index, descriptions), the
+    // catalog and its WAL, the library's drive state.
+    for entry in walkdir::WalkDir::new(home.path().join("reel-home")) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert!(
+                !contains(&bytes, KNOWN),
+                "plaintext in {}",
+                entry.path().display()
+            );
+        }
+    }
 
     let target = home.path().join("out");
     ok(reel().args(["restore", "--to"]).arg(&target));
