@@ -1,5 +1,5 @@
-//! Single instance store links in backups (real btrfs images, as root): a merged tree's set
-//! holds each content once; restoring onto btrfs re-creates the sharing; GNU tar extracts
+//! Single instance store links in backups (real btrfs and XFS images, as root): a merged
+//! tree's set holds each content once; restoring onto the same kind re-creates the sharing; GNU tar extracts
 //! correct contents from the dumped set; onto ext4 the links come back as full copies.
 
 use std::process::{Command, Output};
@@ -31,11 +31,20 @@ fn used_bytes(path: &std::path::Path) -> u64 {
 const MIB: usize = 1 << 20;
 
 #[test]
-fn merged_trees_are_backed_up_once_and_restored_shared() {
-    let Some(src_fs) = LoopFs::new("btrfs", 400 << 20) else {
+fn merged_trees_are_backed_up_once_and_restored_shared_btrfs() {
+    merged_trees_are_backed_up_once_and_restored_shared("btrfs");
+}
+
+#[test]
+fn merged_trees_are_backed_up_once_and_restored_shared_xfs() {
+    merged_trees_are_backed_up_once_and_restored_shared("xfs");
+}
+
+fn merged_trees_are_backed_up_once_and_restored_shared(fs: &str) {
+    let Some(src_fs) = LoopFs::new(fs, 400 << 20) else {
         return;
     };
-    let Some(dst_fs) = LoopFs::new("btrfs", 400 << 20) else {
+    let Some(dst_fs) = LoopFs::new(fs, 400 << 20) else {
         return;
     };
     if !require_tool("tar") {
@@ -63,7 +72,7 @@ fn merged_trees_are_backed_up_once_and_restored_shared() {
         archive < 10 * MIB as u64,
         "the set holds each content once: {archive} bytes for 6 MiB distinct, 60 MiB total"
     );
-    // Restore onto an empty btrfs: the sharing comes back.
+    // Restore onto an empty file system of the same kind: the sharing comes back.
     let before = used_bytes(dst_fs.path());
     let target = dst_fs.path().join("r");
     ok(reel().args(["restore", "--to"]).arg(&target));
