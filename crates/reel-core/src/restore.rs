@@ -114,7 +114,29 @@ fn make_plan(
         hash: Option<blake3::Hash>,
         size: u64,
     }
-    let everything = selector.is_everything();
+    if selector.is_everything() {
+        // A whole set: every member once, straight into its group, with none of the
+        // bookkeeping patterns and link targets need (a third of the memory per member).
+        let mut plan = Plan {
+            groups: BTreeMap::new(),
+            total_bytes: 0,
+            members: 0,
+            added_link_targets: Vec::new(),
+        };
+        sets::for_each_member(tapes, catalog, set, |e| {
+            plan.total_bytes += e.size;
+            plan.members += 1;
+            plan.groups.entry(e.source_set).or_default().push(Planned {
+                offset: e.offset,
+                hash: e.content_hash(),
+            });
+            Ok(())
+        })?;
+        for group in plan.groups.values_mut() {
+            group.sort_by_key(|p| p.offset);
+        }
+        return Ok(plan);
+    }
     let mut rows: Vec<Row> = Vec::new();
     let mut chosen: Vec<bool> = Vec::new();
     // For selective restores: regular files by path, so hard links can pull in their target.
@@ -129,11 +151,10 @@ fn make_plan(
     let mut visit = |e: reel_archive::IndexEntry| -> Result<()> {
         let path = e.path();
         let selected = selector.matches(&path);
-        if !everything && e.kind == 'f' {
+        if e.kind == 'f' {
             file_rows.insert(path.clone(), rows.len());
         }
         if selected
-            && !everything
             && e.kind == 'h'
             && let Some(t) = &e.link
         {
