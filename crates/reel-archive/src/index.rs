@@ -388,7 +388,9 @@ impl IndexSpool {
         self.file.flush()?;
         let mut spool = self.file.get_ref().try_clone()?;
         spool.rewind()?;
-        let mut enc = zstd::Encoder::new(out, 3)?;
+        // Level 1: at level 3 compressing the index was ~5% of the CPU of a small-file
+        // backup (perf), and the index came out no smaller on the bench's 100,000 files.
+        let mut enc = zstd::Encoder::new(out, 1)?;
         let mut digest = blake3::Hasher::new();
         let mut header = serde_json::to_vec(&HeaderLine {
             reel_set_index: INDEX_VERSION,
