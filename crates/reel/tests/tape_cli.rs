@@ -319,3 +319,30 @@ fn every_tape_subcommand_has_help_with_an_example() {
         );
     }
 }
+
+#[test]
+fn a_cartridge_repaired_on_opening_is_reported_once() {
+    let home = TempHome::new();
+    ok(&home, &["tape", "new", "c", "--capacity", "8M"]);
+    ok(&home, &["--tape", "vtape:c", "tape", "mark"]);
+    // A write cut short by a crash: a record length and part of the record.
+    let tap = home.path().join("reel-home/library/c.vtape/p1.tap");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&tap).unwrap();
+    use std::io::Write;
+    f.write_all(&9000u32.to_le_bytes()).unwrap();
+    f.write_all(&[7u8; 100]).unwrap();
+    drop(f);
+    let out = reel(&home, &["--tape", "vtape:c", "tape", "status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("104 bytes of an unfinished write"),
+        "{err}"
+    );
+    // Repaired: the next command has nothing to say.
+    let out = reel(&home, &["--tape", "vtape:c", "tape", "status"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

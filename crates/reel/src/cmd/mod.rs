@@ -27,11 +27,15 @@ pub fn open_tapes(global: &Global) -> Result<reel_core::Tapes> {
         Some(t) => format!("cannot open tape {t}"),
         None => "cannot open the default tape".to_string(),
     })?;
-    // Repairs made on opening are never silent (even with --quiet: data may be lost).
-    for note in tapes.drive.open_notes() {
+    warn_open_notes(&*tapes.drive);
+    Ok(tapes)
+}
+
+/// Says what opening the medium repaired. Never silent, even with --quiet: data may be lost.
+pub fn warn_open_notes(drive: &dyn reel_tape::TapeDrive) {
+    for note in drive.open_notes() {
         eprintln!("reel: warning: {note}");
     }
-    Ok(tapes)
 }
 
 /// Where the catalog lives: `$REEL_HOME/catalog.sqlite`.

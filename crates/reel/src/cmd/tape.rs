@@ -314,10 +314,14 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
 /// Opens the drive `--tape` names without rewinding.
 fn open(global: &Global) -> Result<Box<dyn TapeDrive>> {
     let target = Target::parse(global.tape.as_deref())?;
-    target.open_no_rewind().with_context(|| match &global.tape {
-        Some(t) => format!("cannot open tape {t}"),
-        None => "cannot open the default tape".to_string(),
-    })
+    let drive = target
+        .open_no_rewind()
+        .with_context(|| match &global.tape {
+            Some(t) => format!("cannot open tape {t}"),
+            None => "cannot open the default tape".to_string(),
+        })?;
+    crate::cmd::warn_open_notes(&*drive);
+    Ok(drive)
 }
 
 /// A count or number that may not be negative: ERROR_INVALID_PARAMETER otherwise.
@@ -720,7 +724,9 @@ fn changer_load(global: &Global, name: &str) -> Result<ExitCode> {
              without a name, `reel tape load` loads the tape in the drive"
         )));
     };
+    crate::cmd::warn_open_notes(&drive);
     lib.load(&mut drive, name)?;
+    crate::cmd::warn_open_notes(&drive);
     // The first operation after a media change reports it, as a drive does.
     let changed = matches!(drive.status(), Err(TapeError::MediaChanged));
     let done = if changed {
