@@ -5,68 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use reel_core::{BackupOptions, NoProgress, RestoreOptions, Tapes};
+use reel_tape::conformance::CountingReads as Counting;
 use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
-use reel_tape::*;
-
-/// A drive that counts the records read through it.
-struct Counting {
-    inner: VirtualDrive,
-    reads: Arc<AtomicU64>,
-}
-
-impl TapeDrive for Counting {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.inner.read(buf)
-    }
-    fn write(&mut self, buf: &[u8]) -> Result<()> {
-        self.inner.write(buf)
-    }
-    fn write_marks(&mut self, kind: MarkKind, count: u32, immediate: bool) -> Result<()> {
-        self.inner.write_marks(kind, count, immediate)
-    }
-    fn set_position(&mut self, to: SeekTo, immediate: bool) -> Result<()> {
-        self.inner.set_position(to, immediate)
-    }
-    fn position(&mut self, kind: PositionKind) -> Result<Position> {
-        self.inner.position(kind)
-    }
-    fn status(&mut self) -> Result<()> {
-        self.inner.status()
-    }
-    fn prepare(&mut self, op: PrepareOp, immediate: bool) -> Result<()> {
-        self.inner.prepare(op, immediate)
-    }
-    fn erase(&mut self, kind: EraseKind, immediate: bool) -> Result<()> {
-        self.inner.erase(kind, immediate)
-    }
-    fn create_partitions(
-        &mut self,
-        method: PartitionMethod,
-        count: u32,
-        size_mb: u32,
-    ) -> Result<()> {
-        self.inner.create_partitions(method, count, size_mb)
-    }
-    fn drive_parameters(&mut self) -> Result<DriveParameters> {
-        self.inner.drive_parameters()
-    }
-    fn media_parameters(&mut self) -> Result<MediaParameters> {
-        self.inner.media_parameters()
-    }
-    fn set_drive_parameters(&mut self, params: &SetDriveParameters) -> Result<()> {
-        self.inner.set_drive_parameters(params)
-    }
-    fn set_media_parameters(&mut self, block_size: u32) -> Result<()> {
-        self.inner.set_media_parameters(block_size)
-    }
-    fn flush(&mut self) -> Result<()> {
-        self.inner.flush()
-    }
-}
 
 #[test]
 fn one_small_file_is_restored_with_a_few_record_reads() {

@@ -1027,3 +1027,69 @@ fn unsupported_is_reported(h: &mut dyn Harness) -> Outcome {
     );
     Ok(())
 }
+
+/// A drive that counts the records read through it (tests that a job reads only a few
+/// records of a large tape); every other call goes to `inner` unchanged.
+pub struct CountingReads<D: TapeDrive> {
+    pub inner: D,
+    /// Shared, so the count survives the drive being moved into a job and dropped.
+    pub reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<D: TapeDrive> TapeDrive for CountingReads<D> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn open_notes(&self) -> Vec<String> {
+        self.inner.open_notes()
+    }
+    fn read(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.read(buf)
+    }
+    fn write(&mut self, buf: &[u8]) -> crate::Result<()> {
+        self.inner.write(buf)
+    }
+    fn write_marks(&mut self, kind: MarkKind, count: u32, immediate: bool) -> crate::Result<()> {
+        self.inner.write_marks(kind, count, immediate)
+    }
+    fn set_position(&mut self, to: SeekTo, immediate: bool) -> crate::Result<()> {
+        self.inner.set_position(to, immediate)
+    }
+    fn position(&mut self, kind: PositionKind) -> crate::Result<Position> {
+        self.inner.position(kind)
+    }
+    fn status(&mut self) -> crate::Result<()> {
+        self.inner.status()
+    }
+    fn prepare(&mut self, op: PrepareOp, immediate: bool) -> crate::Result<()> {
+        self.inner.prepare(op, immediate)
+    }
+    fn erase(&mut self, kind: EraseKind, immediate: bool) -> crate::Result<()> {
+        self.inner.erase(kind, immediate)
+    }
+    fn create_partitions(
+        &mut self,
+        method: PartitionMethod,
+        count: u32,
+        size_mb: u32,
+    ) -> crate::Result<()> {
+        self.inner.create_partitions(method, count, size_mb)
+    }
+    fn drive_parameters(&mut self) -> crate::Result<DriveParameters> {
+        self.inner.drive_parameters()
+    }
+    fn media_parameters(&mut self) -> crate::Result<MediaParameters> {
+        self.inner.media_parameters()
+    }
+    fn set_drive_parameters(&mut self, params: &SetDriveParameters) -> crate::Result<()> {
+        self.inner.set_drive_parameters(params)
+    }
+    fn set_media_parameters(&mut self, block_size: u32) -> crate::Result<()> {
+        self.inner.set_media_parameters(block_size)
+    }
+    fn flush(&mut self) -> crate::Result<()> {
+        self.inner.flush()
+    }
+}
