@@ -2,13 +2,11 @@
 //! as checks written against `&mut dyn TapeDrive`, so every backend runs the same suite.
 //!
 //! A backend's test file implements [`Harness`] (blank media, write protection, a changer
-//! load) and runs each check of [`RULES`] as its own test, e.g.
+//! load) and runs each check of [`RULES`] as its own test with
+//! [`conformance_tests!`](crate::conformance_tests):
 //!
 //! ```text
-//! #[test]
-//! fn filemark_read() {
-//!     reel_tape::conformance::run("filemark_read", &mut MyHarness::new());
-//! }
+//! reel_tape::conformance_tests!(MyHarness::new());
 //! ```
 //!
 //! A check that the backend cannot set up (a real drive cannot make a 4 MiB tape) reports
@@ -18,6 +16,54 @@
 use crate::drive::*;
 use crate::error::{TapeError, code};
 use crate::features::*;
+
+/// One `#[test]` per rule of [`RULES`] for a backend, each on a fresh harness from
+/// `$harness` (an expression), plus a test that no rule is left without one. Used by every
+/// backend's test file, so the list of rules is written once:
+///
+/// ```text
+/// reel_tape::conformance_tests!(MyHarness::new());
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        $crate::conformance_tests!(
+            @rules $harness;
+            positions_count_objects,
+            write_makes_end_of_data,
+            filemark_read,
+            setmark_read,
+            end_of_data_read,
+            variable_mode_reads,
+            fixed_mode_whole_blocks,
+            spacing_over_filemarks,
+            spacing_failures,
+            early_warning,
+            write_past_end,
+            write_protect,
+            unload_then_no_media,
+            media_changed_once,
+            locked_unload_refused,
+            unsupported_is_reported,
+        );
+    };
+    (@rules $harness:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::conformance::run(stringify!($name), &mut $harness);
+            }
+        )*
+
+        #[test]
+        fn every_rule_has_a_test() {
+            let tested = [$(stringify!($name)),*];
+            for rule in $crate::conformance::RULES {
+                assert!(tested.contains(&rule.name), "no test for rule {}", rule.name);
+            }
+        }
+    };
+}
 
 /// Why a check did not pass.
 #[derive(Debug)]

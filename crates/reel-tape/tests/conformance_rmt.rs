@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use reel_tape::TapeDrive;
-use reel_tape::conformance::{self, Fail, Harness};
+use reel_tape::conformance::{Fail, Harness};
 use reel_tape::rmt::{Connection, RemoteDrive, RemoteKind, ServerConfig, serve};
 use reel_tape::vtape::{Cartridge, CartridgeConfig, store::DirStore};
 use reel_tape::{SeekTo, TapeError};
@@ -101,40 +101,4 @@ impl Harness for RmtHarness {
     }
 }
 
-macro_rules! rules {
-    ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                conformance::run(stringify!($name), &mut RmtHarness::new());
-            }
-        )*
-
-        #[test]
-        fn every_rule_has_a_test() {
-            let tested = [$(stringify!($name)),*];
-            for rule in conformance::RULES {
-                assert!(tested.contains(&rule.name), "no test for rule {}", rule.name);
-            }
-        }
-    };
-}
-
-rules!(
-    positions_count_objects,
-    write_makes_end_of_data,
-    filemark_read,
-    setmark_read,
-    end_of_data_read,
-    variable_mode_reads,
-    fixed_mode_whole_blocks,
-    spacing_over_filemarks,
-    spacing_failures,
-    early_warning,
-    write_past_end,
-    write_protect,
-    unload_then_no_media,
-    media_changed_once,
-    locked_unload_refused,
-    unsupported_is_reported,
-);
+reel_tape::conformance_tests!(RmtHarness::new());
