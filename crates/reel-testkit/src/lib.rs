@@ -55,6 +55,34 @@ pub fn find_on_path(tool: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Running the program under test (`reel`), with the checks every CLI test wants.
+pub mod cli {
+    use std::process::{Command, Output};
+
+    /// Runs the command (it may fail); panics if it panicked, whatever its exit status.
+    pub fn run(cmd: &mut Command) -> Output {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "reel panicked: {stderr}");
+        out
+    }
+
+    /// Runs the command, which must succeed (and not panic); returns its stdout.
+    pub fn ok(cmd: &mut Command) -> String {
+        let out = run(cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 /// Runs a command, panicking with its stderr when it fails; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd

@@ -3,29 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use reel_testkit::cli::{ok, run};
 use reel_testkit::{TempHome, assert_same_tree, make_tree, pseudo_random, require_tool};
 
 fn reel(home: &TempHome) -> Command {
     home.command(env!("CARGO_BIN_EXE_reel"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run reel");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "reel panicked: {stderr}");
-    out
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Everything a command printed, for messages that may go to either stream.

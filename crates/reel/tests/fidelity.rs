@@ -16,9 +16,10 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use reel_stream::sparse::{ContentReader, Extent, SparseHasher, SparseMap};
+use reel_testkit::cli::{ok, run};
 use reel_testkit::{TempHome, require_root, require_tool};
 
 const TIB: u64 = 1 << 40;
@@ -26,25 +27,6 @@ const MIB: u64 = 1 << 20;
 
 fn reel(home: &TempHome) -> Command {
     home.command(env!("CARGO_BIN_EXE_reel"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
-    out
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Removes +i/+a everywhere below `dir` when dropped, so temporary trees can be deleted.

@@ -7,33 +7,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use reel_testkit::cli::{ok, run};
 use reel_testkit::{TempHome, assert_same_tree, make_tree, require_tool, write_file};
 
 fn reel(home: &TempHome) -> Command {
     home.command(env!("CARGO_BIN_EXE_reel"))
 }
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run reel");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "reel panicked: {stderr}");
-    out
-}
-
 fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn corpus(name: &str) -> PathBuf {
