@@ -98,30 +98,12 @@ impl ForeignScan<'_> {
 
     /// Records one member (its `offset` is its first header's byte offset in the file).
     pub fn push(&mut self, e: &IndexEntry) -> Result<()> {
-        self.tx
-            .execute(
-                "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset, hash, link,
-                                      meta_digest, ctime, ino, source_set, hash_scheme)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, NULL, ?16)",
-                params![
-                    self.id.to_string(),
-                    self.count as i64,
-                    e.path(),
-                    e.kind.to_string(),
-                    e.size as i64,
-                    e.mode,
-                    e.uid,
-                    e.gid,
-                    e.mtime,
-                    e.offset as i64,
-                    e.hash,
-                    e.link,
-                    e.meta_digest,
-                    e.ctime,
-                    e.ino.map(|i| i as i64),
-                    e.hash_scheme,
-                ],
-            )
+        let mut stmt = self
+            .tx
+            .prepare_cached(crate::INSERT_ENTRY)
+            .map_err(self.sql())?;
+        // Members of a foreign tape file live in no earlier set.
+        crate::insert_entry(&mut stmt, &self.id.to_string(), self.count, e, None)
             .map_err(self.sql())?;
         self.count += 1;
         Ok(())

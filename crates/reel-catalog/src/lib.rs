@@ -137,6 +137,41 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// One member's row in `entries` (sets and foreign scans alike).
+const INSERT_ENTRY: &str = "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset, hash, link,
+                                                 meta_digest, ctime, ino, source_set, hash_scheme)
+                            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+/// Inserts member number `seq` of set (or scan) `set_id` with a statement of [`INSERT_ENTRY`];
+/// `source_set` is the earlier set holding its data, if any.
+fn insert_entry(
+    stmt: &mut rusqlite::Statement<'_>,
+    set_id: &str,
+    seq: u64,
+    e: &IndexEntry,
+    source_set: Option<uuid::Uuid>,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        set_id,
+        seq as i64,
+        e.path(),
+        e.kind.to_string(),
+        e.size as i64,
+        e.mode,
+        e.uid,
+        e.gid,
+        e.mtime,
+        e.offset as i64,
+        e.hash,
+        e.link,
+        e.meta_digest,
+        e.ctime,
+        e.ino.map(|i| i as i64),
+        source_set.map(|s| s.to_string()),
+        e.hash_scheme,
+    ])
+}
+
 impl Catalog {
     /// Opens (creating or migrating) the catalog at `path`.
     pub fn open(path: &Path) -> Result<Catalog> {
@@ -352,39 +387,14 @@ impl Catalog {
         .map_err(sql)?;
         let mut count = 0u64;
         {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset, hash, link,
-                                          meta_digest, ctime, ino, source_set, hash_scheme)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-                )
-                .map_err(sql)?;
+            let mut stmt = tx.prepare(INSERT_ENTRY).map_err(sql)?;
             for e in entries {
                 let e = e.map_err(|err| CatalogError::BadRow {
                     path: path.clone(),
                     id: id.clone(),
                     detail: err.to_string(),
                 })?;
-                stmt.execute(params![
-                    id,
-                    count as i64,
-                    e.path(),
-                    e.kind.to_string(),
-                    e.size as i64,
-                    e.mode,
-                    e.uid,
-                    e.gid,
-                    e.mtime,
-                    e.offset as i64,
-                    e.hash,
-                    e.link,
-                    e.meta_digest,
-                    e.ctime,
-                    e.ino.map(|i| i as i64),
-                    e.source_set.map(|s| s.to_string()),
-                    e.hash_scheme,
-                ])
-                .map_err(sql)?;
+                insert_entry(&mut stmt, &id, count, &e, e.source_set).map_err(sql)?;
                 count += 1;
             }
         }
