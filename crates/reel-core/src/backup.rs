@@ -609,23 +609,9 @@ fn write_set(
         opts.block_size,
     )?;
     let mut writer = SetWriter::with_sink(sink, opts.block_size)?;
-    let mut job = Walker {
-        names: NameCache::new(),
-        links: HashMap::new(),
-        problems: Vec::new(),
-        files: 0,
-        directories: 0,
-        other: 0,
-        content_bytes: 0,
-        unchanged: 0,
-        progress,
-        totals: totals.clone(),
-        seen: 0,
-        parent: parent.as_ref().map(|p| (p.id, catalog.as_deref())),
-        filter: (!opts.ignore_exclusions).then_some(&policy.filter),
-        skipped: Vec::new(),
-        sis: crate::sis::SisBackup::default(),
-    };
+    let mut job = Walker::new(progress, opts, policy);
+    job.totals = totals.clone();
+    job.parent = parent.as_ref().map(|p| (p.id, catalog.as_deref()));
     for source in sources {
         job.walk_root(&mut writer, source, opts.one_file_system)?;
     }
@@ -742,23 +728,7 @@ fn write_set(
 pub fn dry_run(opts: &BackupOptions, progress: &dyn Progress) -> Result<DryRunReport> {
     let roots = resolve_roots(&opts.paths)?;
     let policy = load_policy(opts)?;
-    let mut job = Walker {
-        names: NameCache::new(),
-        links: HashMap::new(),
-        problems: Vec::new(),
-        files: 0,
-        directories: 0,
-        other: 0,
-        content_bytes: 0,
-        unchanged: 0,
-        progress,
-        totals: None,
-        seen: 0,
-        parent: None,
-        filter: (!opts.ignore_exclusions).then_some(&policy.filter),
-        skipped: Vec::new(),
-        sis: crate::sis::SisBackup::default(),
-    };
+    let mut job = Walker::new(progress, opts, &policy);
     for root in &roots {
         let source = Source {
             live: root.clone(),
@@ -817,7 +787,29 @@ struct Walker<'p, 'c> {
     sis: crate::sis::SisBackup,
 }
 
-impl Walker<'_, '_> {
+impl<'p, 'c> Walker<'p, 'c> {
+    /// A walk that has seen nothing yet; its filter is the policy's unless `opts` says to
+    /// ignore exclusions.
+    fn new(progress: &'p dyn Progress, opts: &BackupOptions, policy: &'c BackupPolicy) -> Self {
+        Walker {
+            names: NameCache::new(),
+            links: HashMap::new(),
+            problems: Vec::new(),
+            files: 0,
+            directories: 0,
+            other: 0,
+            content_bytes: 0,
+            unchanged: 0,
+            progress,
+            totals: None,
+            seen: 0,
+            parent: None,
+            filter: (!opts.ignore_exclusions).then_some(&policy.filter),
+            skipped: Vec::new(),
+            sis: crate::sis::SisBackup::default(),
+        }
+    }
+
     fn problem(&mut self, message: String) {
         self.progress.problem(&message);
         self.problems.push(message);
