@@ -8,61 +8,10 @@ use reel_policy::snapshot::{self, SnapshotError};
 use reel_policy::{BackupFilter, EntryKind, Policy, Reason, Roots, Verdict};
 use reel_testkit::{run_ok, write_file};
 
-/// A btrfs image mounted on a temporary directory; unmounted (and its loop device released,
-/// `mount -o loop` sets autoclear) when dropped, whatever happened.
-struct BtrfsImage {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-    mounted: bool,
-}
-
-impl BtrfsImage {
-    fn new() -> Option<BtrfsImage> {
-        if !reel_testkit::require_root("mounts a btrfs image on a loop device")
-            || !reel_testkit::require_tool("mkfs.btrfs")
-            || !reel_testkit::require_tool("btrfs")
-            || !reel_testkit::require_tool("mount")
-        {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("fs.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(256 << 20)
-            .unwrap();
-        run_ok(Command::new("mkfs.btrfs").arg("-q").arg("-f").arg(&img));
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let mut me = BtrfsImage {
-            _dir: dir,
-            mnt,
-            mounted: false,
-        };
-        run_ok(
-            Command::new("mount")
-                .arg("-o")
-                .arg("loop")
-                .arg(&img)
-                .arg(&me.mnt),
-        );
-        me.mounted = true;
-        Some(me)
-    }
-}
-
-impl Drop for BtrfsImage {
-    fn drop(&mut self) {
-        if self.mounted {
-            let ok = Command::new("umount")
-                .arg(&self.mnt)
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
-            }
-        }
-    }
+/// A btrfs image on a loop device (root), with the btrfs tool the tests also use.
+fn btrfs_image() -> Option<reel_testkit::LoopFs> {
+    let fs = reel_testkit::LoopFs::new("btrfs", 256 << 20)?;
+    reel_testkit::require_tool("btrfs").then_some(fs)
 }
 
 fn policy_root(mnt: &Path, outside: &Path, extra_conf: &str) -> tempfile::TempDir {
@@ -97,8 +46,8 @@ fn exists(p: &Path) -> bool {
 
 #[test]
 fn snapshot_on_btrfs_is_filtered_read_only_consistent_and_pruned() {
-    let Some(img) = BtrfsImage::new() else { return };
-    let mnt = img.mnt.clone();
+    let Some(img) = btrfs_image() else { return };
+    let mnt = img.path().to_path_buf();
     run_ok(
         Command::new("btrfs")
             .args(["subvolume", "create"])
@@ -246,18 +195,18 @@ fn snapshot_on_btrfs_is_filtered_read_only_consistent_and_pruned() {
 
 #[test]
 fn min_snapshot_space_is_honoured() {
-    let Some(img) = BtrfsImage::new() else { return };
+    let Some(img) = btrfs_image() else { return };
     let outside = tempfile::tempdir().unwrap();
-    write_file(&img.mnt.join("data/f"), b"x");
-    let root = policy_root(&img.mnt, outside.path(), "min-snapshot-space = \"1T\"\n");
+    write_file(&img.path().join("data/f"), b"x");
+    let root = policy_root(img.path(), outside.path(), "min-snapshot-space = \"1T\"\n");
     let policy = Policy::load(&Roots::new(root.path()));
-    let err = snapshot::create(&img.mnt.join("data"), &policy.snapshot_options()).unwrap_err();
+    let err = snapshot::create(&img.path().join("data"), &policy.snapshot_options()).unwrap_err();
     assert!(
         matches!(err, SnapshotError::NotEnoughSpace { needed, .. } if needed == 1 << 40),
         "{err}"
     );
     assert!(err.to_string().contains("min-snapshot-space"), "{err}");
-    assert!(snapshot::list(&img.mnt).unwrap().is_empty());
+    assert!(snapshot::list(img.path()).unwrap().is_empty());
 }
 
 #[test]
