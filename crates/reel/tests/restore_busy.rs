@@ -1,21 +1,10 @@
 //! `reel restore --schedule-busy`: a file whose name is busy (here: a bind mount over it) is
 //! staged next to its target and a MoveFile scheduled; `reel delayed run` carries it out.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
+use reel_testkit::cli::ok;
 use reel_testkit::{TempHome, require_root, require_tool, write_file};
-
-fn ok(cmd: &mut Command) -> String {
-    let out: Output = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Unmounts the bind mount when the test ends, whatever happens.
 struct Unmount(std::path::PathBuf);
