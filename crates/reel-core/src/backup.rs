@@ -274,11 +274,12 @@ struct AppendPoint {
 /// Prepares the volume for a new set: labels a blank tape, checks a labelled one, and finds
 /// the append point.
 fn prepare_volume(drive: &mut dyn TapeDrive, opts: &BackupOptions) -> Result<AppendPoint> {
-    let barcode = drive.describe();
-    let barcode = barcode
-        .strip_prefix("vtape:")
-        .unwrap_or(&barcode)
-        .to_string();
+    // A virtual cartridge is labelled with its name; a tape in a real or remote drive gets a
+    // name of its own (the device path names the drive, not the tape).
+    let barcode = match drive.describe().strip_prefix("vtape:") {
+        Some(name) => name.to_string(),
+        None => crate::manual::new_tape_name(),
+    };
     let mut labelled = false;
     match reel_archive::read_state(drive)? {
         VolumeState::Reel(_) => {}

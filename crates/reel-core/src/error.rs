@@ -9,6 +9,9 @@ pub enum CoreError {
     /// The request cannot be carried out as asked (bad path, unknown set, …).
     #[error("{0}")]
     Usage(String),
+    /// A volume the job needs cannot be had: the operator declined, or cannot be asked.
+    #[error("{0}")]
+    Stopped(String),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error(transparent)]
@@ -42,6 +45,7 @@ impl CoreError {
         };
         match self {
             CoreError::Usage(_) => FailureKind::Usage,
+            CoreError::Stopped(_) => FailureKind::Media,
             CoreError::Tape(t) => tape_kind(t),
             CoreError::Archive(a) => match a {
                 ArchiveError::Tape { source, .. } => tape_kind(source),

@@ -354,6 +354,9 @@ fn restore_group(
         let gap = planned.offset.saturating_sub(pax.offset());
         if need_seek || gap > 2 * block_size as u64 || planned.offset < pax.offset() {
             if let Err(e) = seek(pax, planned.offset) {
+                if let Some(stop) = pax.get_mut().stopped() {
+                    return Err(stop);
+                }
                 let msg = format!(
                     "set {} ({}): cannot reach the member at byte {}: {e}",
                     info.number, info.name, planned.offset
@@ -372,6 +375,9 @@ fn restore_group(
                 | ArchiveError::Corrupt { .. }
                 | ArchiveError::Truncated { .. }),
             ) => {
+                if let Some(stop) = pax.get_mut().stopped() {
+                    return Err(stop);
+                }
                 let msg = format!(
                     "set {} (member at byte {}): {e}",
                     info.number, planned.offset

@@ -77,8 +77,8 @@ impl<'a> SpanningSink<'a> {
 
     /// Closes the current part and continues on a blank volume.
     pub fn switch_volume(&mut self) -> Result<()> {
-        let current = self.tapes.barcode();
-        let (next, barcode) = self.tapes.changer.open_blank(&current)?;
+        let current = self.label.barcode.clone();
+        let barcode = self.tapes.changer.next_blank(&current)?;
         let part_no = self.parts.len() as u32;
         let last = self.parts.last().cloned();
         let drive = &mut *self.tapes.drive;
@@ -99,17 +99,25 @@ impl<'a> SpanningSink<'a> {
             next_barcode: barcode.clone(),
         }
         .write(drive)?;
-        self.tapes.drive = crate::tapes::variable_mode(next);
+        // The full volume is closed: what was written stays readable if no blank one comes.
+        drive.flush().map_err(|e| {
+            ArchiveError::tape(format!("closing part {part_no} on {}", drive.describe()), e)
+        })?;
+        let sequence = self.label.sequence + 1;
+        self.progress.problem(&format!(
+            "{current} is full: set {} continues on {barcode} (volume {sequence} of the series)",
+            self.set_name
+        ));
+        self.tapes
+            .changer
+            .load_blank(&mut self.tapes.drive, &barcode)?;
+        crate::tapes::variable_mode(&mut *self.tapes.drive);
         let mut label = VolumeLabel::new(&barcode);
         label.series_id = self.label.series_id;
-        label.sequence = self.label.sequence + 1;
+        label.sequence = sequence;
         label.pool = self.label.pool.clone();
         reel_archive::write_label(&mut *self.tapes.drive, &label)?;
         let first_block = logical_position(&mut *self.tapes.drive)?;
-        self.progress.problem(&format!(
-            "{current} is full: set {} continues on {barcode} (volume {} of the series)",
-            self.set_name, label.sequence
-        ));
         self.parts.push(SetPart {
             volume_id: label.volume_id,
             barcode,
@@ -198,6 +206,8 @@ pub struct SetStream<'a> {
     cursor: RecordCursor,
     /// The volume in the drive is the current part's.
     mounted: bool,
+    /// Why a volume could not be had from the operator: the job is over, nobody is asked again.
+    stopped: Option<String>,
 }
 
 impl<'a> SetStream<'a> {
@@ -218,15 +228,24 @@ impl<'a> SetStream<'a> {
             block_size,
             current: 0,
             mounted: false,
+            stopped: None,
         })
     }
 
     /// Loads the current part's volume and positions at byte `within` of the part.
     fn mount(&mut self, within: u64) -> Result<(), ArchiveError> {
+        if let Some(why) = &self.stopped {
+            return Err(ArchiveError::Volume(why.clone()));
+        }
         let part = self.parts[self.current].clone();
         self.tapes
             .ensure_volume(&part.barcode, part.volume_id)
-            .map_err(to_archive)?;
+            .map_err(|e| {
+                if let CoreError::Stopped(why) = &e {
+                    self.stopped = Some(why.clone());
+                }
+                to_archive(e)
+            })?;
         self.cursor = RecordCursor::new(
             part.data_file,
             Some(part.first_block),
@@ -236,6 +255,11 @@ impl<'a> SetStream<'a> {
         self.cursor.seek_to(&mut *self.tapes.drive, within)?;
         self.mounted = true;
         Ok(())
+    }
+
+    /// Why the job must stop: a volume it needs cannot be had (see [`CoreError::Stopped`]).
+    pub fn stopped(&self) -> Option<CoreError> {
+        self.stopped.clone().map(CoreError::Stopped)
     }
 
     /// Moves to byte `offset` of the set data (any part).

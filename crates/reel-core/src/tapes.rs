@@ -3,7 +3,8 @@
 //! A set that fills its cartridge continues on a blank one; a restore of such a set, or of
 //! an incremental chain, needs other volumes. [`Tapes`] holds the drive and a
 //! [`VolumeChanger`] that supplies volumes: the library's cartridges ([`LibraryChanger`]),
-//! or nothing ([`NoChanger`], for a lone cartridge or device, which fails clearly).
+//! the operator of a real or remote drive ([`ManualChanger`]), or nothing ([`NoChanger`],
+//! for a lone cartridge, which fails clearly).
 
 use std::path::PathBuf;
 
@@ -11,14 +12,24 @@ use reel_archive::VolumeState;
 use reel_tape::{Library, TapeDrive, Target};
 
 use crate::error::{CoreError, Result};
+use crate::manual::{ManualChanger, Operator};
 
 /// Supplies volumes other than the one in the drive.
 pub trait VolumeChanger {
-    /// Opens a blank volume to continue a set on (never the one named `current`); returns
-    /// the drive and the volume's barcode.
-    fn open_blank(&mut self, current: &str) -> Result<(Box<dyn TapeDrive>, String)>;
-    /// Opens the volume with this barcode, whose label must carry `volume_id`.
-    fn open_volume(&mut self, barcode: &str, volume_id: uuid::Uuid) -> Result<Box<dyn TapeDrive>>;
+    /// The name the blank volume a set continues on will carry (never `current`, the full
+    /// one). Asked before the full volume is closed, since its closing marker names the next.
+    fn next_blank(&mut self, current: &str) -> Result<String>;
+    /// Replaces the volume in `drive` by a blank one, to be labelled `barcode` (from
+    /// [`VolumeChanger::next_blank`]).
+    fn load_blank(&mut self, drive: &mut Box<dyn TapeDrive>, barcode: &str) -> Result<()>;
+    /// Replaces the volume in `drive` by the one with this barcode, whose label must carry
+    /// `volume_id`.
+    fn load_volume(
+        &mut self,
+        drive: &mut Box<dyn TapeDrive>,
+        barcode: &str,
+        volume_id: uuid::Uuid,
+    ) -> Result<()>;
     /// Where volumes come from, for messages.
     fn describe(&self) -> String;
 }
@@ -29,14 +40,23 @@ pub struct NoChanger {
 }
 
 impl VolumeChanger for NoChanger {
-    fn open_blank(&mut self, current: &str) -> Result<(Box<dyn TapeDrive>, String)> {
+    fn next_blank(&mut self, current: &str) -> Result<String> {
         Err(CoreError::Usage(format!(
             "{current} is full and {} has no other cartridges to continue on; back up to a library (the default, or --tape LIBRARY-DIR)",
             self.what
         )))
     }
 
-    fn open_volume(&mut self, barcode: &str, volume_id: uuid::Uuid) -> Result<Box<dyn TapeDrive>> {
+    fn load_blank(&mut self, _drive: &mut Box<dyn TapeDrive>, barcode: &str) -> Result<()> {
+        self.next_blank(barcode).map(|_| ())
+    }
+
+    fn load_volume(
+        &mut self,
+        _drive: &mut Box<dyn TapeDrive>,
+        barcode: &str,
+        volume_id: uuid::Uuid,
+    ) -> Result<()> {
         Err(CoreError::Usage(format!(
             "volume {barcode} ({volume_id}) is needed but {} cannot load it; use the library that holds it (--tape LIBRARY-DIR)",
             self.what
@@ -57,39 +77,44 @@ impl LibraryChanger {
     pub fn new(library: Library) -> Self {
         LibraryChanger { library }
     }
-
-    fn barcode_of(drive: &dyn TapeDrive) -> String {
-        let d = drive.describe();
-        d.strip_prefix("vtape:").unwrap_or(&d).to_string()
-    }
 }
 
 impl VolumeChanger for LibraryChanger {
-    fn open_blank(&mut self, current: &str) -> Result<(Box<dyn TapeDrive>, String)> {
+    fn next_blank(&mut self, current: &str) -> Result<String> {
         let carts = self.library.cartridges()?;
         let capacity = carts
             .iter()
             .find(|c| c.name == current)
             .map(|c| c.capacity)
             .unwrap_or_else(|| self.library.default_capacity());
-        let name = match carts
-            .iter()
-            .find(|c| c.name != current && c.used == 0 && !c.write_protected)
-        {
-            Some(c) => c.name.clone(),
-            None => {
-                let name = self.library.next_name()?;
-                self.library.create_cartridge(&name, capacity, false)?;
-                name
-            }
-        };
-        let dir = self.library.cartridge_dir(&name);
-        let drive = reel_tape::vtape::VirtualDrive::open(&dir)?;
-        self.library.set_loaded(&name)?;
-        Ok((Box::new(drive), name))
+        Ok(
+            match carts
+                .iter()
+                .find(|c| c.name != current && c.used == 0 && !c.write_protected)
+            {
+                Some(c) => c.name.clone(),
+                None => {
+                    let name = self.library.next_name()?;
+                    self.library.create_cartridge(&name, capacity, false)?;
+                    name
+                }
+            },
+        )
     }
 
-    fn open_volume(&mut self, barcode: &str, volume_id: uuid::Uuid) -> Result<Box<dyn TapeDrive>> {
+    fn load_blank(&mut self, drive: &mut Box<dyn TapeDrive>, barcode: &str) -> Result<()> {
+        let dir = self.library.cartridge_dir(barcode);
+        *drive = Box::new(reel_tape::vtape::VirtualDrive::open(&dir)?);
+        self.library.set_loaded(barcode)?;
+        Ok(())
+    }
+
+    fn load_volume(
+        &mut self,
+        drive: &mut Box<dyn TapeDrive>,
+        barcode: &str,
+        volume_id: uuid::Uuid,
+    ) -> Result<()> {
         // The barcode names the cartridge; if it was renamed, look for the label.
         let mut candidates = vec![barcode.to_string()];
         candidates.extend(
@@ -104,14 +129,15 @@ impl VolumeChanger for LibraryChanger {
                 continue;
             }
             // A cartridge in use (the one in our own drive, or another process's) is skipped.
-            let Ok(drive) = reel_tape::vtape::VirtualDrive::open(&dir) else {
+            let Ok(found) = reel_tape::vtape::VirtualDrive::open(&dir) else {
                 continue;
             };
-            let mut drive: Box<dyn TapeDrive> = Box::new(drive);
-            if let Ok(VolumeState::Reel(label)) = reel_archive::read_state(&mut *drive)
+            let mut found: Box<dyn TapeDrive> = Box::new(found);
+            if let Ok(VolumeState::Reel(label)) = reel_archive::read_state(&mut *found)
                 && label.volume_id == volume_id
             {
-                return Ok(drive);
+                *drive = found;
+                return Ok(());
             }
         }
         Err(CoreError::Usage(format!(
@@ -134,19 +160,16 @@ pub struct Tapes {
 /// Puts a drive in variable-block mode: sets are written and read one record per block,
 /// whatever block size `reel tape set` left the drive in. A drive that cannot is left as it
 /// is (its first write or read then says why).
-pub fn variable_mode(mut drive: Box<dyn TapeDrive>) -> Box<dyn TapeDrive> {
+pub fn variable_mode(drive: &mut dyn TapeDrive) {
     if drive.media_parameters().is_ok_and(|m| m.block_size != 0) {
         let _ = drive.set_media_parameters(0);
     }
-    drive
 }
 
 impl Tapes {
-    pub fn new(drive: Box<dyn TapeDrive>, changer: Box<dyn VolumeChanger>) -> Self {
-        Tapes {
-            drive: variable_mode(drive),
-            changer,
-        }
+    pub fn new(mut drive: Box<dyn TapeDrive>, changer: Box<dyn VolumeChanger>) -> Self {
+        variable_mode(&mut *drive);
+        Tapes { drive, changer }
     }
 
     /// A drive with no other volumes.
@@ -156,8 +179,8 @@ impl Tapes {
     }
 
     /// Opens the drive of a `--tape` target, with the library's changer when the target is
-    /// (in) a library.
-    pub fn open(target: &Target) -> Result<Tapes> {
+    /// (in) a library, and `operator` to change tapes by hand in a real or remote drive.
+    pub fn open(target: &Target, operator: Box<dyn Operator>) -> Result<Tapes> {
         let drive = target.open()?;
         let library_dir: Option<PathBuf> = match target {
             Target::Library(dir) => Some(dir.clone().unwrap_or_else(Library::default_dir)),
@@ -175,13 +198,12 @@ impl Tapes {
                 drive,
                 Box::new(LibraryChanger::new(Library::open_or_create(&dir)?)),
             ),
+            None if matches!(target, Target::Device(_) | Target::Remote { .. }) => Tapes::new(
+                drive,
+                Box::new(ManualChanger::new(target.clone(), operator)),
+            ),
             None => Tapes::single(drive),
         })
-    }
-
-    /// Barcode of the volume in the drive (the cartridge name for virtual cartridges).
-    pub fn barcode(&self) -> String {
-        LibraryChanger::barcode_of(&*self.drive)
     }
 
     /// Makes the volume with `volume_id` the one in the drive (no change when it already is).
@@ -191,8 +213,9 @@ impl Tapes {
         {
             return Ok(());
         }
-        let drive = self.changer.open_volume(barcode, volume_id)?;
-        self.drive = variable_mode(drive);
+        self.changer
+            .load_volume(&mut self.drive, barcode, volume_id)?;
+        variable_mode(&mut *self.drive);
         Ok(())
     }
 }

@@ -125,6 +125,9 @@ pub fn verify(
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e) => {
+                if let Some(stop) = pax.get_mut().stopped() {
+                    return Err(stop);
+                }
                 // Damage in a header: go on from the next member the index knows.
                 let here = pax.offset();
                 let msg = format!("set data at byte {here}: {e}");
@@ -168,6 +171,9 @@ pub fn verify(
         }
         match (failed, hash) {
             (Some(e), _) => {
+                if let Some(stop) = pax.get_mut().stopped() {
+                    return Err(stop);
+                }
                 let msg = format!("{path}: cannot be read: {e}");
                 progress.problem(&msg);
                 report.damaged.push(msg);

@@ -69,6 +69,24 @@ pub mod cli {
         out
     }
 
+    /// A remote shell script in `dir` for host:path tapes: it ignores host and command and
+    /// runs `REEL rmt --root ROOT` here (use with `--rsh-command` or REEL_RSH_COMMAND).
+    pub fn reel_rmt_shell(
+        dir: &std::path::Path,
+        reel: &str,
+        root: &std::path::Path,
+    ) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("reel-rsh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nexec '{reel}' rmt --root '{}'\n", root.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
     /// Runs the command, which must succeed (and not panic); returns its stdout.
     pub fn ok(cmd: &mut Command) -> String {
         let out = run(cmd);

@@ -53,6 +53,10 @@ pub struct Global {
     /// No progress bars, even on a terminal.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Never ask for a tape: when a job on a real or remote drive needs another one (a set
+    /// that fills the tape, a restore from several), it stops with an error naming it.
+    #[arg(long, global = true, env = "REEL_NO_PROMPT")]
+    pub no_prompt: bool,
     /// Remote shell for host:path tapes, run as `CMD host [-l user] RMT` (default: ssh).
     #[arg(long, global = true, value_name = "CMD", env = "REEL_RSH_COMMAND")]
     pub rsh_command: Option<String>,

@@ -1,6 +1,7 @@
-//! Output helpers: sizes, JSON documents, progress bars.
+//! Output helpers: sizes, JSON documents, progress bars, asking the operator for tapes.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Mutex;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -73,6 +74,78 @@ pub fn progress_bar(global: &Global, total: u64) -> ProgressBar {
     bar
 }
 
+/// The bar on screen, hidden while the operator is asked for a tape.
+static SHOWN_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Asks for tapes on the terminal: the request on stderr, the answer a line on stdin when it
+/// is a terminal, else on /dev/tty. Enter goes on; `q` (or end of input) stops the job.
+pub struct TerminalOperator;
+
+impl TerminalOperator {
+    /// The operator for this run: the terminal, or nobody with `--no-prompt` or without one.
+    pub fn for_run(global: &Global) -> Box<dyn reel_core::Operator> {
+        if global.no_prompt {
+            return Box::new(reel_core::NoOperator {
+                why: "--no-prompt was given".into(),
+            });
+        }
+        if std::io::stdin().is_terminal() || std::fs::File::open("/dev/tty").is_ok() {
+            return Box::new(TerminalOperator);
+        }
+        Box::new(reel_core::NoOperator {
+            why: "there is no terminal to ask on (load it and run again)".into(),
+        })
+    }
+
+    fn ask_on(
+        input: &mut dyn BufRead,
+        output: &mut dyn Write,
+        request: &str,
+    ) -> std::io::Result<Option<String>> {
+        write!(
+            output,
+            "reel: {request}.\nPress Enter when it is loaded (q and Enter to stop): "
+        )?;
+        output.flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(Some("the input ended".into()));
+        }
+        let answer = line.trim();
+        Ok(match answer {
+            "q" | "quit" | "Q" => Some("the operator stopped the job".into()),
+            _ => None,
+        })
+    }
+}
+
+impl reel_core::Operator for TerminalOperator {
+    fn ask(&mut self, request: &str) -> std::result::Result<(), String> {
+        let bar = SHOWN_BAR.lock().ok().and_then(|b| b.clone());
+        let ask = || -> std::io::Result<Option<String>> {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Self::ask_on(&mut stdin.lock(), &mut std::io::stderr(), request);
+            }
+            let tty = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/tty")?;
+            let mut out = tty.try_clone()?;
+            Self::ask_on(&mut std::io::BufReader::new(tty), &mut out, request)
+        };
+        let answer = match bar {
+            Some(bar) => bar.suspend(ask),
+            None => ask(),
+        };
+        match answer {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(why),
+            Err(e) => Err(format!("the terminal could not be read ({e})")),
+        }
+    }
+}
+
 /// Progress of a job on a bar (on a terminal) with problems printed as they happen.
 pub struct JobProgress {
     bar: ProgressBar,
@@ -83,6 +156,11 @@ pub struct JobProgress {
 impl JobProgress {
     pub fn new(global: &Global) -> JobProgress {
         let bar = progress_bar(global, 0);
+        if !bar.is_hidden()
+            && let Ok(mut shown) = SHOWN_BAR.lock()
+        {
+            *shown = Some(bar.clone());
+        }
         JobProgress {
             visible: !bar.is_hidden(),
             bar,
@@ -91,6 +169,9 @@ impl JobProgress {
     }
 
     pub fn finish(&self) {
+        if let Ok(mut shown) = SHOWN_BAR.lock() {
+            *shown = None;
+        }
         self.bar.finish_and_clear();
     }
 

@@ -12,15 +12,7 @@ const REEL: &str = env!("CARGO_BIN_EXE_reel");
 /// A remote shell for tar/mt/reel that ignores host and command and runs `reel rmt` on
 /// `root` here.
 fn rsh_script(home: &TempHome, root: &Path) -> PathBuf {
-    let script = home.path().join("reel-rsh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\nexec '{REEL}' rmt --root '{}'\n", root.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
+    reel_testkit::cli::reel_rmt_shell(home.path(), REEL, root)
 }
 
 fn gnu(home: &TempHome, tool: &str, rsh: &Path) -> Command {

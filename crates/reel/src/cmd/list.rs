@@ -129,18 +129,29 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         );
         for s in &listing.sets {
             match &s.info {
-                Some(i) => println!(
-                    "  {:>3}  {:<28} {:<20} {:>9} {:>10}  {}",
-                    s.number,
-                    i.name,
-                    i.finished
-                        .get(..19)
-                        .unwrap_or(&i.finished)
-                        .replace('T', " "),
-                    i.files,
-                    human_size(i.content_bytes),
-                    s.state
-                ),
+                Some(i) => {
+                    println!(
+                        "  {:>3}  {:<28} {:<20} {:>9} {:>10}  {}",
+                        s.number,
+                        i.name,
+                        i.finished
+                            .get(..19)
+                            .unwrap_or(&i.finished)
+                            .replace('T', " "),
+                        i.files,
+                        human_size(i.content_bytes),
+                        s.state
+                    );
+                    // The tapes to have at hand for a restore of a set that spans several.
+                    if i.parts.len() > 1 {
+                        let volumes: Vec<String> = i
+                            .parts
+                            .iter()
+                            .map(|p| format!("{} (#{})", p.barcode, p.sequence))
+                            .collect();
+                        println!("       on volumes {}", volumes.join(", "));
+                    }
+                }
                 None => println!(
                     "  {:>3}  {:<28} {:<20} {:>9} {:>10}  {}",
                     s.number, "?", "", "", "", s.state

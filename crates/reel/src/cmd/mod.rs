@@ -23,7 +23,8 @@ use crate::Global;
 /// cartridges and for incremental chains).
 pub fn open_tapes(global: &Global) -> Result<reel_core::Tapes> {
     let target = Target::parse(global.tape.as_deref())?;
-    let tapes = reel_core::Tapes::open(&target).with_context(|| match &global.tape {
+    let operator = crate::ui::TerminalOperator::for_run(global);
+    let tapes = reel_core::Tapes::open(&target, operator).with_context(|| match &global.tape {
         Some(t) => format!("cannot open tape {t}"),
         None => "cannot open the default tape".to_string(),
     })?;
