@@ -87,12 +87,7 @@ impl ManualChanger {
     }
 
     fn device(&self) -> String {
-        match &self.target {
-            Target::Device(p) => p.display().to_string(),
-            Target::Remote { host, path } => format!("{host}:{path}"),
-            Target::Cartridge(p) => p.display().to_string(),
-            Target::Library(_) | Target::LibraryCartridge { .. } => "the drive".to_string(),
-        }
+        drive_name(&self.target)
     }
 
     /// Ejects the tape, then asks for another until `check` accepts what was loaded.
@@ -123,9 +118,7 @@ impl ManualChanger {
                 CoreError::Stopped(format!("{wanted} is needed in {device}, but {why}"))
             })?;
             // A st device is opened by one program at a time: close it before reopening.
-            *drive = Box::new(Detached {
-                what: device.clone(),
-            });
+            *drive = Box::new(Detached::new(&device));
             let state = match self.open_ready() {
                 Ok(mut d) => {
                     let state = reel_archive::read_state(&mut *d);
@@ -191,7 +184,17 @@ impl ManualChanger {
     }
 }
 
-fn describe_state(state: &VolumeState) -> String {
+/// The drive a target names, for messages: `/dev/nst0`, `host:/dev/nst0`.
+pub(crate) fn drive_name(target: &Target) -> String {
+    match target {
+        Target::Device(p) | Target::Cartridge(p) => p.display().to_string(),
+        Target::Remote { host, path } => format!("{host}:{path}"),
+        Target::Library(_) | Target::LibraryCartridge { .. } => "the drive".to_string(),
+    }
+}
+
+/// What a tape holds, in a few words for messages.
+pub(crate) fn describe_state(state: &VolumeState) -> String {
     match state {
         VolumeState::Blank => "a blank tape".to_string(),
         VolumeState::Reel(l) => format!(
@@ -199,6 +202,18 @@ fn describe_state(state: &VolumeState) -> String {
             l.barcode, l.sequence, l.created
         ),
         VolumeState::Foreign { detail } => format!("a tape reel did not write ({detail})"),
+    }
+}
+
+impl ManualChanger {
+    /// Ejects the tape and asks for any other (`what` says what for). `Ok(false)` when the
+    /// operator is done (declines) or cannot be asked.
+    pub fn load_another(&mut self, drive: &mut Box<dyn TapeDrive>, what: &str) -> Result<bool> {
+        match self.exchange(drive, what, &|_| Loaded::Wanted) {
+            Ok(()) => Ok(true),
+            Err(CoreError::Stopped(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -245,15 +260,23 @@ impl VolumeChanger for ManualChanger {
     }
 }
 
-/// The drive handle while its device is closed for a tape change: every call says there is
-/// no tape.
-struct Detached {
+/// A drive without a tape (closed for a tape change, or empty when the job started): every
+/// call says there is no tape, so the first volume wanted is asked for.
+pub(crate) struct Detached {
     what: String,
+}
+
+impl Detached {
+    pub(crate) fn new(what: &str) -> Detached {
+        Detached {
+            what: what.to_string(),
+        }
+    }
 }
 
 impl TapeDrive for Detached {
     fn describe(&self) -> String {
-        format!("{} (tape being changed)", self.what)
+        format!("{} (no tape loaded)", self.what)
     }
     fn read(&mut self, _: &mut [u8]) -> reel_tape::Result<usize> {
         Err(TapeError::NoMediaInDrive)

@@ -2,11 +2,12 @@
 
 use serde::Serialize;
 
-use reel_archive::{SetOnTape, SetState};
+use reel_archive::{SetOnTape, SetState, VolumeState};
 use reel_catalog::Catalog;
 use reel_tape::{Library, TapeDrive};
 
 use crate::error::Result;
+use crate::manual::ManualChanger;
 use crate::progress::Progress;
 
 /// What a rebuild read.
@@ -90,23 +91,12 @@ pub fn rebuild_from_library(
     library: &Library,
     progress: &dyn Progress,
 ) -> Result<RebuildReport> {
-    let old = path.with_extension("sqlite.old");
-    if path.exists() {
-        let _ = std::fs::remove_file(&old);
-        std::fs::rename(path, &old).map_err(|e| crate::error::CoreError::Io {
-            context: format!("moving the old catalog {} aside", path.display()),
-            source: e,
-        })?;
-        for ext in ["sqlite-wal", "sqlite-shm"] {
-            let _ = std::fs::remove_file(path.with_extension(ext));
-        }
-    }
-    let mut catalog = Catalog::open(path)?;
+    let mut fresh = FreshCatalog::start(path)?;
     let mut report = RebuildReport::default();
     for name in library.cartridge_names()? {
         let dir = library.cartridge_dir(&name);
         match reel_tape::vtape::VirtualDrive::open(&dir) {
-            Ok(mut drive) => scan_volume(&mut drive, &mut catalog, &mut report, progress)?,
+            Ok(mut drive) => scan_volume(&mut drive, &mut fresh.catalog, &mut report, progress)?,
             Err(e) => {
                 let msg = format!("cartridge {name}: skipped: {e}");
                 progress.problem(&msg);
@@ -114,6 +104,84 @@ pub fn rebuild_from_library(
             }
         }
     }
-    let _ = std::fs::remove_file(&old);
+    fresh.done();
     Ok(report)
+}
+
+/// Rebuilds the catalog at `path` from tapes loaded by hand: the one in `drive`, then each
+/// one the operator loads, until they say all are read (or cannot be asked). A tape read
+/// already is not read twice.
+pub fn rebuild_from_drive(
+    path: &std::path::Path,
+    mut drive: Box<dyn TapeDrive>,
+    changer: &mut ManualChanger,
+    progress: &dyn Progress,
+) -> Result<RebuildReport> {
+    let mut fresh = FreshCatalog::start(path)?;
+    let mut report = RebuildReport::default();
+    let mut read = std::collections::HashSet::new();
+    loop {
+        match reel_archive::read_state(&mut *drive) {
+            Ok(VolumeState::Reel(label)) if !read.insert(label.volume_id) => {
+                progress.problem(&format!("{} was read already", label.barcode));
+            }
+            Ok(VolumeState::Reel(_)) => {
+                scan_volume(&mut *drive, &mut fresh.catalog, &mut report, progress)?
+            }
+            Ok(other) => {
+                let msg = format!(
+                    "{}: skipped: {}",
+                    drive.describe(),
+                    crate::manual::describe_state(&other)
+                );
+                progress.problem(&msg);
+                report.problems.push(msg);
+            }
+            Err(e) => {
+                let msg = format!("{}: skipped: {e}", drive.describe());
+                progress.problem(&msg);
+                report.problems.push(msg);
+            }
+        }
+        let what = format!(
+            "the next tape to read into the catalog ({} read so far; q when all are read)",
+            read.len()
+        );
+        if !changer.load_another(&mut drive, &what)? {
+            break;
+        }
+    }
+    fresh.done();
+    Ok(report)
+}
+
+/// A new, empty catalog at `path`, the old file kept beside it as `*.old` until the rebuild
+/// has succeeded.
+struct FreshCatalog {
+    catalog: Catalog,
+    old: std::path::PathBuf,
+}
+
+impl FreshCatalog {
+    fn start(path: &std::path::Path) -> Result<FreshCatalog> {
+        let old = path.with_extension("sqlite.old");
+        if path.exists() {
+            let _ = std::fs::remove_file(&old);
+            std::fs::rename(path, &old).map_err(|e| crate::error::CoreError::Io {
+                context: format!("moving the old catalog {} aside", path.display()),
+                source: e,
+            })?;
+            for ext in ["sqlite-wal", "sqlite-shm"] {
+                let _ = std::fs::remove_file(path.with_extension(ext));
+            }
+        }
+        Ok(FreshCatalog {
+            catalog: Catalog::open(path)?,
+            old,
+        })
+    }
+
+    fn done(self) {
+        let _ = std::fs::remove_file(&self.old);
+    }
 }

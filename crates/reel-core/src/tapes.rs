@@ -181,7 +181,14 @@ impl Tapes {
     /// Opens the drive of a `--tape` target, with the library's changer when the target is
     /// (in) a library, and `operator` to change tapes by hand in a real or remote drive.
     pub fn open(target: &Target, operator: Box<dyn Operator>) -> Result<Tapes> {
-        let drive = target.open()?;
+        let manual = matches!(target, Target::Device(_) | Target::Remote { .. });
+        let drive = match target.open() {
+            // An empty drive changed by hand: the first volume the job needs is asked for.
+            Err(reel_tape::TapeError::NoMediaInDrive) if manual => Box::new(
+                crate::manual::Detached::new(&crate::manual::drive_name(target)),
+            ),
+            other => other?,
+        };
         let library_dir: Option<PathBuf> = match target {
             Target::Library(dir) => Some(dir.clone().unwrap_or_else(Library::default_dir)),
             Target::LibraryCartridge { library, .. } => {
@@ -198,7 +205,7 @@ impl Tapes {
                 drive,
                 Box::new(LibraryChanger::new(Library::open_or_create(&dir)?)),
             ),
-            None if matches!(target, Target::Device(_) | Target::Remote { .. }) => Tapes::new(
+            None if manual => Tapes::new(
                 drive,
                 Box::new(ManualChanger::new(target.clone(), operator)),
             ),

@@ -55,7 +55,7 @@ pub struct Global {
     pub no_progress: bool,
     /// Never ask for a tape: when a job on a real or remote drive needs another one (a set
     /// that fills the tape, a restore from several), it stops with an error naming it.
-    #[arg(long, global = true, env = "REEL_NO_PROMPT")]
+    #[arg(long, global = true, env = "REEL_NO_PROMPT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_prompt: bool,
     /// Remote shell for host:path tapes, run as `CMD host [-l user] RMT` (default: ssh).
     #[arg(long, global = true, value_name = "CMD", env = "REEL_RSH_COMMAND")]

@@ -225,6 +225,36 @@ fn a_set_that_fills_the_tape_asks_for_blank_ones_and_a_restore_for_each_volume()
     }
     assert!(!listing.contains("localhost:drive ("), "{listing}");
 
+    // The catalog is lost: rebuilt from the tapes, the one in the drive and each one the
+    // operator loads when asked, then `q`. Loading one twice is noticed.
+    let files_before = ok(rack.reel().args(["list", "big"]));
+    std::fs::remove_file(rack.home.path().join("reel-home/catalog.sqlite")).unwrap();
+    let mut to_load: Vec<String> = sticker.values().cloned().collect();
+    to_load.insert(0, to_load[0].clone());
+    let mut queue = to_load.into_iter();
+    let (status, stdout, stderr, requests) =
+        run_with_operator(rack.reel().args(["catalog", "rebuild"]), |request| {
+            assert!(
+                request.contains("the next tape to read into the catalog"),
+                "{request}"
+            );
+            match queue.next() {
+                Some(cart) => {
+                    rack.insert(&cart);
+                    String::new()
+                }
+                None => "q".into(),
+            }
+        });
+    assert!(status.success(), "rebuild failed: {stdout}\n{stderr}");
+    assert_eq!(requests.len(), sticker.len() + 2, "{requests:?}");
+    assert!(stderr.contains("was read already"), "{stderr}");
+    for name in sticker.keys() {
+        assert!(stdout.contains(name.as_str()), "{name} not read:\n{stdout}");
+    }
+    assert!(stdout.contains("1 sets"), "{stdout}");
+    assert_eq!(ok(rack.reel().args(["list", "big"])), files_before);
+
     // Restore with the last tape still in the drive: reel asks for each volume by name. The
     // first time a wrong tape is loaded; reel says which one it is and asks again.
     let wrong_first = std::cell::Cell::new(true);

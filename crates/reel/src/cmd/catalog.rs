@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use reel_tape::{Library, Target};
 
@@ -17,6 +17,9 @@ use crate::ui::{JobProgress, print_json};
 Examples:
   reel catalog rebuild                 from every cartridge of the default library
   reel --tape ./lib catalog rebuild    from the cartridges of ./lib
+  reel --tape /dev/nst0 catalog rebuild
+                                       from the tape in the drive, then each one you
+                                       load when asked (q when all are read)
   reel --tape /dev/nst0 catalog scan --file 0
                                        catalogue a tape GNU tar wrote (bscan-like)
   reel catalog scans                   the foreign tape files catalogued
@@ -34,7 +37,8 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum CatalogCommand {
-    /// Recreate the catalog from the tapes alone.
+    /// Recreate the catalog from the tapes alone: every cartridge of a library, or for a real
+    /// or remote drive, the tape in it and each one loaded when asked.
     Rebuild,
     /// Read a tape file another program wrote (e.g. `tar -cf /dev/nst0`) once and record
     /// where every member is, so later lists and restores of it seek straight to a member.
@@ -56,9 +60,12 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
 }
 
 fn rebuild(global: &Global) -> Result<ExitCode> {
-    let dir = match Target::parse(global.tape.as_deref())? {
-        Target::Library(dir) => dir.unwrap_or_else(Library::default_dir),
-        Target::LibraryCartridge { library, .. } => library.unwrap_or_else(Library::default_dir),
+    let target = Target::parse(global.tape.as_deref())?;
+    let dir = match &target {
+        Target::Library(dir) => dir.clone().unwrap_or_else(Library::default_dir),
+        Target::LibraryCartridge { library, .. } => {
+            library.clone().unwrap_or_else(Library::default_dir)
+        }
         Target::Cartridge(dir) => match dir.parent() {
             Some(p) if Library::is_library(p) => p.to_path_buf(),
             _ => bail!(UsageError(format!(
@@ -66,15 +73,35 @@ fn rebuild(global: &Global) -> Result<ExitCode> {
                 dir.display()
             ))),
         },
-        other => bail!(UsageError(format!(
-            "catalog rebuild reads a library of virtual cartridges; {other:?} is not one"
-        ))),
+        // A real or remote drive: the tape in it, then each one the operator loads.
+        Target::Device(_) | Target::Remote { .. } => {
+            let drive = target.open().with_context(|| {
+                format!("cannot open tape {}", global.tape.as_deref().unwrap_or(""))
+            })?;
+            crate::cmd::warn_open_notes(&*drive);
+            let mut changer = reel_core::ManualChanger::new(
+                target.clone(),
+                crate::ui::TerminalOperator::for_run(global),
+            );
+            let progress = JobProgress::new(global);
+            let report = reel_core::rebuild::rebuild_from_drive(
+                &catalog_path(),
+                drive,
+                &mut changer,
+                &progress,
+            );
+            progress.finish();
+            return print_rebuild(report?, global);
+        }
     };
     let library = Library::open_or_create(&dir)?;
     let progress = JobProgress::new(global);
     let report = reel_core::rebuild::rebuild_from_library(&catalog_path(), &library, &progress);
     progress.finish();
-    let report = report?;
+    print_rebuild(report?, global)
+}
+
+fn print_rebuild(report: reel_core::rebuild::RebuildReport, global: &Global) -> Result<ExitCode> {
     if global.json {
         print_json(&report)?;
     } else if !global.quiet {
