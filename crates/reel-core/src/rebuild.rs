@@ -96,7 +96,12 @@ pub fn rebuild_from_library(
     for name in library.cartridge_names()? {
         let dir = library.cartridge_dir(&name);
         match reel_tape::vtape::VirtualDrive::open(&dir) {
-            Ok(mut drive) => scan_volume(&mut drive, &mut fresh.catalog, &mut report, progress)?,
+            Ok(mut drive) => {
+                for note in drive.open_notes() {
+                    progress.problem(&format!("warning: {note}"));
+                }
+                scan_volume(&mut drive, &mut fresh.catalog, &mut report, progress)?
+            }
             Err(e) => {
                 let msg = format!("cartridge {name}: skipped: {e}");
                 progress.problem(&msg);

@@ -111,6 +111,7 @@ impl<'a> SpanningSink<'a> {
         self.tapes
             .changer
             .load_blank(&mut self.tapes.drive, &barcode)?;
+        self.tapes.report_open_notes();
         crate::tapes::variable_mode(&mut *self.tapes.drive);
         let mut label = VolumeLabel::new(&barcode);
         label.series_id = self.label.series_id;

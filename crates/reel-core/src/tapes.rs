@@ -155,6 +155,9 @@ impl VolumeChanger for LibraryChanger {
 pub struct Tapes {
     pub drive: Box<dyn TapeDrive>,
     pub changer: Box<dyn VolumeChanger>,
+    /// Told what loading a volume repaired or found missing ([`TapeDrive::open_notes`]);
+    /// nothing by default, see [`Tapes::with_note_sink`].
+    on_note: Box<dyn Fn(&str) + Send + Sync>,
 }
 
 /// Puts a drive in variable-block mode: sets are written and read one record per block,
@@ -169,7 +172,25 @@ pub fn variable_mode(drive: &mut dyn TapeDrive) {
 impl Tapes {
     pub fn new(mut drive: Box<dyn TapeDrive>, changer: Box<dyn VolumeChanger>) -> Self {
         variable_mode(&mut *drive);
-        Tapes { drive, changer }
+        Tapes {
+            drive,
+            changer,
+            on_note: Box::new(|_| {}),
+        }
+    }
+
+    /// Where to say what loading a volume in the middle of a job repaired (a cartridge cut
+    /// after a crash): data may be lost, so the user is told.
+    pub fn with_note_sink(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_note = Box::new(sink);
+        self
+    }
+
+    /// Says what opening the volume now in the drive repaired.
+    pub fn report_open_notes(&self) {
+        for note in self.drive.open_notes() {
+            (self.on_note)(&note);
+        }
     }
 
     /// A drive with no other volumes.
@@ -222,6 +243,7 @@ impl Tapes {
         }
         self.changer
             .load_volume(&mut self.drive, barcode, volume_id)?;
+        self.report_open_notes();
         variable_mode(&mut *self.drive);
         Ok(())
     }

@@ -77,6 +77,15 @@ pub fn progress_bar(global: &Global, total: u64) -> ProgressBar {
 /// The bar on screen, hidden while the operator is asked for a tape.
 static SHOWN_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
+/// A warning on stderr, above the progress bar if one is shown.
+pub fn warn(text: &str) {
+    let line = format!("reel: warning: {text}");
+    match SHOWN_BAR.lock().ok().and_then(|b| b.clone()) {
+        Some(bar) => bar.println(line),
+        None => eprintln!("{line}"),
+    }
+}
+
 /// Asks for tapes on the terminal: the request on stderr, the answer a line on stdin when it
 /// is a terminal, else on /dev/tty. Enter goes on; `q` (or end of input) stops the job.
 pub struct TerminalOperator;

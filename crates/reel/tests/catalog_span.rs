@@ -64,13 +64,25 @@ fn a_set_larger_than_a_cartridge_spans_volumes_and_restores() {
         used >= 3,
         "the set should span 3+ cartridges:\n{out}\n{carts}"
     );
+    // The first volume got a torn write after the backup (a crash of something else writing
+    // to it): the changer loads it during the restore, and the repair is reported.
+    let tap = lib.join("small-1.vtape/p1.tap");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&tap).unwrap();
+    std::io::Write::write_all(&mut f, &[0x28, 0x23, 0, 0, 1, 2, 3]).unwrap();
+    drop(f);
     // Restore across volumes.
     let t = home.path().join("r");
-    ok(reel(&home)
+    let out = run(reel(&home)
         .arg("--tape")
         .arg(&lib)
         .args(["restore", "big", "--to"])
         .arg(&t));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("7 bytes of an unfinished write"),
+        "the repair of a cartridge loaded mid-job is reported: {stderr}"
+    );
     assert_same_tree(&src, &restored(&t, &src));
     // The listing survives losing the catalog.
     let before = ok(reel(&home).arg("--tape").arg(&lib).args(["list", "big"]));

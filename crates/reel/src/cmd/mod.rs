@@ -28,14 +28,16 @@ pub fn open_tapes(global: &Global) -> Result<reel_core::Tapes> {
         Some(t) => format!("cannot open tape {t}"),
         None => "cannot open the default tape".to_string(),
     })?;
-    warn_open_notes(&*tapes.drive);
+    // Never silent, even with --quiet: data may be lost.
+    let tapes = tapes.with_note_sink(crate::ui::warn);
+    tapes.report_open_notes();
     Ok(tapes)
 }
 
 /// Says what opening the medium repaired. Never silent, even with --quiet: data may be lost.
 pub fn warn_open_notes(drive: &dyn reel_tape::TapeDrive) {
     for note in drive.open_notes() {
-        eprintln!("reel: warning: {note}");
+        crate::ui::warn(&note);
     }
 }
 
