@@ -61,7 +61,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(180);
 pub struct ManualChanger {
     target: Target,
     operator: Box<dyn Operator>,
-    ready_timeout: Duration,
 }
 
 /// What the drive holds once the operator says the tape is in.
@@ -73,17 +72,7 @@ enum Loaded {
 
 impl ManualChanger {
     pub fn new(target: Target, operator: Box<dyn Operator>) -> Self {
-        ManualChanger {
-            target,
-            operator,
-            ready_timeout: READY_TIMEOUT,
-        }
-    }
-
-    /// Shortens the wait for a reopened drive to become ready (tests).
-    pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
-        self.ready_timeout = timeout;
-        self
+        ManualChanger { target, operator }
     }
 
     fn device(&self) -> String {
@@ -114,9 +103,7 @@ impl ManualChanger {
             }
         );
         loop {
-            self.operator.ask(&request).map_err(|why| {
-                CoreError::Stopped(format!("{wanted} is needed in {device}, but {why}"))
-            })?;
+            self.operator.ask(&request).map_err(&stop)?;
             // A st device is opened by one program at a time: close it before reopening.
             *drive = Box::new(Detached::new(&device));
             let state = match self.open_ready() {
@@ -173,7 +160,7 @@ impl ManualChanger {
                     | TapeError::BusReset
                     | TapeError::NoMediaInDrive),
                 ) => {
-                    if start.elapsed() >= self.ready_timeout {
+                    if start.elapsed() >= READY_TIMEOUT {
                         return Err(e);
                     }
                     std::thread::sleep(Duration::from_secs(1));
