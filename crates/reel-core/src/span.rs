@@ -227,7 +227,7 @@ impl<'a> SetStream<'a> {
         self.tapes
             .ensure_volume(&part.barcode, part.volume_id)
             .map_err(to_archive)?;
-        self.cursor = RecordCursor::new(
+        self.cursor.reset(
             part.data_file,
             Some(part.first_block),
             Some(self.block_size),
