@@ -348,6 +348,44 @@ impl RecordCursor {
         }
     }
 
+    /// The next whole record, left unread (for a caller that decides from its first bytes
+    /// how to read on). `None` at the end of the file.
+    pub fn peek_record(
+        &mut self,
+        drive: &mut dyn TapeDrive,
+    ) -> Result<Option<&[u8]>, ArchiveError> {
+        if self.start == self.end {
+            match self.fill(drive) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => return Err(ArchiveError::from_io(self.describe(drive), e)),
+            }
+        }
+        Ok(Some(&self.buf[self.start..self.end]))
+    }
+
+    /// Points the cursor at record `record` of another tape file, keeping its buffer (no
+    /// new allocation for each part or volume a reader mounts).
+    pub fn reset(
+        &mut self,
+        file: u64,
+        first_block: Option<u64>,
+        block_size: Option<usize>,
+        record: u64,
+    ) {
+        let wanted = block_size.unwrap_or(1 << 20).max(512);
+        if self.buf.len() < wanted {
+            self.buf.resize(wanted, 0);
+        }
+        self.start = 0;
+        self.end = 0;
+        self.file = file;
+        self.record = record;
+        self.first_block = first_block;
+        self.block_size = block_size;
+        self.ended = None;
+    }
+
     /// `Read::read` with the drive passed in.
     pub fn read(&mut self, drive: &mut dyn TapeDrive, out: &mut [u8]) -> io::Result<usize> {
         if self.start == self.end && !self.fill(drive)? {
@@ -436,6 +474,11 @@ impl<'d> RecordReader<'d> {
     /// Reads one whole record. `None` at the end of the file.
     pub fn read_record(&mut self) -> Result<Option<Vec<u8>>, ArchiveError> {
         self.cursor.read_record(&mut *self.drive)
+    }
+
+    /// The next whole record, left unread. `None` at the end of the file.
+    pub fn peek_record(&mut self) -> Result<Option<&[u8]>, ArchiveError> {
+        self.cursor.peek_record(&mut *self.drive)
     }
 
     pub fn drive(&mut self) -> &mut dyn TapeDrive {

@@ -7,8 +7,6 @@
 //! A set is complete when its index is followed by a filemark; anything after the last
 //! complete set is the remains of an interrupted backup, which the next backup overwrites.
 
-use std::io::Read;
-
 use reel_tape::{MarkKind, PositionKind, SeekTo, TapeDrive, TapeError};
 
 use crate::error::{ArchiveError, Result};
@@ -214,11 +212,14 @@ pub enum AfterData {
 /// Reads the file that starts at the drive's position: an index header or a part marker.
 pub fn read_after_data(drive: &mut dyn TapeDrive, file: u64) -> Result<AfterData> {
     let mut reader = RecordReader::new(drive, file, 1 << 20);
-    let first = reader.read_record()?.unwrap_or_default();
-    if PartMarker::is_marker(&first) {
-        return Ok(AfterData::Part(PartMarker::decode(&first)?));
+    // The first record is looked at in place: the index then reads it from the same buffer
+    // (no copy of a whole record, which a one-file restore would pay for).
+    if let Some(first) = reader.peek_record()?
+        && PartMarker::is_marker(first)
+    {
+        return Ok(AfterData::Part(PartMarker::decode(first)?));
     }
-    let (info, _) = IndexReader::open(std::io::Cursor::new(first).chain(reader))?;
+    let (info, _) = IndexReader::open(reader)?;
     Ok(AfterData::Index(Box::new(info)))
 }
 

@@ -171,3 +171,78 @@ fn a_damaged_file_says_to_rebuild() {
     };
     assert!(err.to_string().contains("reel catalog rebuild"), "{err}");
 }
+
+#[test]
+fn read_only_open_reads_what_open_wrote_and_falls_back_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.sqlite");
+    // No file yet: created (and migrated) as `open` does, so the job goes on.
+    let cat = Catalog::open_read_only(&path).unwrap();
+    assert_eq!(cat.schema_version().unwrap(), SCHEMA_VERSION);
+    assert!(cat.sets().unwrap().is_empty());
+    drop(cat);
+    let label = VolumeLabel::new("tape-0001");
+    let set = info(&label, 1, &["/a"]);
+    {
+        let mut cat = Catalog::open(&path).unwrap();
+        cat.record_volume(&label).unwrap();
+        cat.add_set(&set, entries(10).into_iter().map(Ok::<_, String>))
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let cat = Catalog::open_read_only(&path).unwrap();
+    assert_eq!(
+        cat.sets_on_volume(label.volume_id).unwrap(),
+        vec![set.clone()]
+    );
+    assert_eq!(cat.entry(set.id, b"dir/file5").unwrap().unwrap().size, 5);
+    assert_eq!(cat.entry_count(set.id).unwrap(), 10);
+    drop(cat);
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "reading changed the catalog file"
+    );
+    let cat = Catalog::open_read_only(&path).unwrap();
+    // A second reader and a writer alongside it (a backup while a restore runs).
+    let other = Catalog::open_read_only(&path).unwrap();
+    assert_eq!(other.sets().unwrap().len(), 1);
+    {
+        let mut writer = Catalog::open(&path).unwrap();
+        let set2 = info(&label, 2, &["/b"]);
+        writer
+            .add_set(&set2, entries(3).into_iter().map(Ok::<_, String>))
+            .unwrap();
+    }
+    assert_eq!(cat.sets().unwrap().len(), 2, "a reader sees committed sets");
+}
+
+#[test]
+fn read_only_open_migrates_old_schemas_and_refuses_newer_and_damaged_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    // An older schema is migrated (through `open`), then read.
+    let old = dir.path().join("old.sqlite");
+    drop(Catalog::create_at_version(&old, 1).unwrap());
+    let cat = Catalog::open_read_only(&old).unwrap();
+    assert_eq!(cat.schema_version().unwrap(), SCHEMA_VERSION);
+    drop(cat);
+    // A newer one is refused with the version it has.
+    let newer = dir.path().join("new.sqlite");
+    {
+        let conn = Catalog::create_at_version(&newer, SCHEMA_VERSION).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+    }
+    match Catalog::open_read_only(&newer) {
+        Err(CatalogError::TooNew { found, .. }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+    // Not a database: the same advice as `open`.
+    let garbage = dir.path().join("garbage.sqlite");
+    std::fs::write(&garbage, vec![0x5Au8; 8192]).unwrap();
+    let err = Catalog::open_read_only(&garbage)
+        .err()
+        .expect("garbage accepted");
+    assert!(matches!(err, CatalogError::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("reel catalog rebuild"), "{err}");
+}

@@ -91,6 +91,8 @@ impl RestoreReport {
 struct Planned {
     offset: u64,
     hash: Option<blake3::Hash>,
+    /// Content size, which bounds the copy buffer a group needs.
+    size: u64,
 }
 
 /// Selected members grouped by the set that holds their data (`None` = the set restored;
@@ -129,6 +131,7 @@ fn make_plan(
             plan.groups.entry(e.source_set).or_default().push(Planned {
                 offset: e.offset,
                 hash: e.content_hash(),
+                size: e.size,
             });
             Ok(())
         })?;
@@ -221,6 +224,7 @@ fn make_plan(
             plan.groups.entry(row.source).or_default().push(Planned {
                 offset: row.offset,
                 hash: row.hash,
+                size: row.size,
             });
         }
     }
@@ -347,7 +351,10 @@ fn restore_group(
     report: &mut RestoreReport,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
+    // Big enough for the largest member, at most 1 MiB: a few small files need no MiB
+    // buffer zeroed.
+    let largest = plan.iter().map(|p| p.size).max().unwrap_or(0);
+    let mut buf = vec![0u8; largest.clamp(4096, 1 << 20) as usize];
     let mut need_seek = true;
     for planned in plan {
         // Far ahead, behind, or after an error: seek; near: read on.

@@ -247,7 +247,7 @@ impl<'a> SetStream<'a> {
                 }
                 to_archive(e)
             })?;
-        self.cursor = RecordCursor::new(
+        self.cursor.reset(
             part.data_file,
             Some(part.first_block),
             Some(self.block_size),

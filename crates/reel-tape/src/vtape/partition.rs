@@ -336,7 +336,9 @@ impl Partition {
 
     /// Indexes the objects of the data file from `offset` to `tap_len`.
     fn scan_from(&mut self, mut offset: u64, tap_len: u64) -> Result<ScanEnd> {
-        let mut chunk = vec![0u8; 1 << 20];
+        // Allocated at the first record to check: a cartridge closed cleanly has none, and
+        // every command opening it would otherwise pay for a MiB it never touches.
+        let mut chunk = Vec::new();
         loop {
             if offset == tap_len {
                 return Ok(ScanEnd::End(offset));
@@ -367,6 +369,9 @@ impl Partition {
                     let size = simh::record_size(len);
                     if offset + size > tap_len {
                         return Ok(ScanEnd::Torn(offset));
+                    }
+                    if chunk.is_empty() {
+                        chunk = vec![0u8; 1 << 20];
                     }
                     let mut hasher = crc32fast::Hasher::new();
                     let mut done = 0u64;

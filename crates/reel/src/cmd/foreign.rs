@@ -10,7 +10,7 @@ use reel_core::foreign::{ForeignRestoreOptions, ForeignSource};
 use reel_stream::Existing;
 
 use crate::Global;
-use crate::cmd::{catalog_path, open_catalog_or_warn, open_tapes};
+use crate::cmd::{catalog_path, open_catalog_for_reading_or_warn, open_tapes};
 use crate::exit::{INTEGRITY, PARTIAL, UsageError};
 use crate::ui::{JobProgress, human_size, print_json};
 
@@ -51,7 +51,7 @@ fn tapes_for(source: &ForeignSource, global: &Global) -> Result<Option<reel_core
 pub fn list(source: ForeignSource, patterns: Vec<String>, global: &Global) -> Result<ExitCode> {
     let mut tapes = tapes_for(&source, global)?;
     let catalog = match source {
-        ForeignSource::TapeFile(_) => open_catalog_or_warn(global),
+        ForeignSource::TapeFile(_) => open_catalog_for_reading_or_warn(global),
         ForeignSource::Archives(_) => None,
     };
     let stdout = std::io::stdout();
@@ -146,7 +146,7 @@ pub fn restore(args: RestoreArgs, global: &Global) -> Result<ExitCode> {
     };
     let mut tapes = tapes_for(&opts.source, global)?;
     let catalog = match opts.source {
-        ForeignSource::TapeFile(_) => open_catalog_or_warn(global),
+        ForeignSource::TapeFile(_) => open_catalog_for_reading_or_warn(global),
         ForeignSource::Archives(_) => None,
     };
     let progress = JobProgress::new(global);

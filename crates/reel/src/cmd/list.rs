@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use reel_archive::IndexEntry;
 
 use crate::Global;
-use crate::cmd::{open_catalog_or_warn, open_tapes, split_set_and_patterns};
+use crate::cmd::{open_catalog_for_reading_or_warn, open_tapes, split_set_and_patterns};
 use crate::ui::{human_size, print_json};
 
 /// The sets on the tape, or the files of one set.
@@ -169,7 +169,7 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let io_error = std::cell::RefCell::new(None);
     let mut count = 0u64;
     let json = global.json;
-    let catalog = open_catalog_or_warn(global);
+    let catalog = open_catalog_for_reading_or_warn(global);
     let info = reel_core::list_entries(
         &mut tapes,
         catalog.as_ref(),

@@ -49,7 +49,23 @@ pub fn catalog_path() -> std::path::PathBuf {
 /// Opens the catalog; a damaged one is reported (with what to do) and the job goes on
 /// without it, reading indexes from tape.
 pub fn open_catalog_or_warn(global: &Global) -> Option<reel_catalog::Catalog> {
-    match reel_catalog::Catalog::open(&catalog_path()) {
+    warn_catalog(reel_catalog::Catalog::open(&catalog_path()), global)
+}
+
+/// [`open_catalog_or_warn`] for jobs that only read the catalog (a read-only connection:
+/// cheaper to open and close, which a one-file restore notices).
+pub fn open_catalog_for_reading_or_warn(global: &Global) -> Option<reel_catalog::Catalog> {
+    warn_catalog(
+        reel_catalog::Catalog::open_read_only(&catalog_path()),
+        global,
+    )
+}
+
+fn warn_catalog(
+    opened: reel_catalog::Result<reel_catalog::Catalog>,
+    global: &Global,
+) -> Option<reel_catalog::Catalog> {
+    match opened {
         Ok(c) => Some(c),
         Err(e) => {
             if !global.quiet {

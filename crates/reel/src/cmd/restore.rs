@@ -8,7 +8,7 @@ use reel_core::{RestoreOptions, restore};
 use reel_stream::Existing;
 
 use crate::Global;
-use crate::cmd::{open_catalog_or_warn, open_tapes, split_set_and_patterns};
+use crate::cmd::{open_catalog_for_reading_or_warn, open_tapes, split_set_and_patterns};
 use crate::exit::{INTEGRITY, PARTIAL};
 use crate::ui::{JobProgress, human_size, print_json};
 
@@ -121,7 +121,7 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         }),
     };
     let mut tapes = open_tapes(global)?;
-    let catalog = open_catalog_or_warn(global);
+    let catalog = open_catalog_for_reading_or_warn(global);
     let progress = JobProgress::new(global);
     let report = restore(&mut tapes, catalog.as_ref(), &opts, &progress);
     progress.finish();

@@ -7,7 +7,7 @@ use anyhow::Result;
 use reel_core::{VerifyOptions, verify};
 
 use crate::Global;
-use crate::cmd::{open_catalog_or_warn, open_tapes};
+use crate::cmd::{open_catalog_for_reading_or_warn, open_tapes};
 use crate::exit::{INTEGRITY, PARTIAL};
 use crate::ui::{JobProgress, human_size, print_json};
 
@@ -34,7 +34,7 @@ pub struct Args {
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let mut tapes = open_tapes(global)?;
-    let catalog = open_catalog_or_warn(global);
+    let catalog = open_catalog_for_reading_or_warn(global);
     let progress = JobProgress::new(global);
     let opts = VerifyOptions {
         set: args.set.filter(|s| s != "latest"),
