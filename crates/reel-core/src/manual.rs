@@ -53,6 +53,15 @@ pub fn new_tape_name() -> String {
     format!("REEL-{}", id[..8].to_ascii_uppercase())
 }
 
+/// Opens a drive whose tapes are changed by hand; an empty drive opens too (as a drive with
+/// no tape), so that the first volume a job needs can be asked for.
+pub fn open_manual(target: &Target) -> Result<Box<dyn TapeDrive>> {
+    match target.open() {
+        Err(TapeError::NoMediaInDrive) => Ok(Box::new(Detached::new(&drive_name(target)))),
+        other => Ok(other?),
+    }
+}
+
 /// How long a reopened drive may take to become ready (a real drive threads and positions
 /// a newly inserted tape; half a minute is common).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -75,7 +84,8 @@ impl ManualChanger {
         ManualChanger { target, operator }
     }
 
-    fn device(&self) -> String {
+    /// The drive, for messages.
+    pub fn device(&self) -> String {
         drive_name(&self.target)
     }
 

@@ -142,6 +142,11 @@ pub fn rebuild_from_drive(
                 progress.problem(&msg);
                 report.problems.push(msg);
             }
+            // An empty drive (at the start): nothing to read yet.
+            Err(reel_archive::ArchiveError::Tape {
+                source: reel_tape::TapeError::NoMediaInDrive,
+                ..
+            }) => {}
             Err(e) => {
                 let msg = format!("{}: skipped: {e}", drive.describe());
                 progress.problem(&msg);
@@ -155,6 +160,14 @@ pub fn rebuild_from_drive(
         if !changer.load_another(&mut drive, &what)? {
             break;
         }
+    }
+    if read.is_empty() {
+        let msg = format!(
+            "no reel volume was read: load one into {}",
+            changer.device()
+        );
+        progress.problem(&msg);
+        report.problems.push(msg);
     }
     fresh.done();
     Ok(report)

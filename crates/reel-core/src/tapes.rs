@@ -48,7 +48,10 @@ impl VolumeChanger for NoChanger {
     }
 
     fn load_blank(&mut self, _drive: &mut Box<dyn TapeDrive>, barcode: &str) -> Result<()> {
-        self.next_blank(barcode).map(|_| ())
+        Err(CoreError::Usage(format!(
+            "{} has no other cartridges to load {barcode} from",
+            self.what
+        )))
     }
 
     fn load_volume(
@@ -203,12 +206,10 @@ impl Tapes {
     /// (in) a library, and `operator` to change tapes by hand in a real or remote drive.
     pub fn open(target: &Target, operator: Box<dyn Operator>) -> Result<Tapes> {
         let manual = matches!(target, Target::Device(_) | Target::Remote { .. });
-        let drive = match target.open() {
-            // An empty drive changed by hand: the first volume the job needs is asked for.
-            Err(reel_tape::TapeError::NoMediaInDrive) if manual => Box::new(
-                crate::manual::Detached::new(&crate::manual::drive_name(target)),
-            ),
-            other => other?,
+        let drive = if manual {
+            crate::manual::open_manual(target)?
+        } else {
+            target.open()?
         };
         let library_dir: Option<PathBuf> = match target {
             Target::Library(dir) => Some(dir.clone().unwrap_or_else(Library::default_dir)),

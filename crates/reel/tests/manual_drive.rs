@@ -334,6 +334,15 @@ fn without_an_operator_a_full_tape_stops_the_backup_naming_what_is_needed() {
         listing.contains("the next backup replaces it") && !listing.contains("continued on"),
         "{listing}"
     );
+    // A rebuild with nothing in the drive and nobody to ask says that nothing was read.
+    let home_catalog = rack.home.path().join("reel-home/catalog.sqlite");
+    let _ = std::fs::remove_file(&home_catalog);
+    ok(rack.reel().args(["tape", "unload"]));
+    let out = run(rack.reel().args(["--no-prompt", "catalog", "rebuild"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no reel volume was read"), "{stderr}");
+
     // No terminal at all (a job run from cron): the same, saying why.
     rack.insert("c2");
     let out = run(rack
