@@ -222,6 +222,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_operator_goes_on_with_enter_and_stops_with_q_or_the_end_of_input() {
+        let ask = |typed: &str| {
+            let mut shown = Vec::new();
+            let answer =
+                TerminalOperator::ask_on(&mut typed.as_bytes(), &mut shown, "load tape X").unwrap();
+            (answer, String::from_utf8(shown).unwrap())
+        };
+        let (answer, shown) = ask("\n");
+        assert_eq!(answer, None);
+        assert!(
+            shown.starts_with("reel: load tape X.\nPress Enter"),
+            "{shown}"
+        );
+        assert_eq!(ask("  \n").0, None);
+        assert_eq!(
+            ask("q\n").0.as_deref(),
+            Some("the operator stopped the job")
+        );
+        assert_eq!(
+            ask("quit\n").0.as_deref(),
+            Some("the operator stopped the job")
+        );
+        assert_eq!(ask("").0.as_deref(), Some("the input ended"));
+    }
+
+    #[test]
     fn sizes_parse() {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert_eq!(parse_size("256K").unwrap(), 256 << 10);
