@@ -349,10 +349,15 @@ pub fn backup(
     let explicit = opts.incremental == Some(true);
     let incremental = match opts.incremental {
         Some(i) => i,
-        None => {
-            let mount = mount_point_of(&roots[0]);
-            policy.policy.config.mode_for(&mount, None) == reel_policy::ModeKind::Incremental
-        }
+        // One set is one mode: incremental only when every path's file system says so.
+        None => roots.iter().all(|root| {
+            let uuid = reel_policy::filesystem_uuid(root);
+            policy
+                .policy
+                .config
+                .mode_for(&mount_point_of(root), uuid.as_deref())
+                == reel_policy::ModeKind::Incremental
+        }),
     };
     // The parent of an incremental backup: the newest set of the same paths.
     let parent = if !incremental {

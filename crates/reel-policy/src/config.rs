@@ -72,6 +72,49 @@ pub enum FsSelector {
     Uuid(String),
 }
 
+/// The UUID of the file system holding `path`, as fstab and blkid write it (`UUID=`
+/// selectors), from the kernel: FS_IOC_GETFSUUID (ext4, XFS, … since Linux 6.5), or for
+/// btrfs its fsid (BTRFS_IOC_FS_INFO). `None` where the file system has none or the kernel
+/// cannot say.
+pub fn filesystem_uuid(path: &std::path::Path) -> Option<String> {
+    use rustix::ioctl::{Getter, Opcode, Updater, opcode};
+    /// `struct fsuuid2`: a length and up to 16 bytes.
+    const FS_IOC_GETFSUUID: Opcode = opcode::read::<[u8; 17]>(0x15, 0);
+    /// `struct btrfs_ioctl_fs_info_args` (1 KiB), the fsid at byte 16.
+    const BTRFS_IOC_FS_INFO: Opcode = opcode::read::<[u8; 1024]>(0x94, 31);
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    // SAFETY: FS_IOC_GETFSUUID writes one struct fsuuid2 (17 bytes, byte-aligned).
+    let generic = unsafe { rustix::ioctl::ioctl(&fd, Getter::<FS_IOC_GETFSUUID, [u8; 17]>::new()) };
+    let bytes: [u8; 16] = match generic {
+        Ok(raw) if raw[0] == 16 => raw[1..].try_into().ok()?,
+        Ok(_) => return None,
+        Err(_) => {
+            // The kernel also reads the struct (its `flags` ask for more): zeroed, not
+            // uninitialised.
+            let mut info = [0u8; 1024];
+            // SAFETY: BTRFS_IOC_FS_INFO reads and writes one struct btrfs_ioctl_fs_info_args
+            // (1024 bytes); other file systems refuse it.
+            unsafe {
+                rustix::ioctl::ioctl(
+                    &fd,
+                    Updater::<BTRFS_IOC_FS_INFO, [u8; 1024]>::new(&mut info),
+                )
+            }
+            .ok()?;
+            info[16..32].try_into().ok()?
+        }
+    };
+    if bytes.iter().all(|b| *b == 0) {
+        return None;
+    }
+    Some(uuid::Uuid::from_bytes(bytes).hyphenated().to_string())
+}
+
 /// One `[backup-mode-custom]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FilesystemMode {

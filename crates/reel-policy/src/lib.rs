@@ -93,7 +93,8 @@ pub mod state;
 
 pub use config::{
     BackupMode, Config, DEFAULT_HOOK_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SNAPSHOTS,
-    FilesystemMode, FsSelector, MAX_MAX_SNAPSHOTS, ModeKind, Setting, parse_duration, parse_size,
+    FilesystemMode, FsSelector, MAX_MAX_SNAPSHOTS, ModeKind, Setting, filesystem_uuid,
+    parse_duration, parse_size,
 };
 pub use diag::{Diagnostic, Severity};
 pub use filter::{

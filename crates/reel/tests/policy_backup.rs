@@ -382,3 +382,54 @@ fn backup_hooks_see_the_set_and_a_pre_backup_hook_can_cancel_it() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["sets"].as_array().unwrap().len(), 1, "no second set");
 }
+
+#[test]
+fn backup_mode_custom_picks_each_file_systems_mode_by_uuid() {
+    let Some(fs) = LoopFs::new("ext4", 32 << 20) else {
+        return;
+    };
+    if !require_tool("findmnt") {
+        return;
+    }
+    let out = Command::new("findmnt")
+        .args(["-n", "-o", "UUID"])
+        .arg(fs.path())
+        .output()
+        .expect("findmnt");
+    let uuid = String::from_utf8_lossy(&out.stdout).trim().to_uppercase();
+    assert_eq!(uuid.len(), 36, "no UUID for the loop file system");
+    let home = TempHome::new();
+    // fstab style, in capitals: UUIDs compare without case.
+    write_file(
+        &home.root().join("etc/reel/reel.conf"),
+        format!(
+            "backup-mode = \"custom\"\n[backup-mode-custom]\n\"UUID={uuid}\" = \"incremental\"\n"
+        )
+        .as_bytes(),
+    );
+    let data = fs.path().join("data");
+    write_file(&data.join("a.txt"), b"first");
+    let elsewhere = home.path().join("elsewhere");
+    write_file(&elsewhere.join("b.txt"), b"b");
+    let mode_of_latest = |home: &TempHome| {
+        let (json, _) = ok(reel(home).args(["list", "--json"]));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["sets"].as_array().unwrap().last().unwrap()["info"]["mode"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The first backup has no parent: full.
+    ok(reel(&home).arg("backup").arg(&data));
+    assert_eq!(mode_of_latest(&home), "full");
+    write_file(&data.join("c.txt"), b"added");
+    ok(reel(&home).arg("backup").arg(&data));
+    assert_eq!(
+        mode_of_latest(&home),
+        "incremental",
+        "the file system's entry (by UUID) makes plain backups incremental"
+    );
+    // With a path on a file system that has no entry (full by default), the set is full.
+    ok(reel(&home).arg("backup").arg(&data).arg(&elsewhere));
+    assert_eq!(mode_of_latest(&home), "full");
+}
