@@ -20,7 +20,7 @@ use reel_catalog::Catalog;
 use reel_policy::{
     BackupFilter, EntryKind, HookContext, HookPhase, Pattern, Policy, ProcessEnv, Roots, Verdict,
 };
-use reel_stream::{Captured, ContentReader, FileKind, NameCache, capture_open};
+use reel_stream::{Captured, ContentReader, FileKind, NameCache, capture_open, capture_open_at};
 use reel_tape::{SeekTo, TapeDrive};
 
 use crate::error::{CoreError, Result};
@@ -791,6 +791,9 @@ struct Walker<'p, 'c> {
     skipped: Vec<SkippedEntry>,
     /// Single instance store links met on the way.
     sis: crate::sis::SisBackup,
+    /// The directory of the last entry captured, open (`O_PATH`), or `None` when it could
+    /// not be opened.
+    dir: Option<(PathBuf, Option<rustix::fd::OwnedFd>)>,
 }
 
 impl<'p, 'c> Walker<'p, 'c> {
@@ -813,6 +816,7 @@ impl<'p, 'c> Walker<'p, 'c> {
             filter: (!opts.ignore_exclusions).then_some(&policy.filter),
             skipped: Vec::new(),
             sis: crate::sis::SisBackup::default(),
+            dir: None,
         }
     }
 
@@ -874,7 +878,7 @@ impl<'p, 'c> Walker<'p, 'c> {
             let kind = EntryKind::from(dent.file_type());
             // Capture first (one statx, its xattrs and flags): the policy decides from what
             // was read instead of reading it again.
-            let captured = match self.capture(real) {
+            let captured = match self.capture_walked(real) {
                 Some(c) => c,
                 None => continue,
             };
@@ -918,6 +922,45 @@ impl<'p, 'c> Walker<'p, 'c> {
     /// reported, and `None` means the entry cannot be backed up.
     fn capture(&mut self, path: &Path) -> Option<Captured> {
         match capture_open(path, &mut self.names) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    self.problem(w.clone());
+                }
+                Some(c)
+            }
+            Err(e) => {
+                self.problem(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Captures an entry met by the walk through its directory, kept open while the walk is
+    /// in it (a one-component lookup per entry instead of its whole path, several times).
+    fn capture_walked(&mut self, path: &Path) -> Option<Captured> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return self.capture(path);
+        };
+        let cached = self
+            .dir
+            .as_ref()
+            .is_some_and(|(p, _)| p.as_os_str() == parent.as_os_str());
+        if !cached {
+            use rustix::fs::{Mode, OFlags};
+            let fd = rustix::fs::open(
+                parent,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok();
+            self.dir = Some((parent.to_path_buf(), fd));
+        }
+        let Some((_, Some(dir))) = &self.dir else {
+            // The directory cannot be opened (gone, or not searchable): by path, whose
+            // errors say what is wrong.
+            return self.capture(path);
+        };
+        match capture_open_at(dir, name, path, &mut self.names) {
             Ok(c) => {
                 for w in &c.warnings {
                     self.problem(w.clone());

@@ -29,7 +29,8 @@ pub use acl::{Acl, AclEntry, AclTag};
 pub use apply::{Committed, Existing, Outcome, PendingFile, RelPath, RestoreRoot, check_path};
 pub use error::{Refusal, Result, StreamError};
 pub use meta::{
-    Captured, FileKind, FileMeta, Timestamp, capture, capture_open, capture_reporting, capture_stat,
+    Captured, FileKind, FileMeta, Timestamp, capture, capture_open, capture_open_at,
+    capture_reporting, capture_stat,
 };
 pub use names::NameCache;
 pub use sparse::{ContentHasher, ContentReader, Extent, SparseMap};

@@ -1,6 +1,7 @@
 //! The model of one file: what it is and its metadata, as captured from disk.
 
 use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -65,29 +66,41 @@ impl Timestamp {
 
     /// `secs[.nnnnnnnnn]`, the pax notation (trailing zeros of the fraction dropped).
     pub fn to_decimal(self) -> String {
+        let mut out = Vec::with_capacity(24);
+        self.push_decimal(&mut out);
+        // Only ASCII digits, '-' and '.' were written.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends [`Timestamp::to_decimal`]'s text to `out` (no allocation of its own: it runs
+    /// several times per member of a backup).
+    pub fn push_decimal(self, out: &mut Vec<u8>) {
         if self.nanos == 0 {
-            return self.secs.to_string();
+            if self.secs < 0 {
+                out.push(b'-');
+            }
+            push_digits(out, u128::from(self.secs.unsigned_abs()), 1);
+            return;
         }
         // For negative times pax writes the value as a signed decimal: -1.5 = secs -2 + 0.5.
-        let (sign, whole, frac) = if self.secs < 0 {
+        let (negative, whole, frac) = if self.secs < 0 {
             let total = i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos);
             let abs = total.unsigned_abs();
-            (
-                "-",
-                (abs / 1_000_000_000) as u64,
-                (abs % 1_000_000_000) as u32,
-            )
+            (true, abs / 1_000_000_000, (abs % 1_000_000_000) as u32)
         } else {
-            ("", self.secs as u64, self.nanos)
+            (false, self.secs as u128, self.nanos)
         };
-        let mut f = format!("{frac:09}");
-        while f.ends_with('0') {
-            f.pop();
+        if negative {
+            out.push(b'-');
         }
-        if f.is_empty() {
-            format!("{sign}{whole}")
-        } else {
-            format!("{sign}{whole}.{f}")
+        push_digits(out, whole, 1);
+        if frac != 0 {
+            out.push(b'.');
+            let at = out.len();
+            push_digits(out, u128::from(frac), 9);
+            while out.len() > at && out.last() == Some(&b'0') {
+                out.pop();
+            }
         }
     }
 
@@ -118,6 +131,19 @@ impl Timestamp {
         let nanos = total.rem_euclid(1_000_000_000) as u32;
         Some(Timestamp::new(i64::try_from(secs).ok()?, nanos))
     }
+}
+
+/// Appends `value` in decimal, zero-padded to at least `width` digits.
+fn push_digits(out: &mut Vec<u8>, mut value: u128, width: usize) {
+    let mut buf = [b'0'; 40];
+    let mut i = buf.len();
+    while value != 0 {
+        i -= 1;
+        buf[i] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    let start = i.min(buf.len().saturating_sub(width.max(1)));
+    out.extend_from_slice(&buf[start..]);
 }
 
 /// A file as captured: kind, identity and metadata. Content is read separately.
@@ -235,11 +261,61 @@ pub struct Captured {
 
 /// Like [`capture_reporting`], keeping the open file of a regular file for its content.
 pub fn capture_open(path: &Path, names: &mut crate::names::NameCache) -> Result<Captured> {
-    let (mut meta, allocated) = capture_stat_allocated(path, names)?;
+    capture_open_at(CWD, path.as_os_str(), path, names)
+}
+
+/// [`capture_open`] of the entry `name` of the directory open as `dir` (a walker keeps its
+/// current directory open, so each entry costs a one-component lookup instead of a walk of
+/// its whole path); `path` is the entry's full path, for messages and for the attributes of
+/// entries that are not opened (symlinks, devices, fifos).
+///
+/// The entry is opened `O_PATH | O_NOFOLLOW` first and everything is read through that
+/// descriptor: its stat, its link target, and, for a regular file or directory, the file
+/// reopened from it (see [`reopen`]), whose attributes and flags are then read. So all of it
+/// describes one inode, a final symlink is never followed, and nothing that took the entry's
+/// place (a device node) is ever opened.
+pub fn capture_open_at(
+    dir: impl AsFd,
+    name: &OsStr,
+    path: &Path,
+    names: &mut crate::names::NameCache,
+) -> Result<Captured> {
+    use rustix::fs::{Mode, OFlags};
+    let pathfd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| StreamError::io(path, "stat", e.into()))?;
+    let stx = rustix::fs::statx(
+        &pathfd,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+    )
+    .map_err(|e| StreamError::io(path, "stat", e.into()))?;
+    let (mut meta, allocated) = meta_of_statx(&stx, path, names, || {
+        rustix::fs::readlinkat(&pathfd, "", Vec::new())
+    })?;
     let mut warnings = Vec::new();
-    let mut opened = None;
     let shown = path.display();
-    match crate::xattrs::capture(path) {
+    let mut opened = None;
+    let mut unreadable = None;
+    if matches!(meta.kind, FileKind::Regular | FileKind::Directory) {
+        match reopen(&pathfd) {
+            Ok(file) => opened = Some(file),
+            Err(e) => unreadable = Some(e),
+        }
+    }
+    drop(pathfd);
+    // Attributes through the open file when there is one (same inode as the stat), else by
+    // path with the `l*` calls, which do not follow a final symlink.
+    let xattrs = match &opened {
+        Some(file) => crate::xattrs::capture_fd(file),
+        None => crate::xattrs::capture(path),
+    };
+    match xattrs {
         Ok(c) => {
             meta.xattrs = c.xattrs;
             for (raw, slot, what) in [
@@ -264,31 +340,30 @@ pub fn capture_open(path: &Path, names: &mut crate::names::NameCache) -> Result<
         }
         Err(e) => warnings.push(format!("{shown}: extended attributes not backed up: {e}")),
     }
-    if matches!(meta.kind, FileKind::Regular | FileKind::Directory) {
-        match open_checked(path, &meta) {
-            Ok(file) => {
-                match crate::flags::get(&file) {
-                    Ok(f) => meta.flags = f.unwrap_or(0) & crate::flags::RESTORABLE,
-                    Err(e) => warnings.push(format!("{shown}: chattr flags not backed up: {e}")),
-                }
-                // A file with as many bytes allocated as it is long has no holes: no need
-                // to ask (the common case, one seek saved per file).
-                if meta.kind == FileKind::Regular && allocated < meta.size {
-                    match crate::sparse::scan(&file, meta.size) {
-                        Ok(map) => meta.sparse = map,
-                        Err(e) => warnings.push(format!(
-                            "{shown}: cannot find its holes ({e}); stored as a dense file"
-                        )),
-                    }
-                }
-                if meta.kind == FileKind::Regular {
-                    opened = Some(file);
-                }
-            }
-            // Unreadable files are reported when their content is read.
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
-            Err(e) => warnings.push(format!("{shown}: chattr flags and holes not read: {e}")),
+    match unreadable {
+        // Unreadable files are reported when their content is read.
+        Some(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+        Some(e) => warnings.push(format!("{shown}: chattr flags and holes not read: {e}")),
+        None => {}
+    }
+    if let Some(file) = &opened {
+        match crate::flags::get(file) {
+            Ok(f) => meta.flags = f.unwrap_or(0) & crate::flags::RESTORABLE,
+            Err(e) => warnings.push(format!("{shown}: chattr flags not backed up: {e}")),
         }
+        // A file with as many bytes allocated as it is long has no holes: no need to ask
+        // (the common case, one seek saved per file).
+        if meta.kind == FileKind::Regular && allocated < meta.size {
+            match crate::sparse::scan(file, meta.size) {
+                Ok(map) => meta.sparse = map,
+                Err(e) => warnings.push(format!(
+                    "{shown}: cannot find its holes ({e}); stored as a dense file"
+                )),
+            }
+        }
+    }
+    if meta.kind != FileKind::Regular {
+        opened = None;
     }
     Ok(Captured {
         meta,
@@ -297,25 +372,12 @@ pub fn capture_open(path: &Path, names: &mut crate::names::NameCache) -> Result<
     })
 }
 
-/// Opens a regular file or directory for reading its flags and holes without following a
-/// symlink and without opening anything else that took its place (a device node swapped
-/// in could have side effects): `O_PATH` first, check, then reopen that very inode.
-fn open_checked(path: &Path, meta: &FileMeta) -> std::io::Result<std::fs::File> {
+/// Opens for reading the regular file or directory that `pathfd` (an `O_PATH` descriptor)
+/// refers to: that very inode, through `/proc/self/fd`, so whatever took its name since
+/// (a device node, whose open could have side effects) is not opened.
+fn reopen(pathfd: &rustix::fd::OwnedFd) -> std::io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags};
-    let pathfd = rustix::fs::open(
-        path,
-        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let st = rustix::fs::fstat(&pathfd)?;
-    let same_kind =
-        FileKind::from_file_type(FileType::from_raw_mode(st.st_mode)) == Some(meta.kind);
-    if !same_kind || st.st_ino != meta.ino {
-        return Err(std::io::Error::other(
-            "the file was replaced while being read",
-        ));
-    }
-    let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pathfd));
+    let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(pathfd));
     let base = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let fd = match rustix::fs::open(proc.as_str(), base | OFlags::NOATIME, Mode::empty()) {
         Err(rustix::io::Errno::PERM) => rustix::fs::open(proc.as_str(), base, Mode::empty())?,
@@ -326,14 +388,6 @@ fn open_checked(path: &Path, meta: &FileMeta) -> std::io::Result<std::fs::File> 
 
 /// Reads the stat part of the metadata of `path` without following a final symlink.
 pub fn capture_stat(path: &Path, names: &mut crate::names::NameCache) -> Result<FileMeta> {
-    capture_stat_allocated(path, names).map(|(m, _)| m)
-}
-
-/// [`capture_stat`] and the bytes allocated to the file.
-fn capture_stat_allocated(
-    path: &Path,
-    names: &mut crate::names::NameCache,
-) -> Result<(FileMeta, u64)> {
     let stx = rustix::fs::statx(
         CWD,
         path,
@@ -341,6 +395,17 @@ fn capture_stat_allocated(
         StatxFlags::BASIC_STATS | StatxFlags::BTIME,
     )
     .map_err(|e| StreamError::io(path, "stat", e.into()))?;
+    meta_of_statx(&stx, path, names, || rustix::fs::readlink(path, Vec::new())).map(|(m, _)| m)
+}
+
+/// The metadata in `stx` (of `path`) and the bytes allocated to the file; `read_link`
+/// reads the target of a symlink.
+fn meta_of_statx(
+    stx: &rustix::fs::Statx,
+    path: &Path,
+    names: &mut crate::names::NameCache,
+    read_link: impl FnOnce() -> rustix::io::Result<std::ffi::CString>,
+) -> Result<(FileMeta, u64)> {
     let file_type = FileType::from_raw_mode(u32::from(stx.stx_mode));
     let kind = FileKind::from_file_type(file_type).ok_or_else(|| StreamError::Unsupported {
         path: path.to_path_buf(),
@@ -348,8 +413,7 @@ fn capture_stat_allocated(
     })?;
     let ts = |t: rustix::fs::StatxTimestamp| Timestamp::new(t.tv_sec, t.tv_nsec);
     let symlink_target = if kind == FileKind::Symlink {
-        let target = rustix::fs::readlink(path, Vec::new())
-            .map_err(|e| StreamError::io(path, "readlink", e.into()))?;
+        let target = read_link().map_err(|e| StreamError::io(path, "readlink", e.into()))?;
         Some(OsStr::from_bytes(target.as_bytes()).to_os_string())
     } else {
         None
@@ -390,6 +454,133 @@ fn capture_stat_allocated(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The notation as first written (with `format!`), which `push_decimal` must match
+    /// byte for byte: the text is in every archive and index written so far.
+    fn decimal_reference(t: Timestamp) -> String {
+        if t.nanos == 0 {
+            return t.secs.to_string();
+        }
+        let (sign, whole, frac) = if t.secs < 0 {
+            let total = i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos);
+            let abs = total.unsigned_abs();
+            (
+                "-",
+                (abs / 1_000_000_000) as u64,
+                (abs % 1_000_000_000) as u32,
+            )
+        } else {
+            ("", t.secs as u64, t.nanos)
+        };
+        let mut f = format!("{frac:09}");
+        while f.ends_with('0') {
+            f.pop();
+        }
+        if f.is_empty() {
+            format!("{sign}{whole}")
+        } else {
+            format!("{sign}{whole}.{f}")
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_matches_the_reference(secs: i64, nanos: u32, small in -3i64..3, ns in 0u32..1_000_000_000) {
+            for t in [Timestamp::new(secs, nanos), Timestamp::new(small, ns), Timestamp::new(secs, ns)] {
+                proptest::prop_assert_eq!(t.to_decimal(), decimal_reference(t));
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_edges_match_the_reference() {
+        for secs in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1_000_000_001,
+            -2,
+            -1,
+            0,
+            1,
+            i64::MAX,
+        ] {
+            for nanos in [0, 1, 10, 500_000_000, 999_999_999, 1_000_000_000, u32::MAX] {
+                let t = Timestamp::new(secs, nanos);
+                assert_eq!(t.to_decimal(), decimal_reference(t), "{t:?}");
+            }
+        }
+    }
+
+    /// Capturing through an open directory describes each kind of entry exactly as
+    /// capturing by path does, never follows a final symlink, and hands back an open file
+    /// for regular files only.
+    #[test]
+    fn capture_through_the_directory_matches_capture_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let file = root.join("file");
+        reel_testkit::write_file(&file, &reel_testkit::pseudo_random(7, 5000));
+        // A user.* attribute where the file system takes one (tmpfs and ext4 do).
+        let has_xattr = rustix::fs::setxattr(
+            &file,
+            "user.reel-test",
+            b"value",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_ok();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&file, root.join("link")).unwrap();
+        std::os::unix::fs::symlink("sub", root.join("dirlink")).unwrap();
+        nix::unistd::mkfifo(
+            &root.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let dirfd = rustix::fs::open(
+            root,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let mut names = crate::names::NameCache::new();
+        for (name, kind) in [
+            ("file", FileKind::Regular),
+            ("sub", FileKind::Directory),
+            ("link", FileKind::Symlink),
+            ("dirlink", FileKind::Symlink),
+            ("fifo", FileKind::Fifo),
+        ] {
+            let path = root.join(name);
+            let at = capture_open_at(&dirfd, OsStr::new(name), &path, &mut names).unwrap();
+            let mut by_path = capture_open(&path, &mut names).unwrap();
+            assert_eq!(at.meta.kind, kind, "{name}");
+            // Reading a symlink's target may touch its atime (relatime) between the two.
+            by_path.meta.atime = at.meta.atime;
+            assert_eq!(at.meta, by_path.meta, "{name}");
+            assert!(at.warnings.is_empty(), "{name}: {:?}", at.warnings);
+            assert_eq!(at.file.is_some(), kind == FileKind::Regular, "{name}");
+        }
+        let at =
+            capture_open_at(&dirfd, OsStr::new("link"), &root.join("link"), &mut names).unwrap();
+        assert_eq!(at.meta.symlink_target.as_deref(), Some(file.as_os_str()));
+        let at = capture_open_at(&dirfd, OsStr::new("file"), &file, &mut names).unwrap();
+        assert_eq!(at.meta.size, 5000);
+        if has_xattr {
+            assert_eq!(
+                at.meta.xattrs,
+                vec![crate::xattrs::Xattr::new("user.reel-test", "value")]
+            );
+        }
+        // The open file is the captured inode, ready to read.
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut at.file.unwrap(), &mut content).unwrap();
+        assert_eq!(content, reel_testkit::pseudo_random(7, 5000));
+        // A name that is gone is an error naming the path.
+        let err = capture_open_at(&dirfd, OsStr::new("gone"), &root.join("gone"), &mut names)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gone"), "{err}");
+    }
 
     #[test]
     fn decimal_times_round_trip() {

@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -57,33 +57,75 @@ fn not_supported(e: &rustix::io::Errno) -> bool {
     matches!(*e, rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::PERM)
 }
 
+/// Where attributes are read from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// By path, not following a final symlink (`llistxattr`, `lgetxattr`).
+    Path(&'a Path),
+    /// An open file (`flistxattr`, `fgetxattr`).
+    Fd(BorrowedFd<'a>),
+}
+
+impl Source<'_> {
+    fn list(self, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            Source::Path(p) => rustix::fs::llistxattr(p, buf),
+            Source::Fd(fd) => rustix::fs::flistxattr(fd, buf),
+        }
+    }
+
+    fn get(self, name: &OsStr, buf: &mut [u8]) -> rustix::io::Result<usize> {
+        match self {
+            Source::Path(p) => rustix::fs::lgetxattr(p, name, buf),
+            Source::Fd(fd) => rustix::fs::fgetxattr(fd, name, buf),
+        }
+    }
+}
+
 /// Reads every attribute of `path` (a final symlink is not followed), sorted by name.
 pub fn capture(path: &Path) -> io::Result<Captured> {
+    capture_from(Source::Path(path))
+}
+
+/// Reads every attribute of an open file, sorted by name.
+pub fn capture_fd(fd: impl AsFd) -> io::Result<Captured> {
+    capture_from(Source::Fd(fd.as_fd()))
+}
+
+/// Names listed in one call when they fit (most files have none or a few short ones).
+const FIRST_LIST: usize = 1024;
+
+fn capture_from(src: Source<'_>) -> io::Result<Captured> {
     let mut out = Captured::default();
-    let len = match rustix::fs::llistxattr_query(path) {
-        Ok(n) => n,
+    // One call for the usual short (or empty) list; a longer one is sized and read again,
+    // retrying with a bigger buffer when it grows between the calls.
+    let mut first = [0u8; FIRST_LIST];
+    let mut list = Vec::new();
+    let names: &[u8] = match src.list(&mut first) {
+        Ok(n) => &first[..n],
         Err(e) if not_supported(&e) => return Ok(out),
+        Err(rustix::io::Errno::RANGE) => {
+            list.resize(FIRST_LIST * 4, 0);
+            let n = loop {
+                match src.list(&mut list[..]) {
+                    Ok(n) => break n,
+                    Err(rustix::io::Errno::RANGE) if list.len() < (1 << 20) => {
+                        list.resize(list.len() * 2, 0);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            &list[..n]
+        }
         Err(e) => return Err(e.into()),
     };
-    if len == 0 {
+    if names.is_empty() {
         return Ok(out);
     }
-    // The list can grow between the two calls: retry with a bigger buffer.
-    let mut list = vec![0u8; len + 1024];
-    let n = loop {
-        match rustix::fs::llistxattr(path, &mut list[..]) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) if list.len() < (1 << 20) => {
-                list.resize(list.len() * 2, 0);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
-    list.truncate(n);
     let mut value = vec![0u8; MAX_VALUE];
-    for name in list.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let os = OsStr::from_bytes(name);
-        let got = match rustix::fs::lgetxattr(path, os, &mut value[..]) {
+        let got = match src.get(os, &mut value[..]) {
             Ok(n) => value[..n].to_vec(),
             // Removed since the listing.
             Err(rustix::io::Errno::NODATA) => continue,

@@ -47,11 +47,16 @@ pub mod kind {
 /// not fit.
 pub fn put_octal(block: &mut [u8], (off, len): (usize, usize), value: u64) -> bool {
     let digits = len - 1;
-    let text = format!("{value:0digits$o}");
-    if text.len() > digits {
+    // Zero-padded to `digits` (written by hand: this runs several times per member).
+    let bits = u32::try_from(3 * digits).unwrap_or(u32::MAX);
+    if value.checked_shr(bits).unwrap_or(0) != 0 {
         return false;
     }
-    block[off..off + digits].copy_from_slice(text.as_bytes());
+    let mut rest = value;
+    for b in block[off..off + digits].iter_mut().rev() {
+        *b = b'0' + (rest & 7) as u8;
+        rest >>= 3;
+    }
     block[off + digits] = 0;
     true
 }
@@ -157,10 +162,16 @@ pub fn checksum(block: &[u8]) -> (u64, i64) {
 
 /// Fills in the checksum field (six octal digits, NUL, space).
 pub fn set_checksum(block: &mut [u8]) {
-    let (sum, _) = checksum(block);
-    let text = format!("{sum:06o}\0 ");
-    let (off, _) = field::CHKSUM;
-    block[off..off + 8].copy_from_slice(text.as_bytes());
+    let (off, len) = field::CHKSUM;
+    // The field counts as spaces in the sum; at most 512 * 255 = 0o377000: six digits.
+    let sum: u64 = block[..off].iter().map(|b| u64::from(*b)).sum::<u64>()
+        + block[off + len..]
+            .iter()
+            .map(|b| u64::from(*b))
+            .sum::<u64>()
+        + 8 * u64::from(b' ');
+    put_octal(block, (off, 7), sum);
+    block[off + 7] = b' ';
 }
 
 /// Splits a name into ustar (prefix, name) when possible.
@@ -206,6 +217,59 @@ mod tests {
         assert_eq!(get_number(&b, (0, 8)).unwrap(), 0o755);
         b[..7].copy_from_slice(b"0000789");
         assert!(get_number(&b, (0, 8)).is_err());
+    }
+
+    /// The field writers as first written (with `format!`), which the hand-written ones
+    /// must match byte for byte.
+    fn octal_reference(block: &mut [u8], (off, len): (usize, usize), value: u64) -> bool {
+        let digits = len - 1;
+        let text = format!("{value:0digits$o}");
+        if text.len() > digits {
+            return false;
+        }
+        block[off..off + digits].copy_from_slice(text.as_bytes());
+        block[off + digits] = 0;
+        true
+    }
+
+    fn checksum_reference(block: &mut [u8]) {
+        let (sum, _) = checksum(block);
+        let text = format!("{sum:06o}\0 ");
+        let (off, _) = field::CHKSUM;
+        block[off..off + 8].copy_from_slice(text.as_bytes());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn octal_matches_the_reference(value: u64, shift in 0u32..64, len in 2usize..25) {
+            for v in [value, value >> shift, 8u64.saturating_pow(shift % 23), 8u64.saturating_pow(shift % 23).wrapping_sub(1)] {
+                let mut a = vec![0xAAu8; 30];
+                let mut b = a.clone();
+                let fits = put_octal(&mut a, (3, len), v);
+                proptest::prop_assert_eq!(fits, octal_reference(&mut b, (3, len), v));
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
+
+        #[test]
+        fn checksum_matches_the_reference(bytes in proptest::collection::vec(proptest::num::u8::ANY, BLOCK)) {
+            let mut a = bytes.clone();
+            let mut b = bytes;
+            set_checksum(&mut a);
+            checksum_reference(&mut b);
+            proptest::prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn checksum_of_extremes_matches_the_reference() {
+        for fill in [0u8, b' ', 0x7F, 0x80, 0xFF] {
+            let mut a = [fill; BLOCK];
+            let mut b = a;
+            set_checksum(&mut a);
+            checksum_reference(&mut b);
+            assert_eq!(a, b, "fill {fill:#x}");
+        }
     }
 
     #[test]

@@ -45,19 +45,45 @@ pub struct CopyOutcome {
 /// One pax extended-header record: `"<len> <key>=<value>\n"`, where `len` counts the whole
 /// record including its own digits.
 pub fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut r = Vec::new();
+    push_pax_record(&mut r, key, value);
+    r
+}
+
+/// Appends [`pax_record`]'s record to `out`.
+pub fn push_pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     let rest = key.len() + value.len() + 3; // space, '=', newline
     let mut len = rest + 1;
-    while len != rest + len.to_string().len() {
-        len = rest + len.to_string().len();
+    while len != rest + decimal_len(len) {
+        len = rest + decimal_len(len);
     }
-    let mut r = Vec::with_capacity(len);
-    r.extend_from_slice(len.to_string().as_bytes());
-    r.push(b' ');
-    r.extend_from_slice(key.as_bytes());
-    r.push(b'=');
-    r.extend_from_slice(value);
-    r.push(b'\n');
-    r
+    out.reserve(len);
+    push_decimal(out, len as u64);
+    out.push(b' ');
+    out.extend_from_slice(key.as_bytes());
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+/// Digits of `n` in decimal.
+fn decimal_len(n: usize) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 fn is_plain_ascii(b: &[u8]) -> bool {
@@ -130,13 +156,14 @@ impl<W: Write> PaxWriter<W> {
         if sparse_map.is_some() {
             // GNU sparse 1.0: the real name in GNU.sparse.name, a stand-in in the header.
             binary |= std::str::from_utf8(&name).is_err();
-            records.extend(pax_record(sparse::MAJOR, b"1"));
-            records.extend(pax_record(sparse::MINOR, b"0"));
-            records.extend(pax_record(sparse::NAME, &name));
-            records.extend(pax_record(
+            push_pax_record(&mut records, sparse::MAJOR, b"1");
+            push_pax_record(&mut records, sparse::MINOR, b"0");
+            push_pax_record(&mut records, sparse::NAME, &name);
+            push_pax_record(
+                &mut records,
                 sparse::REALSIZE,
                 meta.size.to_string().as_bytes(),
-            ));
+            );
             name = sparse_stand_in(&name);
         }
         let fits = is_plain_ascii(&name)
@@ -152,7 +179,7 @@ impl<W: Write> PaxWriter<W> {
             }
             None => {
                 binary |= std::str::from_utf8(&name).is_err();
-                records.extend(pax_record("path", &name));
+                push_pax_record(&mut records, "path", &name);
                 let short = ascii_stub(&name, 100);
                 header::put_bytes(&mut block, field::NAME, &short);
             }
@@ -170,7 +197,7 @@ impl<W: Write> PaxWriter<W> {
                 header::put_bytes(&mut block, field::LINKNAME, link);
             } else {
                 binary |= std::str::from_utf8(link).is_err();
-                records.extend(pax_record("linkpath", link));
+                push_pax_record(&mut records, "linkpath", link);
                 header::put_bytes(&mut block, field::LINKNAME, &ascii_stub(link, 100));
             }
         }
@@ -179,13 +206,13 @@ impl<W: Write> PaxWriter<W> {
         for (f, id, key) in [(field::UID, meta.uid, "uid"), (field::GID, meta.gid, "gid")] {
             header::put_number(&mut block, f, i64::from(id));
             if id > MAX_OCTAL_ID {
-                records.extend(pax_record(key, id.to_string().as_bytes()));
+                push_pax_record(&mut records, key, id.to_string().as_bytes());
             }
         }
         let size = entry.data_len();
         header::put_number(&mut block, field::SIZE, size as i64);
         if size > MAX_OCTAL_SIZE {
-            records.extend(pax_record("size", size.to_string().as_bytes()));
+            push_pax_record(&mut records, "size", size.to_string().as_bytes());
         }
         header::put_number(&mut block, field::MTIME, meta.mtime.secs);
         let exact_times = meta.mtime.nanos != 0
@@ -193,9 +220,16 @@ impl<W: Write> PaxWriter<W> {
             || meta.mtime.secs as u64 > MAX_OCTAL_SIZE
             || !records.is_empty();
         if exact_times {
-            records.extend(pax_record("mtime", meta.mtime.to_decimal().as_bytes()));
-            records.extend(pax_record("atime", meta.atime.to_decimal().as_bytes()));
-            records.extend(pax_record("ctime", meta.ctime.to_decimal().as_bytes()));
+            let mut text = Vec::with_capacity(32);
+            for (key, t) in [
+                ("mtime", meta.mtime),
+                ("atime", meta.atime),
+                ("ctime", meta.ctime),
+            ] {
+                text.clear();
+                t.push_decimal(&mut text);
+                push_pax_record(&mut records, key, &text);
+            }
         }
 
         block[field::TYPEFLAG] = if entry.hardlink.is_some() {
@@ -226,7 +260,7 @@ impl<W: Write> PaxWriter<W> {
                 if v.len() <= 32 && is_plain_ascii(v.as_bytes()) {
                     header::put_bytes(&mut block, f, v.as_bytes());
                 } else {
-                    records.extend(pax_record(key, v.as_bytes()));
+                    push_pax_record(&mut records, key, v.as_bytes());
                 }
             }
         }
@@ -236,15 +270,15 @@ impl<W: Write> PaxWriter<W> {
                 (field::DEVMINOR, minor, "SCHILY.devminor"),
             ] {
                 if !header::put_octal(&mut block, f, u64::from(v)) {
-                    records.extend(pax_record(key, v.to_string().as_bytes()));
+                    push_pax_record(&mut records, key, v.to_string().as_bytes());
                 }
             }
         }
         for (key, value) in facts::records_of(meta) {
-            records.extend(pax_record(&key, &value));
+            push_pax_record(&mut records, &key, &value);
         }
         for (key, value) in &entry.extra {
-            records.extend(pax_record(key, value));
+            push_pax_record(&mut records, key, value);
         }
         if binary {
             let mut with_charset = pax_record("hdrcharset", b"BINARY");
@@ -418,6 +452,15 @@ mod tests {
         let r = pax_record("x", &[b'v'; 93]);
         assert_eq!(r.len(), 99);
         assert!(r.starts_with(b"99 x="));
+        for n in 0..12_000 {
+            let r = pax_record("k", &vec![b'v'; n]);
+            let (len, _) = r.split_at(r.iter().position(|b| *b == b' ').unwrap());
+            assert_eq!(
+                std::str::from_utf8(len).unwrap(),
+                r.len().to_string(),
+                "{n}"
+            );
+        }
         let r = pax_record("x", &[b'v'; 94]);
         assert_eq!(r.len(), 101);
         assert!(r.starts_with(b"101 x="));
