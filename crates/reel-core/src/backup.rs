@@ -921,7 +921,13 @@ impl<'p, 'c> Walker<'p, 'c> {
     /// Captures `path` (metadata, and the open file of a regular file); problems are
     /// reported, and `None` means the entry cannot be backed up.
     fn capture(&mut self, path: &Path) -> Option<Captured> {
-        match capture_open(path, &mut self.names) {
+        let captured = capture_open(path, &mut self.names);
+        self.report_capture(captured)
+    }
+
+    /// Reports a capture's warnings, or its error (the entry is then left out).
+    fn report_capture(&mut self, captured: reel_stream::Result<Captured>) -> Option<Captured> {
+        match captured {
             Ok(c) => {
                 for w in &c.warnings {
                     self.problem(w.clone());
@@ -960,18 +966,8 @@ impl<'p, 'c> Walker<'p, 'c> {
             // errors say what is wrong.
             return self.capture(path);
         };
-        match capture_open_at(dir, name, path, &mut self.names) {
-            Ok(c) => {
-                for w in &c.warnings {
-                    self.problem(w.clone());
-                }
-                Some(c)
-            }
-            Err(e) => {
-                self.problem(e.to_string());
-                None
-            }
-        }
+        let captured = capture_open_at(dir, name, path, &mut self.names);
+        self.report_capture(captured)
     }
 
     /// Captures and adds the entry at `path` (not walked: common-store files of SIS links).

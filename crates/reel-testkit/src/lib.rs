@@ -442,6 +442,23 @@ impl LoopFs {
     pub fn path(&self) -> &Path {
         &self.mnt
     }
+
+    /// The file system's UUID as util-linux reads it from the superblock (`findmnt`).
+    pub fn uuid(&self) -> String {
+        let out = Command::new("findmnt")
+            .args(["-n", "-o", "UUID"])
+            .arg(&self.mnt)
+            .output()
+            .expect("findmnt");
+        let uuid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(
+            uuid.len(),
+            36,
+            "findmnt gave no UUID for {}: {uuid:?}",
+            self.mnt.display()
+        );
+        uuid
+    }
 }
 
 impl Drop for LoopFs {

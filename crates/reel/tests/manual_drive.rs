@@ -144,9 +144,9 @@ fn run_with_operator(
     (status, out_thread.join().unwrap(), all, requests)
 }
 
-/// The name a request for a blank tape gives it (`… it will be named REEL-…`).
-fn blank_name(request: &str) -> Option<String> {
-    let at = request.find("it will be named ")? + "it will be named ".len();
+/// The tape name after the last `marker` in a request (`REEL-…`).
+fn name_after(request: &str, marker: &str) -> Option<String> {
+    let at = request.rfind(marker)? + marker.len();
     Some(
         request[at..]
             .chars()
@@ -155,15 +155,14 @@ fn blank_name(request: &str) -> Option<String> {
     )
 }
 
+/// The name a request for a blank tape gives it (`… it will be named REEL-…`).
+fn blank_name(request: &str) -> Option<String> {
+    name_after(request, "it will be named ")
+}
+
 /// The volume a restore asks for (`load reel volume REEL-… (id …)`), the last one named.
 fn wanted_volume(request: &str) -> Option<String> {
-    let at = request.rfind("load reel volume ")? + "load reel volume ".len();
-    Some(
-        request[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect(),
-    )
+    name_after(request, "load reel volume ")
 }
 
 fn source_tree(home: &TempHome) -> PathBuf {

@@ -391,13 +391,7 @@ fn backup_mode_custom_picks_each_file_systems_mode_by_uuid() {
     if !require_tool("findmnt") {
         return;
     }
-    let out = Command::new("findmnt")
-        .args(["-n", "-o", "UUID"])
-        .arg(fs.path())
-        .output()
-        .expect("findmnt");
-    let uuid = String::from_utf8_lossy(&out.stdout).trim().to_uppercase();
-    assert_eq!(uuid.len(), 36, "no UUID for the loop file system");
+    let uuid = fs.uuid().to_uppercase();
     let home = TempHome::new();
     // fstab style, in capitals: UUIDs compare without case.
     write_file(
