@@ -95,7 +95,20 @@ impl Connection {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().map_err(|e| TapeError::Io {
+        // ETXTBSY: the shell script was just written, and a process forked elsewhere (in
+        // this program or another) still holds it open for writing until its exec; that
+        // passes in moments.
+        let mut spawned = cmd.spawn();
+        for _ in 0..50 {
+            match &spawned {
+                Err(e) if e.kind() == io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    spawned = cmd.spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut child = spawned.map_err(|e| TapeError::Io {
             path: name.into(),
             source: io::Error::new(
                 e.kind(),
