@@ -87,33 +87,36 @@ pub mod cli {
         script
     }
 
+    /// Runs the command, which must succeed (and not panic); returns all it printed.
+    pub fn succeeded(cmd: &mut Command) -> Output {
+        let out = run(cmd);
+        super::assert_success(cmd, out)
+    }
+
     /// Runs the command, which must succeed (and not panic); returns its stdout.
     pub fn ok(cmd: &mut Command) -> String {
-        let out = run(cmd);
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&succeeded(cmd).stdout).into_owned()
     }
 }
 
-/// Runs a command, panicking with its stderr when it fails; returns stdout.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+/// `out`, when the command succeeded; else a panic showing what it printed.
+fn assert_success(cmd: &Command, out: std::process::Output) -> std::process::Output {
     assert!(
         out.status.success(),
-        "{cmd:?} failed with {}:\nstdout: {}\nstderr: {}",
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    out
+}
+
+/// Runs a command (any program), panicking with its output when it fails; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    String::from_utf8_lossy(&assert_success(cmd, out).stdout).into_owned()
 }
 
 /// A temporary directory that is also a `REEL_HOME` for commands run by the test.

@@ -2,28 +2,15 @@
 //! recovery identity) open them, the plaintext nowhere on tape, and GNU tar's copy an age
 //! file that `age -d` opens.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
+use reel_testkit::cli::run;
 use reel_testkit::{TempHome, pseudo_random, require_tool, write_file};
 
 const KNOWN: &[u8] = b"KNOWN-PLAINTEXT-backup-93c7a1";
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
-    out
-}
-
 fn ok(cmd: &mut Command) -> Vec<u8> {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    reel_testkit::cli::succeeded(cmd).stdout
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

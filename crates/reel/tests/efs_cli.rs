@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use reel_testkit::cli::run;
 use reel_testkit::{TempHome, pseudo_random, require_tool, write_file};
 
 const KNOWN: &[u8] = b"KNOWN-PLAINTEXT-cli-5b1e";
@@ -40,23 +41,8 @@ impl User {
     }
 }
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run reel");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "reel panicked: {stderr}");
-    out
-}
-
 fn ok(cmd: &mut Command) -> Vec<u8> {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    reel_testkit::cli::succeeded(cmd).stdout
 }
 
 fn text(b: Vec<u8>) -> String {

@@ -4,29 +4,17 @@
 use std::collections::BTreeSet;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use reel_testkit::cli::run;
 use reel_testkit::{LoopFs, TempHome, require_tool, write_file};
 
 fn reel(home: &TempHome) -> Command {
     home.command(env!("CARGO_BIN_EXE_reel"))
 }
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run reel");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
-    out
-}
-
 fn ok(cmd: &mut Command) -> (String, String) {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = reel_testkit::cli::succeeded(cmd);
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

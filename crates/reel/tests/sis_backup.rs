@@ -2,19 +2,12 @@
 //! tree's set holds each content once; restoring onto the same kind re-creates the sharing; GNU tar extracts
 //! correct contents from the dumped set; onto ext4 the links come back as full copies.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use reel_testkit::{LoopFs, TempHome, pseudo_random, require_tool, write_file};
 
 fn ok(cmd: &mut Command) -> String {
-    let out: Output = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = reel_testkit::cli::succeeded(cmd);
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
