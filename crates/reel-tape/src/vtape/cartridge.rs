@@ -1,7 +1,8 @@
 //! A virtual cartridge: its description (`cartridge.toml`), its partitions and its lock.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -157,9 +158,11 @@ impl CartridgeLock {
             }
             Err(e) => return Err(TapeError::io(&path, e.into())),
         }
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "{}", std::process::id());
+        // Written over in place, then cut to length: truncating to zero first would free the
+        // block and allocate it again on every open (a discard each time on `-o discard`).
+        let holder = format!("{:<10}", std::process::id());
+        let _ = file.write_all_at(holder.as_bytes(), 0);
+        let _ = file.set_len(holder.len() as u64);
         Ok(CartridgeLock { _file: file })
     }
 }
