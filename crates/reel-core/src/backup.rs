@@ -628,13 +628,16 @@ fn write_set(
     let mut sink = data.sink;
     let mut spool = data.spool;
     // The index must fit after the last part; if the volume is nearly full, it goes on the
-    // next one after an empty last part.
+    // next one after an empty last part. A drive that reports no capacity (st, GNU rmt: 0)
+    // gives no remaining bytes either: the index is written, and early warning, if it comes,
+    // is the drive's to signal.
     let need = spool.bytes() + 4 * opts.block_size as u64 + (1 << 20);
     let remaining = sink
         .drive()
         .media_parameters()
-        .map(|m| m.remaining)
-        .unwrap_or(u64::MAX);
+        .ok()
+        .filter(|m| m.capacity > 0)
+        .map_or(u64::MAX, |m| m.remaining);
     if remaining < need {
         sink.switch_volume()?;
         sink.end_file()?;

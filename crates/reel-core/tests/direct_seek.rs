@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use reel_core::{BackupOptions, NoProgress, RestoreOptions, Tapes};
-use reel_tape::conformance::CountingReads as Counting;
+use reel_tape::conformance::TestDrive;
 use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
 
 #[test]
@@ -27,10 +27,8 @@ fn one_small_file_is_restored_with_a_few_record_reads() {
     let reads = Arc::new(AtomicU64::new(0));
     let catalog_path = tmp.path().join("catalog.sqlite");
     {
-        let drive = Counting {
-            inner: VirtualDrive::open(&cart).unwrap(),
-            reads: reads.clone(),
-        };
+        let drive =
+            TestDrive::new(VirtualDrive::open(&cart).unwrap()).counting_reads(reads.clone());
         let mut tapes = Tapes::single(Box::new(drive));
         let mut catalog = reel_catalog::Catalog::open(&catalog_path).unwrap();
         reel_core::backup(
@@ -43,10 +41,8 @@ fn one_small_file_is_restored_with_a_few_record_reads() {
     }
     let needle = format!("{}/big24-needle", src.strip_prefix("/").unwrap().display());
     for with_catalog in [true, false] {
-        let drive = Counting {
-            inner: VirtualDrive::open(&cart).unwrap(),
-            reads: reads.clone(),
-        };
+        let drive =
+            TestDrive::new(VirtualDrive::open(&cart).unwrap()).counting_reads(reads.clone());
         let mut tapes = Tapes::single(Box::new(drive));
         let catalog = with_catalog.then(|| reel_catalog::Catalog::open(&catalog_path).unwrap());
         let out = tmp.path().join(format!("out-{with_catalog}"));

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reel_core::NoProgress;
 use reel_core::foreign::{ForeignRestoreOptions, ForeignRestoreReport, ForeignSource};
 use reel_stream::{Existing, NameCache};
-use reel_tape::conformance::CountingReads as Counting;
+use reel_tape::conformance::TestDrive;
 use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
 use reel_tape::*;
 use reel_testkit::{
@@ -549,10 +549,7 @@ fn after_a_catalog_scan_one_file_is_restored_with_a_few_record_reads() {
     let records = bytes.len().div_ceil(10240) as u64;
     let reads = Arc::new(AtomicU64::new(0));
     let counting = || {
-        let drive = Counting {
-            inner: open_drive(&cart),
-            reads: reads.clone(),
-        };
+        let drive = TestDrive::new(open_drive(&cart)).counting_reads(reads.clone());
         reel_core::Tapes::single(Box::new(drive))
     };
     let mut catalog = reel_catalog::Catalog::open(&tmp.path().join("catalog.sqlite")).unwrap();

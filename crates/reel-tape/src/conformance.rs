@@ -1074,15 +1074,40 @@ fn unsupported_is_reported(h: &mut dyn Harness) -> Outcome {
     Ok(())
 }
 
-/// A drive that counts the records read through it (tests that a job reads only a few
-/// records of a large tape); every other call goes to `inner` unchanged.
-pub struct CountingReads<D: TapeDrive> {
-    pub inner: D,
-    /// Shared, so the count survives the drive being moved into a job and dropped.
-    pub reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+/// A drive for tests of the jobs above the trait: every call goes to `inner` unchanged,
+/// except what the builder methods ask for. Counting reads shows a job reads only a few
+/// records of a large tape; hiding the capacity plays a Linux st drive or a GNU rmt server,
+/// which report neither capacity nor remaining bytes (both 0).
+pub struct TestDrive<D: TapeDrive> {
+    inner: D,
+    reads: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    capacity_unknown: bool,
 }
 
-impl<D: TapeDrive> TapeDrive for CountingReads<D> {
+impl<D: TapeDrive> TestDrive<D> {
+    pub fn new(inner: D) -> Self {
+        TestDrive {
+            inner,
+            reads: None,
+            capacity_unknown: false,
+        }
+    }
+
+    /// Adds one to `reads` for each record read; shared, so the count survives the drive
+    /// being moved into a job and dropped.
+    pub fn counting_reads(mut self, reads: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.reads = Some(reads);
+        self
+    }
+
+    /// Reports capacity and remaining bytes as 0, as st and GNU rmt do.
+    pub fn capacity_unknown(mut self) -> Self {
+        self.capacity_unknown = true;
+        self
+    }
+}
+
+impl<D: TapeDrive> TapeDrive for TestDrive<D> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -1090,8 +1115,9 @@ impl<D: TapeDrive> TapeDrive for CountingReads<D> {
         self.inner.open_notes()
     }
     fn read(&mut self, buf: &mut [u8]) -> crate::Result<usize> {
-        self.reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(reads) = &self.reads {
+            reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.inner.read(buf)
     }
     fn write(&mut self, buf: &[u8]) -> crate::Result<()> {
@@ -1127,7 +1153,12 @@ impl<D: TapeDrive> TapeDrive for CountingReads<D> {
         self.inner.drive_parameters()
     }
     fn media_parameters(&mut self) -> crate::Result<MediaParameters> {
-        self.inner.media_parameters()
+        let mut m = self.inner.media_parameters()?;
+        if self.capacity_unknown {
+            m.capacity = 0;
+            m.remaining = 0;
+        }
+        Ok(m)
     }
     fn set_drive_parameters(&mut self, params: &SetDriveParameters) -> crate::Result<()> {
         self.inner.set_drive_parameters(params)

@@ -1,0 +1,46 @@
+//! A drive that reports no capacity (Linux st, GNU rmt: capacity and remaining both 0)
+//! takes a whole set, index included, on the tape in it: unknown is not full.
+
+use reel_core::{BackupOptions, NoProgress, RestoreOptions, Tapes};
+use reel_tape::conformance::TestDrive;
+use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
+
+#[test]
+fn a_drive_without_capacity_keeps_the_set_and_its_index_on_one_tape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    reel_testkit::make_tree(&src, 200, 7);
+    let cart = tmp.path().join("c.vtape");
+    Cartridge::create(&cart, &CartridgeConfig::new("c", 256 << 20)).unwrap();
+    let open = || {
+        let drive = TestDrive::new(VirtualDrive::open(&cart).unwrap()).capacity_unknown();
+        // No changer: asking for a second tape would fail the backup.
+        Tapes::single(Box::new(drive))
+    };
+    for _ in 0..2 {
+        let report = reel_core::backup(
+            &mut open(),
+            None,
+            &BackupOptions::new(vec![src.clone()]),
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(report.volumes, vec!["c".to_string()]);
+        assert_eq!(report.set.parts.len(), 1, "{:?}", report.set.parts);
+    }
+    let out = tmp.path().join("out");
+    let opts = RestoreOptions {
+        set: None,
+        patterns: Vec::new(),
+        target: out.clone(),
+        existing: reel_stream::Existing::Skip,
+        policy_roots: None,
+        schedule_busy: None,
+    };
+    let report = reel_core::restore(&mut open(), None, &opts, &NoProgress).unwrap();
+    assert!(
+        report.files > 100 && report.problems.is_empty(),
+        "{report:?}"
+    );
+    reel_testkit::assert_same_tree(&src, &out.join(src.strip_prefix("/").unwrap()));
+}
