@@ -122,11 +122,12 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         );
         if listing.sets.is_empty() {
             println!("  no sets yet");
+        } else {
+            println!(
+                "  {:>3}  {:<28} {:<20} {:>9} {:>10}  state",
+                "set", "name", "finished", "files", "size"
+            );
         }
-        println!(
-            "  {:>3}  {:<28} {:<20} {:>9} {:>10}  state",
-            "set", "name", "finished", "files", "size"
-        );
         for s in &listing.sets {
             match &s.info {
                 Some(i) => {
