@@ -17,10 +17,12 @@ use reel_archive::{IndexEntry, SetInfo, VolumeLabel};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub mod foreign;
+pub mod stopped;
 pub use foreign::{ForeignFile, ForeignScan};
+pub use stopped::StoppedPart;
 
 /// Schema version this code writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The schema, one step per version: step `i` takes version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -71,6 +73,9 @@ const MIGRATIONS: &[&str] = &[
     // 3 -> 4: tape files other programs wrote, scanned once (`reel catalog scan`); their
     // members are rows of `entries` with `set_id` = the scan's id.
     foreign::MIGRATION,
+    // 4 -> 5: parts of sets that stopped unfinished at a volume change (the full volume was
+    // ejected before the stop, so only the catalog can say so).
+    stopped::MIGRATION,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -333,7 +338,8 @@ impl Catalog {
         Ok(())
     }
 
-    /// Forgets a volume that was erased or relabelled, with the sets that began on it.
+    /// Forgets a volume that was erased or relabelled, with the sets that began on it and the
+    /// stopped parts on it.
     pub fn forget_volume(&mut self, volume_id: uuid::Uuid) -> Result<usize> {
         let id = volume_id.to_string();
         let tx = self.conn.transaction().map_err(|e| CatalogError::Sql {
@@ -348,6 +354,8 @@ impl Catalog {
         .map_err(sql)?;
         let n = tx
             .execute("DELETE FROM sets WHERE volume_id = ?1", [&id])
+            .map_err(sql)?;
+        tx.execute("DELETE FROM stopped_parts WHERE volume_id = ?1", [&id])
             .map_err(sql)?;
         tx.execute("DELETE FROM volumes WHERE id = ?1", [&id])
             .map_err(sql)?;

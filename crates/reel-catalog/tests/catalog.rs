@@ -3,7 +3,7 @@
 
 use reel_archive::index::{IndexEntry, SetInfo, SetMode};
 use reel_archive::{Entry, VolumeLabel};
-use reel_catalog::{Catalog, CatalogError, SCHEMA_VERSION};
+use reel_catalog::{Catalog, CatalogError, SCHEMA_VERSION, StoppedPart};
 use reel_stream::{FileKind, FileMeta};
 
 fn info(label: &VolumeLabel, number: u32, paths: &[&str]) -> SetInfo {
@@ -119,6 +119,136 @@ fn an_old_schema_is_migrated_with_its_data() {
     let e = cat.entry(id, b"a/b").unwrap().unwrap();
     assert_eq!(e.size, 3);
     assert_eq!(e.ctime, None);
+}
+
+fn stopped_part(label: &VolumeLabel, set_id: uuid::Uuid, part: u32, data_file: u64) -> StoppedPart {
+    StoppedPart {
+        set_id,
+        part,
+        set_name: "big".into(),
+        volume_id: label.volume_id,
+        barcode: label.barcode.clone(),
+        data_file,
+        first_block: 40 * data_file,
+        next_barcode: "REEL-0000NEXT".into(),
+        stopped: "2026-12-01T00:00:00Z".into(),
+        why: "the operator stopped the job".into(),
+    }
+}
+
+#[test]
+fn a_version_4_catalog_gains_the_stopped_parts_table_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.sqlite");
+    let label = VolumeLabel::new("tape-0001");
+    let set = info(&label, 1, &["/a"]);
+    {
+        // A catalog as reel wrote it at schema 4: a volume, a set, a member, a foreign scan.
+        let conn = Catalog::create_at_version(&path, 4).unwrap();
+        conn.execute(
+            "INSERT INTO volumes (id, barcode, series_id, sequence, labelled, seen)
+             VALUES (?1, 'tape-0001', ?2, 1, 'l', 's')",
+            [label.volume_id.to_string(), label.series_id.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sets (id, volume_id, number, name, mode, parent, started, paths, info)
+             VALUES (?1, ?2, 1, 'set1', 'full', NULL, 's', '/a', ?3)",
+            [
+                set.id.to_string(),
+                label.volume_id.to_string(),
+                serde_json::to_string(&set).unwrap(),
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset, hash, link,
+                                  meta_digest, ctime, ino, source_set, hash_scheme)
+             VALUES (?1, 0, X'612f62', 'f', 3, 420, 0, 0, '1', 0, NULL, NULL, 'd', '2', 7, NULL, NULL)",
+            [set.id.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO foreign_files (id, fingerprint, file, first_block, record_size, records, bytes,
+                                        volume_id, barcode, drive, scanned, members, damage, globals)
+             VALUES ('00000000-0000-0000-0000-0000000000f1', 'fp', 3, 9, 10240, 2, 20480,
+                     NULL, NULL, '/dev/nst0', 's', 0, 0, 0)",
+            [],
+        )
+        .unwrap();
+        let no_table = conn.prepare("SELECT * FROM stopped_parts");
+        assert!(no_table.is_err(), "schema 4 has no stopped_parts table");
+    }
+    let mut cat = Catalog::open(&path).unwrap();
+    assert_eq!(cat.schema_version().unwrap(), 5);
+    assert_eq!(SCHEMA_VERSION, 5);
+    // What schema 4 held is still there.
+    assert_eq!(cat.volumes().unwrap().len(), 1);
+    assert_eq!(cat.sets().unwrap(), vec![set.clone()]);
+    let e = cat.entry(set.id, b"a/b").unwrap().unwrap();
+    assert_eq!((e.size, e.ino), (3, Some(7)));
+    assert_eq!(cat.foreign_files().unwrap().len(), 1);
+    // The new table is empty and works.
+    assert!(cat.stopped_parts().unwrap().is_empty());
+    let stopped_id = uuid::Uuid::new_v4();
+    let part = stopped_part(&label, stopped_id, 1, 3);
+    cat.record_stopped_part(&part).unwrap();
+    drop(cat);
+    // Reopened (read-only, as `reel list` does): the record is kept.
+    let cat = Catalog::open_read_only(&path).unwrap();
+    assert_eq!(
+        cat.stopped_parts_on_volume(label.volume_id).unwrap(),
+        vec![part]
+    );
+    assert_eq!(cat.stopped_set_ids().unwrap(), vec![stopped_id]);
+}
+
+#[test]
+fn stopped_parts_are_kept_per_volume_and_forgotten_when_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cat = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+    let full = VolumeLabel::new("REEL-0000FULL");
+    let second = VolumeLabel::new("REEL-00SECOND");
+    let other = VolumeLabel::new("REEL-000OTHER");
+    for l in [&full, &second, &other] {
+        cat.record_volume(l).unwrap();
+    }
+    // One set stopped after two parts (on two volumes), another after one.
+    let spanning = uuid::Uuid::new_v4();
+    let single = uuid::Uuid::new_v4();
+    let first_part = stopped_part(&full, spanning, 1, 5);
+    let second_part = stopped_part(&second, spanning, 2, 1);
+    let other_part = stopped_part(&other, single, 1, 3);
+    for p in [&first_part, &second_part, &other_part] {
+        cat.record_stopped_part(p).unwrap();
+    }
+    // Recording the same part again replaces it.
+    cat.record_stopped_part(&first_part).unwrap();
+    assert_eq!(cat.stopped_parts().unwrap().len(), 3);
+    assert_eq!(
+        cat.stopped_parts_on_volume(full.volume_id).unwrap(),
+        vec![first_part.clone()]
+    );
+    let mut ids = vec![spanning, single];
+    ids.sort();
+    assert_eq!(cat.stopped_set_ids().unwrap(), ids);
+    // A set written from tape file 7 on leaves the part in file 5 alone; one from file 5
+    // overwrites it.
+    assert_eq!(cat.forget_stopped_parts(full.volume_id, 7).unwrap(), 0);
+    assert_eq!(cat.forget_stopped_parts(full.volume_id, 5).unwrap(), 1);
+    assert!(
+        cat.stopped_parts_on_volume(full.volume_id)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        cat.stopped_parts_on_volume(second.volume_id).unwrap(),
+        vec![second_part]
+    );
+    // A relabelled volume takes its stopped parts with it.
+    cat.forget_volume(second.volume_id).unwrap();
+    assert_eq!(cat.stopped_parts().unwrap(), vec![other_part]);
+    assert_eq!(cat.stopped_set_ids().unwrap(), vec![single]);
 }
 
 #[test]
