@@ -27,5 +27,6 @@ pub use set::{
     write_index,
 };
 pub use volume::{
-    SetOnTape, SetState, VolumeMap, VolumeState, map_volume, read_state, write_label,
+    SetOnTape, SetState, VolumeMap, VolumeState, map_volume, map_volume_knowing, read_state,
+    write_label,
 };

@@ -6,6 +6,8 @@
 //! Tape file 0 is the label, set `s` has its data in file `2s-1` and its index in file `2s`.
 //! A set is complete when its index is followed by a filemark; anything after the last
 //! complete set is the remains of an interrupted backup, which the next backup overwrites.
+//! So is a part of a set that stopped at a volume change, when the caller knows of it (the
+//! tape cannot say: it was ejected before the stop; see [`map_volume_knowing`]).
 
 use reel_tape::{MarkKind, PositionKind, SeekTo, TapeDrive, TapeError};
 
@@ -92,6 +94,9 @@ pub enum SetState {
     Damaged(String),
     /// A part of a set that continues on another volume (its index is on the last one).
     Continued(PartMarker),
+    /// A part closed to continue on another volume, of a set the caller knows stopped there
+    /// unfinished: the set has no index anywhere, and nothing of it can be restored.
+    Stopped(PartMarker),
 }
 
 /// One set as found on the volume.
@@ -121,8 +126,11 @@ pub struct VolumeMap {
     /// Tape file and logical block where the next set's data begins.
     pub append_file: u64,
     pub append_block: u64,
-    /// What the next backup will overwrite (remains of an interrupted backup), if anything.
+    /// What the next backup will overwrite (remains of an interrupted backup, or a part of
+    /// a set known to have stopped), if anything.
     pub leftover: Option<String>,
+    /// The sets `leftover` describes (left out of `sets`).
+    pub unfinished: Vec<SetOnTape>,
 }
 
 impl VolumeMap {
@@ -161,6 +169,11 @@ impl VolumeMap {
                         self.label.barcode
                     )))
                 }
+                SetState::Stopped(m) => Err(ArchiveError::Volume(format!(
+                    "set {n} on volume {} cannot be used: {}",
+                    self.label.barcode,
+                    stopped_part(m)
+                ))),
                 SetState::Continued(m) => Err(ArchiveError::Volume(format!(
                     "tape file {} of volume {} is part {} of set {} ({}), which continues on volume {}; its index is on the set's last volume",
                     set.data_file, self.label.barcode, m.part, m.set_name, m.set_id, m.next_barcode
@@ -223,8 +236,27 @@ pub fn read_after_data(drive: &mut dyn TapeDrive, file: u64) -> Result<AfterData
     Ok(AfterData::Index(Box::new(info)))
 }
 
+/// What a part of a stopped set is, in a few words for messages.
+pub fn stopped_part(m: &PartMarker) -> String {
+    format!(
+        "part {} of set {} ({}), which was to continue on {}, but the backup stopped at that tape change: the set was never finished and nothing of it can be restored",
+        m.part, m.set_name, m.set_id, m.next_barcode
+    )
+}
+
 /// Maps a reel volume: label, tape files, sets and the append point.
 pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
+    map_volume_knowing(drive, &[])
+}
+
+/// [`map_volume`], knowing which sets stopped unfinished at a volume change (`stopped_sets`,
+/// their ids, from the catalog): a part of one of them is [`SetState::Stopped`] and, when
+/// nothing complete follows it, a leftover the next set overwrites, like the remains of an
+/// interrupted backup.
+pub fn map_volume_knowing(
+    drive: &mut dyn TapeDrive,
+    stopped_sets: &[uuid::Uuid],
+) -> Result<VolumeMap> {
     let label = match read_state(drive)? {
         VolumeState::Reel(l) => l,
         VolumeState::Blank => {
@@ -296,6 +328,9 @@ pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
                 .map_err(|e| ArchiveError::tape(format!("seeking to tape file {index_file}"), e))?;
             match read_after_data(drive, index_file) {
                 Ok(AfterData::Index(info)) => (SetState::Complete, Some(*info)),
+                Ok(AfterData::Part(marker)) if stopped_sets.contains(&marker.set_id) => {
+                    (SetState::Stopped(marker), None)
+                }
                 Ok(AfterData::Part(marker)) => (SetState::Continued(marker), None),
                 Err(e) => (
                     SetState::Damaged(format!(
@@ -331,23 +366,41 @@ pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
         });
         number += 1;
     }
-    // The next set goes after the last set that is not the remains of an interrupted backup.
+    // The next set goes after the last set that is not the remains of an interrupted backup
+    // or a part of a stopped set.
+    let unfinished =
+        |s: &SetOnTape| matches!(s.state, SetState::Incomplete(_) | SetState::Stopped(_));
     let last_kept = sets
         .iter()
-        .rposition(|s| !matches!(s.state, SetState::Incomplete(_)))
+        .rposition(|s| !unfinished(s))
         .map(|i| i + 1)
         .unwrap_or(0);
-    let leftover_sets: Vec<&SetOnTape> = sets[last_kept..].iter().collect();
-    if leftover_sets.len() > 1 {
+    // An interrupted backup leaves one unfinished set at the end; a stopped part may come
+    // before it (a reel that did not know of the stop appended after it).
+    let interrupted = sets[last_kept..]
+        .iter()
+        .filter(|s| matches!(s.state, SetState::Incomplete(_)))
+        .count();
+    if interrupted > 1 {
         return Err(ArchiveError::Volume(format!(
             "volume {} has {} unfinished sets after set {last_kept}: its layout is not one reel writes; refusing to go on",
             label.barcode,
-            leftover_sets.len()
+            sets.len() - last_kept
         )));
     }
-    let leftover = leftover_sets.first().map(|s| match &s.state {
-        SetState::Incomplete(why) => format!("set {} is unfinished: {why}", s.number),
-        _ => format!("set {} is unfinished", s.number),
+    let leftover_sets = sets.split_off(last_kept);
+    let leftover = (!leftover_sets.is_empty()).then(|| {
+        leftover_sets
+            .iter()
+            .map(|s| match &s.state {
+                SetState::Incomplete(why) => format!("set {} is unfinished: {why}", s.number),
+                SetState::Stopped(m) => {
+                    format!("set {} is unfinished: {}", s.number, stopped_part(m))
+                }
+                _ => format!("set {} is unfinished", s.number),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     });
     let append_file = 2 * last_kept as u64 + 1;
     let append_block = match file_starts.get(append_file as usize) {
@@ -355,7 +408,6 @@ pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
         // The label has no filemark after it (interrupted while labelling).
         None => end_of_data,
     };
-    sets.truncate(last_kept);
     Ok(VolumeMap {
         label,
         file_starts,
@@ -364,5 +416,6 @@ pub fn map_volume(drive: &mut dyn TapeDrive) -> Result<VolumeMap> {
         append_file,
         append_block,
         leftover,
+        unfinished: leftover_sets,
     })
 }

@@ -46,6 +46,9 @@ pub fn list_sets(drive: &mut dyn TapeDrive) -> Result<VolumeListing> {
                     "part {} of set {} ({}), continued on {}",
                     m.part, m.set_name, m.set_id, m.next_barcode
                 ),
+                SetState::Stopped(m) => {
+                    format!("unfinished: {}", reel_archive::volume::stopped_part(m))
+                }
             },
             data_file: s.data_file,
             info: s.info.clone(),

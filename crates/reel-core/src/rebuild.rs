@@ -44,6 +44,16 @@ pub fn scan_volume(
         match &set.state {
             SetState::Complete => {}
             SetState::Continued(_) => continue, // its index is on the series' last volume
+            SetState::Stopped(m) => {
+                let msg = format!(
+                    "{name}: set {}: {}",
+                    set.number,
+                    reel_archive::volume::stopped_part(m)
+                );
+                progress.problem(&msg);
+                report.problems.push(msg);
+                continue;
+            }
             SetState::Incomplete(why) | SetState::Damaged(why) => {
                 let msg = format!("{name}: set {}: {why}", set.number);
                 progress.problem(&msg);
