@@ -16,7 +16,7 @@ use reel_archive::records::RecordSink;
 use reel_archive::{
     ArchiveError, Entry, IndexEntry, SetInfo, SetMode, SetWriter, VolumeLabel, VolumeState,
 };
-use reel_catalog::Catalog;
+use reel_catalog::{Catalog, StoppedPart};
 use reel_policy::{
     BackupFilter, EntryKind, HookContext, HookPhase, Pattern, Policy, ProcessEnv, Roots, Verdict,
 };
@@ -25,7 +25,7 @@ use reel_tape::{SeekTo, TapeDrive};
 
 use crate::error::{CoreError, Result};
 use crate::progress::Progress;
-use crate::span::SpanningSink;
+use crate::span::{ClosedParts, SpanningSink};
 use crate::tapes::Tapes;
 
 /// What to back up and how.
@@ -272,8 +272,13 @@ struct AppendPoint {
 }
 
 /// Prepares the volume for a new set: labels a blank tape, checks a labelled one, and finds
-/// the append point.
-fn prepare_volume(drive: &mut dyn TapeDrive, opts: &BackupOptions) -> Result<AppendPoint> {
+/// the append point. A part of a set in `stopped_sets` (sets the catalog knows stopped
+/// unfinished at a volume change) is overwritten like the remains of an interrupted backup.
+fn prepare_volume(
+    drive: &mut dyn TapeDrive,
+    opts: &BackupOptions,
+    stopped_sets: &[uuid::Uuid],
+) -> Result<AppendPoint> {
     // A virtual cartridge is labelled with its name; a tape in a real or remote drive gets a
     // name of its own (the device path names the drive, not the tape).
     let barcode = match drive.describe().strip_prefix("vtape:") {
@@ -298,19 +303,11 @@ fn prepare_volume(drive: &mut dyn TapeDrive, opts: &BackupOptions) -> Result<App
             labelled = true;
         }
     }
-    let mut map = reel_archive::map_volume(drive)?;
+    let mut map = reel_archive::map_volume_knowing(drive, stopped_sets)?;
     if map.file_starts.len() == 1 {
         // The label never got its filemark (interrupted while labelling): write it again.
         reel_archive::write_label(drive, &map.label)?;
-        map = reel_archive::map_volume(drive)?;
-    }
-    if map.label.sequence > 1
-        && map
-            .sets
-            .iter()
-            .all(|s| matches!(s.state, reel_archive::SetState::Continued(_)))
-    {
-        // A full continuation volume: nothing can be appended after its only part.
+        map = reel_archive::map_volume_knowing(drive, stopped_sets)?;
     }
     Ok(AppendPoint {
         label: map.label,
@@ -562,7 +559,7 @@ fn mount_point_of(path: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
-/// The part of a backup that writes the set.
+/// The part of a backup that writes the set and records it in the catalog.
 #[allow(clippy::too_many_arguments)]
 fn write_set(
     tapes: &mut Tapes,
@@ -576,8 +573,133 @@ fn write_set(
     set_id: uuid::Uuid,
     set_name: String,
 ) -> Result<BackupReport> {
+    // Without the catalog's word a stopped set's part looks like one continued elsewhere:
+    // the backup still goes on, and the volume is taken for full.
+    let stopped_sets = match catalog.as_deref().map(Catalog::stopped_set_ids) {
+        None => Vec::new(),
+        Some(Ok(ids)) => ids,
+        Some(Err(e)) => {
+            progress.problem(&format!(
+                "the catalog cannot say which sets stopped unfinished ({e}); their parts are taken for parts continued on other tapes"
+            ));
+            Vec::new()
+        }
+    };
+    let point = prepare_volume(&mut *tapes.drive, opts, &stopped_sets)?;
+    let mut closed = ClosedParts::default();
+    let written = write_to_tape(
+        tapes,
+        catalog.as_deref(),
+        opts,
+        progress,
+        policy,
+        sources,
+        root_names,
+        parent,
+        SetName {
+            id: set_id,
+            name: set_name.clone(),
+        },
+        &point,
+        &mut closed,
+    );
+    let written = match written {
+        Ok(w) => w,
+        Err(e) if closed.parts.is_empty() => return Err(e),
+        Err(e) => return Err(set_left_unfinished(catalog, &set_name, closed, e)),
+    };
+    let WrittenSet {
+        info,
+        first_label,
+        new_labels,
+        mut spool,
+        problems,
+        unchanged_files,
+        skipped_by_policy,
+    } = written;
+    // The tape is the truth; the catalog is a cache: a failure here is reported, not fatal.
+    let mut catalog_warning = None;
+    if let Some(cat) = catalog {
+        let result = (|| -> Result<()> {
+            if point.labelled {
+                for v in cat.volumes()? {
+                    if v.barcode == first_label.barcode && v.id != first_label.volume_id {
+                        cat.forget_volume(v.id)?;
+                    }
+                }
+            }
+            cat.record_volume(&first_label)?;
+            // A stopped set's part this set was written over is gone from the tape.
+            cat.forget_stopped_parts(first_label.volume_id, point.data_file)?;
+            for l in &new_labels {
+                for v in cat.volumes()? {
+                    if v.barcode == l.barcode && v.id != l.volume_id {
+                        cat.forget_volume(v.id)?;
+                    }
+                }
+                cat.record_volume(l)?;
+            }
+            cat.add_set(&info, spool.read_back()?)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let msg = format!("the set is on tape, but the catalog was not updated: {e}");
+            progress.problem(&msg);
+            catalog_warning = Some(msg);
+        }
+    }
+    Ok(BackupReport {
+        volumes: std::iter::once(first_label.barcode.clone())
+            .chain(new_labels.iter().map(|l| l.barcode.clone()))
+            .collect(),
+        set: info,
+        problems,
+        labelled: point.labelled,
+        replaced_leftover: point.leftover,
+        unchanged_files,
+        catalog_warning,
+        skipped_by_policy,
+        warnings: Vec::new(),
+        snapshots: Vec::new(),
+    })
+}
+
+/// The id and name of the set being written.
+struct SetName {
+    id: uuid::Uuid,
+    name: String,
+}
+
+/// A set written to tape, data and index, that the catalog has yet to hear of.
+struct WrittenSet {
+    info: SetInfo,
+    /// The volume the set begins on, and those labelled for it.
+    first_label: VolumeLabel,
+    new_labels: Vec<VolumeLabel>,
+    /// The set's index, to read back into the catalog.
+    spool: reel_archive::index::IndexSpool,
+    problems: Vec<String>,
+    unchanged_files: u64,
+    skipped_by_policy: u64,
+}
+
+/// Writes the set's data from `point` on, across as many volumes as it takes, then its
+/// index. Parts closed on full volumes are noted in `closed`, which outlives a failure.
+#[allow(clippy::too_many_arguments)]
+fn write_to_tape(
+    tapes: &mut Tapes,
+    catalog: Option<&Catalog>,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+    policy: &BackupPolicy,
+    sources: &[Source],
+    root_names: Vec<String>,
+    parent: Option<SetInfo>,
+    set: SetName,
+    point: &AppendPoint,
+    closed: &mut ClosedParts,
+) -> Result<WrittenSet> {
     let roots: Vec<PathBuf> = sources.iter().map(|s| s.read_from.clone()).collect();
-    let point = prepare_volume(&mut *tapes.drive, opts)?;
     let set_number = (point.data_file / 2 + 1) as u32;
     let started = now_rfc3339();
     let totals = progress.wants_totals().then(|| {
@@ -609,15 +731,16 @@ fn write_set(
         tapes,
         progress,
         point.label.clone(),
-        set_id,
-        set_name.clone(),
+        set.id,
+        set.name.clone(),
         point.data_file,
         opts.block_size,
+        closed,
     )?;
     let mut writer = SetWriter::with_sink(sink, opts.block_size)?;
     let mut job = Walker::new(progress, opts, policy);
     job.totals = totals.clone();
-    job.parent = parent.as_ref().map(|p| (p.id, catalog.as_deref()));
+    job.parent = parent.as_ref().map(|p| (p.id, catalog));
     for source in sources {
         job.walk_root(&mut writer, source, opts.one_file_system)?;
     }
@@ -650,9 +773,9 @@ fn write_set(
         .map(|p| p.data_file + 1)
         .unwrap_or(point.data_file + 1);
     let info = SetInfo {
-        id: set_id,
+        id: set.id,
         number: set_number,
-        name: set_name,
+        name: set.name,
         started,
         finished: now_rfc3339(),
         host: host_name(),
@@ -684,53 +807,84 @@ fn write_set(
         opts.block_size,
         index_file,
     )?;
-    let problems = std::mem::take(&mut job.problems);
-    let unchanged_files = job.unchanged;
-    let skipped_by_policy = job.skipped.len() as u64;
-    drop(job);
-    // The tape is the truth; the catalog is a cache: a failure here is reported, not fatal.
-    let mut catalog_warning = None;
-    if let Some(cat) = catalog {
-        let result = (|| -> Result<()> {
-            if point.labelled {
-                for v in cat.volumes()? {
-                    if v.barcode == first_label.barcode && v.id != first_label.volume_id {
-                        cat.forget_volume(v.id)?;
-                    }
-                }
-            }
-            cat.record_volume(&first_label)?;
-            for l in &new_labels {
-                for v in cat.volumes()? {
-                    if v.barcode == l.barcode && v.id != l.volume_id {
-                        cat.forget_volume(v.id)?;
-                    }
-                }
-                cat.record_volume(l)?;
-            }
-            cat.add_set(&info, spool.read_back()?)?;
-            Ok(())
-        })();
-        if let Err(e) = result {
-            let msg = format!("the set is on tape, but the catalog was not updated: {e}");
-            progress.problem(&msg);
-            catalog_warning = Some(msg);
-        }
-    }
-    Ok(BackupReport {
-        volumes: std::iter::once(first_label.barcode.clone())
-            .chain(new_labels.iter().map(|l| l.barcode.clone()))
-            .collect(),
-        set: info,
-        problems,
-        labelled: point.labelled,
-        replaced_leftover: point.leftover,
-        unchanged_files,
-        catalog_warning,
-        skipped_by_policy,
-        warnings: Vec::new(),
-        snapshots: Vec::new(),
+    Ok(WrittenSet {
+        info,
+        first_label,
+        new_labels,
+        spool,
+        problems: std::mem::take(&mut job.problems),
+        unchanged_files: job.unchanged,
+        skipped_by_policy: job.skipped.len() as u64,
     })
+}
+
+/// The error of a backup that failed after closing parts of its set on full volumes. The
+/// set has no index, so nothing of it can be restored; its parts are recorded in the
+/// catalog as stopped, so that the next backup on each of those volumes starts where the
+/// part starts instead of after it. The message says so (or that it could not be recorded).
+fn set_left_unfinished(
+    catalog: Option<&mut Catalog>,
+    set_name: &str,
+    closed: ClosedParts,
+    error: CoreError,
+) -> CoreError {
+    // The operator's answer says more than the error it became on the way out of the writer.
+    let cause = match closed.stopped {
+        Some(why) => CoreError::Stopped(why),
+        None => error,
+    };
+    let why = cause.to_string();
+    let stopped_at = now_rfc3339();
+    let recorded = match catalog {
+        None => Err("no catalog is open".to_string()),
+        Some(cat) => closed
+            .parts
+            .iter()
+            .try_for_each(|c| {
+                cat.record_stopped_part(&StoppedPart {
+                    set_id: c.marker.set_id,
+                    part: c.marker.part,
+                    set_name: c.marker.set_name.clone(),
+                    volume_id: c.part.volume_id,
+                    barcode: c.part.barcode.clone(),
+                    data_file: c.part.data_file,
+                    first_block: c.part.first_block,
+                    next_barcode: c.marker.next_barcode.clone(),
+                    stopped: stopped_at.clone(),
+                    why: why.clone(),
+                })
+            })
+            .map_err(|e| e.to_string()),
+    };
+    let places: Vec<String> = closed
+        .parts
+        .iter()
+        .map(|c| format!("{} (from tape file {})", c.part.barcode, c.part.data_file))
+        .collect();
+    let (its_parts, are, tapes) = match (places.as_slice(), closed.parts.as_slice()) {
+        ([one], [closed]) => (
+            format!("Its part on {one}"),
+            "is",
+            closed.part.barcode.clone(),
+        ),
+        (many, _) => (
+            format!("Its parts on {}", many.join(" and ")),
+            "are",
+            "each of those tapes".to_string(),
+        ),
+    };
+    let left = match recorded {
+        Ok(()) => format!(
+            "Set {set_name} was not finished: nothing of it can be restored. {its_parts} {are} recorded in the catalog as unfinished: the next backup on {tapes} starts there and reuses its space"
+        ),
+        Err(e) => format!(
+            "Set {set_name} was not finished: nothing of it can be restored. {its_parts} could not be recorded in the catalog as unfinished ({e}), so reel will take {tapes} for full until it is erased"
+        ),
+    };
+    CoreError::SetUnfinished {
+        cause: Box::new(cause),
+        left,
+    }
 }
 
 /// What `opts` would back up, and what the policy would skip and why, without writing.

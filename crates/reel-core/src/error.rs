@@ -20,6 +20,11 @@ pub enum CoreError {
     Tape(#[from] TapeError),
     #[error(transparent)]
     Catalog(#[from] reel_catalog::CatalogError),
+    /// A backup failed after closing parts of its set on full volumes: `cause` is why, `left`
+    /// what that leaves on the tapes (a set that can never be restored, and what becomes of
+    /// its space).
+    #[error("{cause}. {left}")]
+    SetUnfinished { cause: Box<CoreError>, left: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -46,6 +51,7 @@ impl CoreError {
         match self {
             CoreError::Usage(_) => FailureKind::Usage,
             CoreError::Stopped(_) => FailureKind::Media,
+            CoreError::SetUnfinished { cause, .. } => cause.kind(),
             CoreError::Tape(t) => tape_kind(t),
             CoreError::Archive(a) => match a {
                 ArchiveError::Tape { source, .. } => tape_kind(source),

@@ -26,13 +26,15 @@ pub struct VolumeListing {
     pub drive: String,
     pub label: VolumeLabel,
     pub sets: Vec<SetListing>,
-    /// An unfinished set left by an interrupted backup (the next backup replaces it).
+    /// An unfinished set left by an interrupted or stopped backup (the next backup replaces
+    /// it).
     pub leftover: Option<String>,
 }
 
-/// The sets of the volume in `drive`.
-pub fn list_sets(drive: &mut dyn TapeDrive) -> Result<VolumeListing> {
-    let map = reel_archive::map_volume(drive)?;
+/// The sets of the volume in `drive`; a part of a set the catalog knows stopped unfinished
+/// is shown as the leftover it is (the next backup replaces it), not as continued.
+pub fn list_sets(drive: &mut dyn TapeDrive, catalog: Option<&Catalog>) -> Result<VolumeListing> {
+    let map = reel_archive::map_volume_knowing(drive, &sets::stopped_set_ids(catalog))?;
     let sets = map
         .sets
         .iter()

@@ -68,7 +68,8 @@ pub fn resolve(
         return Ok(found);
     }
     let map: Result<VolumeMap> =
-        reel_archive::map_volume(&mut *tapes.drive).map_err(CoreError::from);
+        reel_archive::map_volume_knowing(&mut *tapes.drive, &stopped_set_ids(catalog))
+            .map_err(CoreError::from);
     let on_tape = match &map {
         Ok(m) => m
             .find_set(key)
@@ -127,6 +128,14 @@ pub fn resolve(
             }
         }
     }
+}
+
+/// The sets the catalog knows stopped unfinished at a volume change (none without a
+/// catalog, or when it cannot say: the tape alone then shows their parts as continued).
+pub fn stopped_set_ids(catalog: Option<&Catalog>) -> Vec<uuid::Uuid> {
+    catalog
+        .and_then(|c| c.stopped_set_ids().ok())
+        .unwrap_or_default()
 }
 
 /// Calls `each` for every member of the set, in archive order.

@@ -17,6 +17,24 @@ use crate::error::{CoreError, Result};
 use crate::progress::Progress;
 use crate::tapes::Tapes;
 
+/// A part of a set closed on a full volume: where its data is, and the marker after it that
+/// names the volume the set continues on.
+#[derive(Debug, Clone)]
+pub struct ClosedPart {
+    pub part: SetPart,
+    pub marker: PartMarker,
+}
+
+/// The parts a set's writing closed on full volumes, and why no blank volume came after the
+/// last one: what a backup that fails before writing the set's index leaves behind (parts
+/// of a set that can never be restored).
+#[derive(Debug, Default)]
+pub struct ClosedParts {
+    pub parts: Vec<ClosedPart>,
+    /// The changer's [`CoreError::Stopped`]: the operator declined, or could not be asked.
+    pub stopped: Option<String>,
+}
+
 /// Writes a set's records onto as many volumes as it takes.
 pub struct SpanningSink<'a> {
     tapes: &'a mut Tapes,
@@ -30,10 +48,14 @@ pub struct SpanningSink<'a> {
     total_records: u64,
     /// Volumes labelled for this set (their labels, for the catalog).
     pub new_labels: Vec<VolumeLabel>,
+    /// Kept outside the sink, which a failed write drops before its caller can ask it.
+    closed: &'a mut ClosedParts,
 }
 
 impl<'a> SpanningSink<'a> {
-    /// Starts the first part at the drive's position (the start of tape file `data_file`).
+    /// Starts the first part at the drive's position (the start of tape file `data_file`);
+    /// every part closed on a full volume is noted in `closed`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         tapes: &'a mut Tapes,
         progress: &'a dyn Progress,
@@ -42,6 +64,7 @@ impl<'a> SpanningSink<'a> {
         set_name: String,
         data_file: u64,
         block_size: usize,
+        closed: &'a mut ClosedParts,
     ) -> Result<Self> {
         let first_block = logical_position(&mut *tapes.drive)?;
         let parts = vec![SetPart {
@@ -63,6 +86,7 @@ impl<'a> SpanningSink<'a> {
             parts,
             total_records: 0,
             new_labels: Vec::new(),
+            closed,
         })
     }
 
@@ -90,27 +114,37 @@ impl<'a> SpanningSink<'a> {
                     e,
                 )
             })?;
-        PartMarker {
+        let marker = PartMarker {
             set_id: self.set_id,
             set_name: self.set_name.clone(),
             part: part_no,
             byte_start: last.as_ref().map(|p| p.byte_start).unwrap_or(0),
             records: last.as_ref().map(|p| p.records).unwrap_or(0),
             next_barcode: barcode.clone(),
-        }
-        .write(drive)?;
+        };
+        marker.write(drive)?;
         // The full volume is closed: what was written stays readable if no blank one comes.
         drive.flush().map_err(|e| {
             ArchiveError::tape(format!("closing part {part_no} on {}", drive.describe()), e)
         })?;
+        if let Some(part) = last {
+            self.closed.parts.push(ClosedPart { part, marker });
+        }
         let sequence = self.label.sequence + 1;
         self.progress.problem(&format!(
             "{current} is full: set {} continues on {barcode} (volume {sequence} of the series)",
             self.set_name
         ));
-        self.tapes
+        if let Err(e) = self
+            .tapes
             .changer
-            .load_blank(&mut self.tapes.drive, &barcode)?;
+            .load_blank(&mut self.tapes.drive, &barcode)
+        {
+            if let CoreError::Stopped(why) = &e {
+                self.closed.stopped = Some(why.clone());
+            }
+            return Err(e);
+        }
         self.tapes.report_open_notes();
         crate::tapes::variable_mode(&mut *self.tapes.drive);
         let mut label = VolumeLabel::new(&barcode);

@@ -51,6 +51,13 @@ impl Rack {
         std::os::unix::fs::symlink(self.root.join(format!("{name}.vtape")), &slot).unwrap();
     }
 
+    /// Puts cartridge `name`, ejected earlier, back in the drive, which loads it (a drive
+    /// threads a tape pushed in; the virtual one is told with `reel tape load`).
+    fn reinsert(&self, name: &str) {
+        self.insert(name);
+        ok(self.reel().args(["tape", "load"]));
+    }
+
     fn reel(&self) -> Command {
         self.with_drive(self.home.command(REEL))
     }
@@ -352,4 +359,191 @@ fn without_an_operator_a_full_tape_stops_the_backup_naming_what_is_needed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("no terminal to ask on"), "{stderr}");
+}
+
+/// The catalog of the rack's reel home.
+fn catalog_path(rack: &Rack) -> PathBuf {
+    rack.home.path().join("reel-home/catalog.sqlite")
+}
+
+/// Runs a spanning backup of `src` onto the tape in the drive whose operator answers `q` at
+/// the blank-tape request; checks the stop and returns the full tape's name and stderr.
+fn backup_stopped_at_the_blank_tape_request(rack: &Rack, src: &std::path::Path) -> String {
+    let (status, stdout, stderr, requests) = run_with_operator(
+        rack.reel().args(["backup", "--name", "big"]).arg(src),
+        |_| "q".into(),
+    );
+    assert_eq!(status.code(), Some(3), "{stdout}\n{stderr}");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(blank_name(&requests[0]).is_some(), "{}", requests[0]);
+    // The error says why the job stopped, that the set is lost, and what becomes of its space.
+    assert!(stderr.contains("the operator stopped the job"), "{stderr}");
+    assert!(
+        stderr.contains("Set big was not finished: nothing of it can be restored"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("recorded in the catalog as unfinished")
+            && stderr.contains("starts there and reuses its space"),
+        "{stderr}"
+    );
+    let full = name_after(&stderr, "Its part on ")
+        .unwrap_or_else(|| panic!("the full tape is not named: {stderr}"));
+    assert!(
+        stderr.contains(&format!(
+            "{full} (from tape file 1) is recorded in the catalog as unfinished: the next backup on {full} starts there"
+        )),
+        "{stderr}"
+    );
+    full
+}
+
+#[test]
+fn an_operator_who_stops_at_the_blank_tape_request_leaves_space_the_next_backup_reuses() {
+    let rack = Rack::new(&["c1", "c2"]);
+    let src = source_tree(&rack.home);
+    rack.insert("c1");
+    let full = backup_stopped_at_the_blank_tape_request(&rack, &src);
+    assert!(full.starts_with("REEL-"), "{full}");
+
+    // The catalog knows which part of which set stopped, and where it is.
+    let stopped = reel_catalog::Catalog::open_read_only(&catalog_path(&rack))
+        .unwrap()
+        .stopped_parts()
+        .unwrap();
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    let part = &stopped[0];
+    assert_eq!(
+        (
+            part.set_name.as_str(),
+            part.part,
+            part.barcode.as_str(),
+            part.data_file
+        ),
+        ("big", 1, full.as_str(), 1)
+    );
+    assert!(
+        part.why.contains("the operator stopped the job"),
+        "{part:?}"
+    );
+
+    // The operator puts the full tape back: it lists as the --no-prompt case does, the set
+    // being a leftover the next backup replaces, not a part continued on a tape that never
+    // was.
+    rack.reinsert("c1");
+    let listing = ok(rack.reel().arg("list"));
+    assert!(
+        listing.contains(&full)
+            && listing.contains("no sets yet")
+            && listing.contains("the next backup replaces it")
+            && listing.contains("nothing of it can be restored")
+            && !listing.contains("continued on"),
+        "{listing}"
+    );
+    // Nor can it be had by number.
+    let out = run(rack.reel().args(["list", "1"]));
+    assert!(!out.status.success());
+
+    // A rebuilt catalog keeps knowing it: the tape cannot say so.
+    let (status, stdout, stderr, _) =
+        run_with_operator(rack.reel().args(["catalog", "rebuild"]), |_| "q".into());
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("{full}: tape file 1 is part 1 of set big"))
+            && stderr.contains(&format!("the next backup on {full} replaces it")),
+        "{stderr}"
+    );
+    // The rebuild ejected the tape to ask for the next one.
+    rack.reinsert("c1");
+    let listing = ok(rack.reel().arg("list"));
+    assert!(
+        listing.contains("the next backup replaces it") && !listing.contains("continued on"),
+        "{listing}"
+    );
+
+    // The next backup on that tape starts where the stopped set started, and nobody is asked
+    // for anything.
+    let second = rack.home.path().join("second");
+    // Smaller than a tape (about 4 MiB): it fits where the stopped set began.
+    for i in 0..20u64 {
+        let dir = second.join(format!("d{}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i}")),
+            pseudo_random(100 + i, 20_000 * i as usize),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("d1/f4", second.join("link")).unwrap();
+    let (status, stdout, stderr, requests) = run_with_operator(
+        rack.reel()
+            .args(["backup", "--name", "second"])
+            .arg(&second),
+        |request| panic!("nothing should be asked: {request}"),
+    );
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(requests.is_empty());
+    assert!(
+        stdout.contains("replaced the remains of an unfinished backup")
+            && stdout.contains(&format!("on {full}:")),
+        "{stdout}"
+    );
+    let listing: serde_json::Value =
+        serde_json::from_str(&ok(rack.reel().args(["list", "--json"]))).unwrap();
+    let sets = listing["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "one restorable set: {listing}");
+    assert_eq!(sets[0]["state"], "complete");
+    assert_eq!(sets[0]["info"]["name"], "second");
+    assert_eq!(sets[0]["data_file"], 1);
+    assert_eq!(sets[0]["info"]["data_first_block"], part.first_block);
+    assert!(listing["leftover"].is_null(), "{listing}");
+    // Its record went with the part it described.
+    let cat = reel_catalog::Catalog::open_read_only(&catalog_path(&rack)).unwrap();
+    assert!(cat.stopped_parts().unwrap().is_empty());
+    drop(cat);
+
+    let target = rack.home.path().join("restored");
+    ok(rack.reel().args(["restore", "second", "--to"]).arg(&target));
+    assert_same_tree(&second, &target.join(second.strip_prefix("/").unwrap()));
+}
+
+#[test]
+fn a_rebuild_without_the_catalog_that_recorded_a_stop_reports_the_part_nothing_finishes() {
+    let rack = Rack::new(&["c1", "c2"]);
+    let src = source_tree(&rack.home);
+    rack.insert("c1");
+    let full = backup_stopped_at_the_blank_tape_request(&rack, &src);
+    // The catalog is lost: the tape alone says the set continues on another tape.
+    std::fs::remove_file(catalog_path(&rack)).unwrap();
+    rack.reinsert("c1");
+    let (status, stdout, stderr, _) =
+        run_with_operator(rack.reel().args(["catalog", "rebuild"]), |_| "q".into());
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("{full}: tape file 1 is part 1 of set big"))
+            && stderr.contains("no volume read holds the rest of that set")
+            && stderr.contains("nothing of it can be restored"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("0 sets"), "{stdout}");
+    // Not presented as restorable: the tape alone lists the part as continued elsewhere,
+    // and the set is not found.
+    rack.reinsert("c1");
+    let listing = ok(rack.reel().arg("list"));
+    assert!(
+        listing.contains("no sets yet") || listing.contains("continued on"),
+        "{listing}"
+    );
+    for args in [
+        &["list", "big"][..],
+        &["restore", "big", "--to", "/nonexistent/r"][..],
+    ] {
+        let out = run(rack.reel().args(args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no set named \"big\""),
+            "{args:?}: {stderr}"
+        );
+    }
 }

@@ -115,7 +115,7 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
             );
         }
         if let Some(l) = &report.replaced_leftover {
-            println!("replaced the remains of an interrupted backup: {l}");
+            println!("replaced the remains of an unfinished backup: {l}");
         }
         println!(
             "set {} \"{}\" on {}: {} files, {} directories, {} other, {} in {:.1}s ({}/s)",

@@ -111,7 +111,8 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let mut tapes = open_tapes(global)?;
     let (set, patterns) = split_set_and_patterns(args.set, args.patterns);
     if set.is_none() && patterns.is_empty() {
-        let listing = reel_core::list_sets(&mut *tapes.drive)?;
+        let catalog = open_catalog_for_reading_or_warn(global);
+        let listing = reel_core::list_sets(&mut *tapes.drive, catalog.as_ref())?;
         if global.json {
             print_json(&listing)?;
             return Ok(ExitCode::SUCCESS);
