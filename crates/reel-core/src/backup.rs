@@ -309,6 +309,19 @@ fn prepare_volume(
         reel_archive::write_label(drive, &map.label)?;
         map = reel_archive::map_volume_knowing(drive, stopped_sets)?;
     }
+    // A set continued elsewhere closed this volume because it was full (at early warning, or
+    // too near it for the set's index): a set appended after it would start past early
+    // warning and at once continue on another volume, labelled as the next of the full
+    // volume's series (a second volume claiming the same place in that series).
+    if let Some(last) = map.sets.last()
+        && let reel_archive::SetState::Continued(m) = &last.state
+    {
+        return Err(ArchiveError::Volume(format!(
+            "{} is full: set {} ({}) filled it and continues on {} (tape file {} is its part {}), so nothing more can be written to it; back up to another tape, or erase this one",
+            map.label.barcode, m.set_name, m.set_id, m.next_barcode, last.data_file, m.part
+        ))
+        .into());
+    }
     Ok(AppendPoint {
         label: map.label,
         data_file: map.append_file,

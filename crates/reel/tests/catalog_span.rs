@@ -293,3 +293,76 @@ fn rebuild_reports_a_set_whose_index_is_damaged_and_keeps_the_others() {
         "set 1 is not listed from a damaged index"
     );
 }
+
+#[test]
+fn a_volume_a_set_filled_and_continued_from_takes_no_new_set() {
+    let home = TempHome::new();
+    let lib = home.path().join("lib");
+    ok(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["tape", "new", "small-1", "--capacity", "12M"]));
+    let src = home.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..10 {
+        std::fs::write(src.join(format!("f{i:02}")), pseudo_random(i, 2 << 20)).unwrap();
+    }
+    ok(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["backup", "--name", "big"])
+        .arg(&src));
+    let small = home.path().join("small");
+    make_tree(&small, 20, 4);
+    let cartridges = || ok(reel(&home).arg("--tape").arg(&lib).args(["tape", "list"]));
+    let before = cartridges();
+    assert!(
+        before.contains("tape-0001") && before.contains("tape-0002"),
+        "big spans three cartridges: {before}"
+    );
+    // The first volume (part 1 of big) and the middle one (part 2, a volume holding nothing
+    // else): each was closed when big filled it. A set appended there would start past
+    // early warning and at once continue on a new cartridge that claims to be the next
+    // volume of big's series; the backup is refused before anything is written.
+    for (cartridge, part, next) in [("small-1", 1, "tape-0001"), ("tape-0001", 2, "tape-0002")] {
+        let tap = lib.join(format!("{cartridge}.vtape/p1.tap"));
+        let image = std::fs::read(&tap).unwrap();
+        let out = run(reel(&home)
+            .arg("--tape")
+            .arg(lib.join(format!("{cartridge}.vtape")))
+            .args(["backup", "--name", "after"])
+            .arg(&small));
+        let all = stdout_and_stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{all}");
+        assert!(
+            all.contains(&format!("{cartridge} is full: set big"))
+                && all.contains(&format!("continues on {next}"))
+                && all.contains(&format!("its part {part}"))
+                && all.contains("back up to another tape"),
+            "{all}"
+        );
+        assert!(std::fs::read(&tap).unwrap() == image, "{cartridge} changed");
+    }
+    assert_eq!(cartridges(), before, "no cartridge was labelled");
+    // The volume big ends on takes the set, and big is still whole.
+    let out = ok(reel(&home)
+        .arg("--tape")
+        .arg(lib.join("tape-0002.vtape"))
+        .args(["backup", "--name", "after"])
+        .arg(&small));
+    assert!(out.contains("set 2 \"after\" on tape-0002:"), "{out}");
+    let t = home.path().join("r");
+    ok(reel(&home)
+        .arg("--tape")
+        .arg(&lib)
+        .args(["restore", "big", "--to"])
+        .arg(&t));
+    assert_same_tree(&src, &restored(&t, &src));
+    let t2 = home.path().join("r2");
+    ok(reel(&home)
+        .arg("--tape")
+        .arg(lib.join("tape-0002.vtape"))
+        .args(["restore", "after", "--to"])
+        .arg(&t2));
+    assert_same_tree(&small, &restored(&t2, &small));
+}
