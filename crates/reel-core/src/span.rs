@@ -31,7 +31,8 @@ pub struct ClosedPart {
 #[derive(Debug, Default)]
 pub struct ClosedParts {
     pub parts: Vec<ClosedPart>,
-    /// The changer's [`CoreError::Stopped`]: the operator declined, or could not be asked.
+    /// Why the changer stopped ([`CoreError::Stopped`]): the operator declined, or could not
+    /// be asked.
     pub stopped: Option<String>,
 }
 
@@ -123,7 +124,9 @@ impl<'a> SpanningSink<'a> {
             next_barcode: barcode.clone(),
         };
         marker.write(drive)?;
-        // The full volume is closed: what was written stays readable if no blank one comes.
+        // The full volume is closed before it is ejected. If no blank one comes, the set is
+        // never finished and this part only takes space: the caller records that (the tape
+        // is out of reach by then).
         drive.flush().map_err(|e| {
             ArchiveError::tape(format!("closing part {part_no} on {}", drive.describe()), e)
         })?;
