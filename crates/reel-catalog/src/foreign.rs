@@ -117,10 +117,14 @@ impl ForeignScan<'_> {
     /// Stores the scan's description and commits. `info.id` must be the id the scan began
     /// with; `members` and `scanned` are filled in.
     pub fn finish(self, info: &ForeignFile) -> Result<ForeignFile> {
+        self.finish_scanned_at(info, now())
+    }
+
+    fn finish_scanned_at(self, info: &ForeignFile, scanned: String) -> Result<ForeignFile> {
         let mut info = info.clone();
         info.id = self.id;
         info.members = self.count;
-        info.scanned = now();
+        info.scanned = scanned;
         self.tx
             .execute(
                 "INSERT INTO foreign_files (id, fingerprint, file, first_block, record_size, records, bytes,
@@ -171,6 +175,21 @@ impl Catalog {
             id,
             count: 0,
         })
+    }
+
+    /// Copies a scan, its description and members, from another catalog (the one a rebuild
+    /// replaces: a scan is not on any tape, and reading the tape file again may take hours).
+    /// The scan keeps its id and the time it was made. Returns the members `from` holds;
+    /// nothing is kept unless that is all of them (`scan.members`).
+    pub fn copy_foreign_scan(&mut self, from: &Catalog, scan: &ForeignFile) -> Result<u64> {
+        let mut copy = self.begin_foreign_scan(scan.id)?;
+        from.for_each_entry(scan.id, |e| copy.push(&e))?;
+        let copied = copy.members();
+        // Dropped uncommitted, the copy's transaction rolls back.
+        if copied == scan.members {
+            copy.finish_scanned_at(scan, scan.scanned.clone())?;
+        }
+        Ok(copied)
     }
 
     fn row_foreign(r: &rusqlite::Row<'_>) -> rusqlite::Result<ForeignFile> {

@@ -376,3 +376,54 @@ fn read_only_open_migrates_old_schemas_and_refuses_newer_and_damaged_ones() {
     assert!(matches!(err, CatalogError::Damaged { .. }), "{err}");
     assert!(err.to_string().contains("reel catalog rebuild"), "{err}");
 }
+
+#[test]
+fn a_foreign_scan_is_copied_whole_with_its_time_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = Catalog::open(&dir.path().join("old.sqlite")).unwrap();
+    let id = reel_catalog::ForeignFile::id_for("f00d", 0);
+    let mut scan = old.begin_foreign_scan(id).unwrap();
+    let es = entries(40);
+    for e in &es {
+        scan.push(e).unwrap();
+    }
+    let described = reel_catalog::ForeignFile {
+        id,
+        fingerprint: "f00d".into(),
+        file: 0,
+        first_block: 0,
+        record_size: 10240,
+        records: 9,
+        bytes: 92160,
+        volume_id: None,
+        barcode: Some("SHELF7".into()),
+        drive: "/dev/nst0".into(),
+        scanned: String::new(),
+        members: 0,
+        damage: 0,
+        globals: false,
+    };
+    let scanned = scan.finish(&described).unwrap();
+    assert_eq!(scanned.members, 40);
+
+    let mut new = Catalog::open(&dir.path().join("new.sqlite")).unwrap();
+    assert_eq!(new.copy_foreign_scan(&old, &scanned).unwrap(), 40);
+    assert_eq!(new.foreign_files().unwrap(), vec![scanned.clone()]);
+    assert_eq!(new.entry(id, b"dir/file17").unwrap().unwrap(), es[17]);
+
+    // A description counting more members than the old file holds (its log lost with a
+    // crash) copies nothing: a partial scan would hide members from restores.
+    let other = reel_catalog::ForeignFile {
+        id: reel_catalog::ForeignFile::id_for("beef", 2),
+        members: 41,
+        ..scanned.clone()
+    };
+    let mut scan = old.begin_foreign_scan(other.id).unwrap();
+    for e in &es {
+        scan.push(e).unwrap();
+    }
+    scan.finish(&other).unwrap();
+    assert_eq!(new.copy_foreign_scan(&old, &other).unwrap(), 40);
+    assert_eq!(new.foreign_files().unwrap(), vec![scanned]);
+    assert_eq!(new.entry_count(other.id).unwrap(), 0);
+}

@@ -1,5 +1,6 @@
 //! `reel catalog rebuild`: the catalog recreated from the tapes alone, and from the old
-//! catalog what no tape can say: which parts of sets stopped unfinished at a volume change.
+//! catalog what no tape can say: which parts of sets stopped unfinished at a volume change,
+//! and the scans of tape files other programs wrote (`reel catalog scan`).
 
 use std::collections::HashSet;
 
@@ -7,7 +8,7 @@ use serde::Serialize;
 
 use reel_archive::volume::stopped_part;
 use reel_archive::{PartMarker, SetOnTape, SetState, VolumeState};
-use reel_catalog::{Catalog, StoppedPart};
+use reel_catalog::{Catalog, ForeignFile, StoppedPart};
 use reel_tape::{Library, TapeDrive};
 
 use crate::error::Result;
@@ -26,6 +27,9 @@ pub struct RebuildReport {
     /// Parts of sets that stopped unfinished at a volume change, as the catalog being
     /// replaced recorded them (the tapes cannot say so): kept in the new catalog.
     pub stopped: Vec<String>,
+    /// Scans of foreign tape files (`reel catalog scan`) copied from the catalog being
+    /// replaced: no tape holds them, and scanning again reads each tape file whole.
+    pub foreign_scans_kept: u64,
 }
 
 /// A part of a set, read on a volume, that continues on another.
@@ -47,13 +51,61 @@ struct Rebuild<'p> {
 
 impl<'p> Rebuild<'p> {
     fn start(path: &std::path::Path, progress: &'p dyn Progress) -> Result<Rebuild<'p>> {
-        Ok(Rebuild {
+        let mut rebuild = Rebuild {
             fresh: FreshCatalog::start(path)?,
             report: RebuildReport::default(),
             progress,
             finished: HashSet::new(),
             continued: Vec::new(),
-        })
+        };
+        rebuild.keep_foreign_scans()?;
+        Ok(rebuild)
+    }
+
+    /// Copies the old catalog's scans of foreign tape files into the new one. A scan whose
+    /// members the old file no longer holds in full (its log was lost with a crash) is
+    /// reported and left out: `reel catalog scan` makes it again.
+    fn keep_foreign_scans(&mut self) -> Result<()> {
+        let scans = std::mem::take(&mut self.fresh.known_scans);
+        if scans.is_empty() {
+            return Ok(());
+        }
+        let old = match Catalog::open_read_only(&self.fresh.old) {
+            Ok(old) => old,
+            Err(e) => {
+                self.problem(format!(
+                    "the scans of {} foreign tape files could not be kept ({e}); scan them again with `reel catalog scan`",
+                    scans.len()
+                ));
+                return Ok(());
+            }
+        };
+        for scan in &scans {
+            let what = format!(
+                "the scan of tape file {}{} ({} members, {})",
+                scan.file,
+                scan.barcode
+                    .as_deref()
+                    .map(|b| format!(" of {b}"))
+                    .unwrap_or_default(),
+                scan.members,
+                scan.scanned
+            );
+            match self.fresh.catalog.copy_foreign_scan(&old, scan) {
+                Ok(n) if n == scan.members => self.report.foreign_scans_kept += 1,
+                Ok(n) => {
+                    self.problem(format!(
+                        "{what} could not be kept: the old catalog holds {n} of its members; scan it again with `reel catalog scan`"
+                    ));
+                }
+                Err(e) => {
+                    self.problem(format!(
+                        "{what} could not be kept ({e}); scan it again with `reel catalog scan`"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn problem(&mut self, msg: String) {
@@ -286,18 +338,23 @@ struct FreshCatalog {
     /// The stopped parts the old catalog recorded: only a catalog knows of them, since the
     /// tape was ejected before the stop (empty when the old file is missing or unreadable).
     known_stopped: Vec<StoppedPart>,
+    /// The scans of foreign tape files the old catalog holds (their members are copied
+    /// from the old file once the new one is open).
+    known_scans: Vec<ForeignFile>,
 }
 
 impl FreshCatalog {
     fn start(path: &std::path::Path) -> Result<FreshCatalog> {
         let old = path.with_extension("sqlite.old");
         let mut known_stopped = Vec::new();
+        let mut known_scans = Vec::new();
         if path.exists() {
             // Read before the file is moved: its log goes with its name. A damaged catalog
             // (the usual reason for a rebuild) just knows nothing.
-            known_stopped = Catalog::open_read_only(path)
-                .and_then(|c| c.stopped_parts())
-                .unwrap_or_default();
+            if let Ok(old) = Catalog::open_read_only(path) {
+                known_stopped = old.stopped_parts().unwrap_or_default();
+                known_scans = old.foreign_files().unwrap_or_default();
+            }
             let _ = std::fs::remove_file(&old);
             std::fs::rename(path, &old).map_err(|e| crate::error::CoreError::Io {
                 context: format!("moving the old catalog {} aside", path.display()),
@@ -311,6 +368,7 @@ impl FreshCatalog {
             catalog: Catalog::open(path)?,
             old,
             known_stopped,
+            known_scans,
         })
     }
 

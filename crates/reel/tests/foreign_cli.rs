@@ -358,4 +358,30 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("./needle.txt"));
+
+    // A rebuild keeps the scan (no tape holds it): the restore still seeks from the catalog.
+    let json = ok(reel(&home).args(["--json", "catalog", "rebuild"]));
+    let rebuilt: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rebuilt["foreign_scans_kept"], 1, "{json}");
+    let scans = ok(reel(&home).args(["catalog", "scans"]));
+    assert!(scans.contains(&id), "{scans}");
+    let target = home.path().join("after-rebuild");
+    let json = ok(reel(&home)
+        .args([
+            "--tape",
+            &tape,
+            "--json",
+            "restore",
+            "--file",
+            "0",
+            "needle.txt",
+            "--to",
+        ])
+        .arg(&target));
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["from_catalog"].as_str(), Some(id.as_str()), "{json}");
+    assert_eq!(
+        std::fs::read(target.join("needle.txt")).unwrap(),
+        b"needle\n"
+    );
 }

@@ -25,8 +25,9 @@ Examples:
   reel catalog scans                   the foreign tape files catalogued
 
 A scanned tape file is recognised by its number and its first record; scanning it again
-replaces the earlier scan. `rebuild` reads reel's own sets only: scan foreign files again
-after it.
+replaces the earlier scan. `rebuild` reads reel's own sets from the tapes and keeps the old
+catalog's scans (no tape holds them); if the old catalog is too damaged to give them, scan
+the foreign files again after it.
 
 The catalog lives in $REEL_HOME/catalog.sqlite. Losing it loses nothing: every set carries
 its own index on tape, and `rebuild` reads them all.")]
@@ -112,6 +113,12 @@ fn print_rebuild(report: reel_core::rebuild::RebuildReport, global: &Global) -> 
             report.sets,
             report.entries
         );
+        if report.foreign_scans_kept > 0 {
+            println!(
+                "kept {} scans of foreign tape files from the old catalog",
+                report.foreign_scans_kept
+            );
+        }
     }
     Ok(if report.problems.is_empty() {
         ExitCode::SUCCESS
