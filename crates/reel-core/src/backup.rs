@@ -86,6 +86,8 @@ pub struct BackupReport {
     pub volumes: Vec<String>,
     /// Files of an incremental backup left in earlier sets because they did not change.
     pub unchanged_files: u64,
+    /// The set an incremental backup was taken since, for people: `set N "name" on VOLUME`.
+    pub parent_set: Option<String>,
     /// Set when the catalog could not be updated (the set itself is complete on tape).
     pub catalog_warning: Option<String>,
     /// Entries the policy (or `--exclude`) kept out of the set, and why.
@@ -400,7 +402,20 @@ pub fn backup(
             .filter(|c| c.is_ascii_digit())
             .take(14)
             .collect();
-        format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp)
+        let base = format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp);
+        // Two backups in one second would share a name, and a restore by name would have
+        // to guess: the second gets `-2`.
+        let taken: Vec<String> = catalog
+            .as_deref()
+            .and_then(|c| c.sets().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        std::iter::once(base.clone())
+            .chain((2..).map(|n| format!("{base}-{n}")))
+            .find(|name| !taken.contains(name))
+            .unwrap_or(base)
     });
     let hook_context = || {
         HookContext::new()
@@ -599,6 +614,10 @@ fn write_set(
         }
     };
     let point = prepare_volume(&mut *tapes.drive, opts, &stopped_sets)?;
+    let parent_set = parent.as_ref().map(|p| {
+        let volume = p.parts.first().map_or("?", |part| part.barcode.as_str());
+        format!("set {} \"{}\" on {volume}", p.number, p.name)
+    });
     let mut closed = ClosedParts::default();
     let written = write_to_tape(
         tapes,
@@ -670,6 +689,7 @@ fn write_set(
         labelled: point.labelled,
         replaced_leftover: point.leftover,
         unchanged_files,
+        parent_set,
         catalog_warning,
         skipped_by_policy,
         warnings: Vec::new(),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use reel_testkit::cli::{ok, run};
-use reel_testkit::{TempHome, assert_same_tree, make_tree, require_tool};
+use reel_testkit::{TempHome, assert_same_tree, make_tree, require_tool, write_file};
 
 fn reel(home: &TempHome) -> Command {
     home.command(env!("CARGO_BIN_EXE_reel"))
@@ -451,4 +451,37 @@ fn restore_refuses_unsafe_members_and_writes_nothing_outside_the_target() {
     assert!(!Path::new("/etc/evil-absolute").exists());
     assert!(!home.path().join("evil-dotdot").exists());
     assert!(!Path::new("/tmp/evil-through-symlink").exists());
+}
+
+#[test]
+fn default_set_names_are_unique_and_an_incremental_names_its_parent() {
+    let home = TempHome::new();
+    let src = home.path().join("src");
+    make_tree(&src, 20, 5);
+    // Three backups in a row, most likely within one second: the names a restore by name
+    // takes must still differ.
+    ok(reel(&home).arg("backup").arg(&src));
+    ok(reel(&home).arg("backup").arg(&src));
+    write_file(&src.join("new.txt"), b"new\n");
+    let out = ok(reel(&home).args(["backup", "--incremental"]).arg(&src));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(reel(&home).args(["list", "--json"]))).unwrap();
+    let names: Vec<String> = json["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["info"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 3);
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), 3, "{names:?}");
+    assert!(
+        out.contains(&format!("incremental since set 2 \"{}\" on ", names[1])),
+        "{out}"
+    );
+    let target = home.path().join("out");
+    ok(reel(&home)
+        .args(["restore", &names[2], "--to"])
+        .arg(&target));
+    assert_same_tree(&src, &restored(&target, &src));
 }

@@ -140,8 +140,8 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         }
         if report.unchanged_files > 0 {
             println!(
-                "incremental since set {}: {} unchanged files left in earlier sets",
-                s.parent.map(|p| p.to_string()).unwrap_or_default(),
+                "incremental since {}: {} unchanged files left in earlier sets",
+                report.parent_set.as_deref().unwrap_or("an earlier set"),
                 report.unchanged_files
             );
         }
