@@ -132,16 +132,24 @@ impl reel_core::Operator for TerminalOperator {
     fn ask(&mut self, request: &str) -> std::result::Result<(), String> {
         let bar = SHOWN_BAR.lock().ok().and_then(|b| b.clone());
         let ask = || -> std::io::Result<Option<String>> {
+            let _ctrl_c = CtrlCAnswers::install();
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
-                return Self::ask_on(&mut stdin.lock(), &mut std::io::stderr(), request);
+                let fd = std::os::fd::AsFd::as_fd(&stdin);
+                let mut input = std::io::BufReader::new(InterruptibleInput(fd));
+                return Self::ask_on(&mut input, &mut std::io::stderr(), request);
             }
             let tty = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open("/dev/tty")?;
             let mut out = tty.try_clone()?;
-            Self::ask_on(&mut std::io::BufReader::new(tty), &mut out, request)
+            let fd = std::os::fd::AsFd::as_fd(&tty);
+            Self::ask_on(
+                &mut std::io::BufReader::new(InterruptibleInput(fd)),
+                &mut out,
+                request,
+            )
         };
         let answer = match bar {
             Some(bar) => bar.suspend(ask),
@@ -150,10 +158,88 @@ impl reel_core::Operator for TerminalOperator {
         match answer {
             Ok(None) => Ok(()),
             Ok(Some(why)) => Err(why),
+            Err(e) if e.get_ref().is_some_and(|inner| inner.is::<CtrlC>()) => {
+                eprintln!();
+                Err("the operator interrupted the job (Ctrl-C)".into())
+            }
             Err(e) => Err(format!("the terminal could not be read ({e})")),
         }
     }
 }
+
+/// Set by SIGINT while the operator is asked.
+static CTRL_C: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_ctrl_c(_: libc::c_int) {
+    CTRL_C.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// While alive, Ctrl-C at a tape request answers it like `q` instead of killing reel: the
+/// job then stops the way it does for `q`, saying what it leaves behind (a set stopped at a
+/// tape change is recorded, so that its space is reused). Without `SA_RESTART`, the read
+/// waiting for the answer returns EINTR.
+struct CtrlCAnswers {
+    previous: libc::sigaction,
+}
+
+impl CtrlCAnswers {
+    fn install() -> Option<CtrlCAnswers> {
+        CTRL_C.store(false, std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler
+        // only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = note_ctrl_c as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            let mut previous: libc::sigaction = std::mem::zeroed();
+            (libc::sigaction(libc::SIGINT, &action, &mut previous) == 0)
+                .then_some(CtrlCAnswers { previous })
+        }
+    }
+}
+
+impl Drop for CtrlCAnswers {
+    fn drop(&mut self) {
+        // SAFETY: puts back the action `install` replaced.
+        unsafe {
+            libc::sigaction(libc::SIGINT, &self.previous, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The terminal read directly, so that a read interrupted by Ctrl-C ends the answer
+/// (`std`'s readers retry every EINTR).
+struct InterruptibleInput<'a>(std::os::fd::BorrowedFd<'a>);
+
+impl std::io::Read for InterruptibleInput<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match rustix::io::read(self.0, &mut *buf) {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR)
+                    if CTRL_C.load(std::sync::atomic::Ordering::SeqCst) =>
+                {
+                    // Not `Interrupted`: `read_line` would retry that.
+                    return Err(std::io::Error::other(CtrlC));
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The error an interrupted answer ends with.
+#[derive(Debug)]
+struct CtrlC;
+
+impl std::fmt::Display for CtrlC {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted by Ctrl-C")
+    }
+}
+
+impl std::error::Error for CtrlC {}
 
 /// Progress of a job on a bar (on a terminal) with problems printed as they happen.
 pub struct JobProgress {

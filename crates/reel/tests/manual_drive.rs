@@ -90,6 +90,9 @@ fn pseudo_terminal() -> (std::fs::File, PathBuf) {
     (std::fs::File::from(master), path)
 }
 
+/// A reply that presses Ctrl-C instead of typing a line.
+const CTRL_C: &str = "^C";
+
 /// Runs `cmd` with a terminal as stdin; each tape request on stderr is passed to `answer`,
 /// whose reply (a line) is typed on the terminal. Returns the exit status, stdout, stderr
 /// and the requests in order.
@@ -140,9 +143,16 @@ fn run_with_operator(
             );
             let reply = answer(&request);
             requests.push(request);
-            master
-                .write_all(format!("{reply}\n").as_bytes())
-                .expect("type on the terminal");
+            if reply == CTRL_C {
+                // What the terminal sends the foreground job on Ctrl-C.
+                let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+                rustix::process::kill_process(pid, rustix::process::Signal::INT)
+                    .expect("send SIGINT");
+            } else {
+                master
+                    .write_all(format!("{reply}\n").as_bytes())
+                    .expect("type on the terminal");
+            }
             pending = pending[end + PROMPT_END.len()..].to_string();
         }
     }
@@ -396,6 +406,38 @@ fn backup_stopped_at_the_blank_tape_request(rack: &Rack, src: &std::path::Path) 
         "{stderr}"
     );
     full
+}
+
+#[test]
+fn ctrl_c_at_the_blank_tape_request_stops_the_backup_as_q_does() {
+    let rack = Rack::new(&["c1", "c2"]);
+    let src = source_tree(&rack.home);
+    rack.insert("c1");
+    let (status, stdout, stderr, requests) = run_with_operator(
+        rack.reel().args(["backup", "--name", "big"]).arg(&src),
+        |_| CTRL_C.into(),
+    );
+    assert_eq!(status.code(), Some(3), "{stdout}\n{stderr}");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(
+        stderr.contains("the operator interrupted the job (Ctrl-C)")
+            && stderr.contains("Set big was not finished: nothing of it can be restored")
+            && stderr.contains("recorded in the catalog as unfinished"),
+        "{stderr}"
+    );
+    let stopped = reel_catalog::Catalog::open_read_only(&catalog_path(&rack))
+        .unwrap()
+        .stopped_parts()
+        .unwrap();
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(stopped[0].why.contains("Ctrl-C"), "{:?}", stopped[0]);
+    // The full tape is not taken for full: the next backup replaces the stopped set.
+    rack.reinsert("c1");
+    let listing = ok(rack.reel().arg("list"));
+    assert!(
+        listing.contains("the next backup replaces it") && !listing.contains("continued on"),
+        "{listing}"
+    );
 }
 
 #[test]
