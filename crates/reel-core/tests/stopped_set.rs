@@ -49,10 +49,9 @@ fn tapes(cart: &Path) -> Tapes {
     )
 }
 
-#[test]
-fn a_set_that_cannot_continue_is_recorded_and_its_space_reused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let big = tmp.path().join("big");
+/// Six 2 MiB files: more than a 12 MiB cartridge takes before early warning.
+fn big_tree(dir: &Path) -> std::path::PathBuf {
+    let big = dir.join("big");
     std::fs::create_dir(&big).unwrap();
     for i in 0..6 {
         std::fs::write(
@@ -61,6 +60,13 @@ fn a_set_that_cannot_continue_is_recorded_and_its_space_reused() {
         )
         .unwrap();
     }
+    big
+}
+
+#[test]
+fn a_set_that_cannot_continue_is_recorded_and_its_space_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = big_tree(tmp.path());
     let small = tmp.path().join("small");
     reel_testkit::make_tree(&small, 30, 5);
     std::fs::write(small.join("note"), b"kept").unwrap();
@@ -144,15 +150,7 @@ fn a_set_that_cannot_continue_is_recorded_and_its_space_reused() {
 #[test]
 fn without_a_catalog_the_stop_is_said_not_to_be_recorded() {
     let tmp = tempfile::tempdir().unwrap();
-    let big = tmp.path().join("big");
-    std::fs::create_dir(&big).unwrap();
-    for i in 0..6 {
-        std::fs::write(
-            big.join(format!("f{i}")),
-            reel_testkit::pseudo_random(i, 2 << 20),
-        )
-        .unwrap();
-    }
+    let big = big_tree(tmp.path());
     let cart = tmp.path().join("c.vtape");
     Cartridge::create(&cart, &CartridgeConfig::new("c", 12 << 20)).unwrap();
     let mut opts = BackupOptions::new(vec![big]);

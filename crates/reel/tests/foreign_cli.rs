@@ -330,26 +330,30 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
     let scans = ok(reel(&home).args(["catalog", "scans"]));
     assert!(scans.contains(&id), "{scans}");
 
-    let target = home.path().join("one");
-    let json = ok(reel(&home)
-        .args([
-            "--tape",
-            &tape,
-            "--json",
-            "restore",
-            "--file",
-            "0",
-            "needle.txt",
-            "--to",
-        ])
-        .arg(&target));
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(report["from_catalog"].as_str(), Some(id.as_str()), "{json}");
-    assert_eq!(report["files"], 1);
-    assert_eq!(
-        std::fs::read(target.join("needle.txt")).unwrap(),
-        b"needle\n"
-    );
+    // One member, seeking from the catalog's scan.
+    let restore_needle = |into: &str| {
+        let target = home.path().join(into);
+        let json = ok(reel(&home)
+            .args([
+                "--tape",
+                &tape,
+                "--json",
+                "restore",
+                "--file",
+                "0",
+                "needle.txt",
+                "--to",
+            ])
+            .arg(&target));
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(report["from_catalog"].as_str(), Some(id.as_str()), "{json}");
+        assert_eq!(report["files"], 1);
+        assert_eq!(
+            std::fs::read(target.join("needle.txt")).unwrap(),
+            b"needle\n"
+        );
+    };
+    restore_needle("one");
     // GNU tar reads the cartridge back through reel rmt too.
     let out = home
         .command("tar")
@@ -365,23 +369,5 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
     assert_eq!(rebuilt["foreign_scans_kept"], 1, "{json}");
     let scans = ok(reel(&home).args(["catalog", "scans"]));
     assert!(scans.contains(&id), "{scans}");
-    let target = home.path().join("after-rebuild");
-    let json = ok(reel(&home)
-        .args([
-            "--tape",
-            &tape,
-            "--json",
-            "restore",
-            "--file",
-            "0",
-            "needle.txt",
-            "--to",
-        ])
-        .arg(&target));
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(report["from_catalog"].as_str(), Some(id.as_str()), "{json}");
-    assert_eq!(
-        std::fs::read(target.join("needle.txt")).unwrap(),
-        b"needle\n"
-    );
+    restore_needle("after-rebuild");
 }
