@@ -355,7 +355,7 @@ impl FreshCatalog {
                 known_stopped = old.stopped_parts().unwrap_or_default();
                 known_scans = old.foreign_files().unwrap_or_default();
             }
-            let _ = std::fs::remove_file(&old);
+            remove_with_logs(&old);
             std::fs::rename(path, &old).map_err(|e| crate::error::CoreError::Io {
                 context: format!("moving the old catalog {} aside", path.display()),
                 source: e,
@@ -373,6 +373,18 @@ impl FreshCatalog {
     }
 
     fn done(self) {
-        let _ = std::fs::remove_file(&self.old);
+        remove_with_logs(&self.old);
+    }
+}
+
+/// Removes a catalog file and the logs SQLite keeps beside it (`-wal`, `-shm`): reading
+/// the old file leaves them, and stale ones would be replayed into the next file moved to
+/// that name.
+fn remove_with_logs(file: &std::path::Path) {
+    let _ = std::fs::remove_file(file);
+    for log in ["-wal", "-shm"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(log);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(name));
     }
 }

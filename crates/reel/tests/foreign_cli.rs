@@ -367,6 +367,13 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
     let json = ok(reel(&home).args(["--json", "catalog", "rebuild"]));
     let rebuilt: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rebuilt["foreign_scans_kept"], 1, "{json}");
+    // The old catalog it copied them from is gone once the rebuild succeeded, logs included.
+    let left: Vec<String> = std::fs::read_dir(home.path().join("reel-home"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".old"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     let scans = ok(reel(&home).args(["catalog", "scans"]));
     assert!(scans.contains(&id), "{scans}");
     restore_needle("after-rebuild");
