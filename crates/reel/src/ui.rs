@@ -176,8 +176,7 @@ extern "C" fn note_ctrl_c(_: libc::c_int) {
 
 /// While alive, Ctrl-C at a tape request answers it like `q` instead of killing reel: the
 /// job then stops the way it does for `q`, saying what it leaves behind (a set stopped at a
-/// tape change is recorded, so that its space is reused). Without `SA_RESTART`, the read
-/// waiting for the answer returns EINTR.
+/// tape change is recorded, so that its space is reused).
 struct CtrlCAnswers {
     previous: libc::sigaction,
 }
@@ -207,22 +206,33 @@ impl Drop for CtrlCAnswers {
     }
 }
 
-/// The terminal read directly, so that a read interrupted by Ctrl-C ends the answer
-/// (`std`'s readers retry every EINTR).
+/// The terminal read directly, so that Ctrl-C ends the answer: `std`'s readers retry every
+/// EINTR, and the signal may land on another of reel's threads, leaving this read blocked.
+/// So the read waits in short polls and looks at the flag between them.
 struct InterruptibleInput<'a>(std::os::fd::BorrowedFd<'a>);
 
 impl std::io::Read for InterruptibleInput<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        use rustix::io::Errno;
+        let tick = Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
         loop {
+            if CTRL_C.load(std::sync::atomic::Ordering::SeqCst) {
+                // Not `Interrupted`: `read_line` would retry that.
+                return Err(std::io::Error::other(CtrlC));
+            }
+            let mut fds = [PollFd::from_borrowed_fd(self.0, PollFlags::IN)];
+            match poll(&mut fds, Some(&tick)) {
+                Ok(0) | Err(Errno::INTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
             match rustix::io::read(self.0, &mut *buf) {
                 Ok(n) => return Ok(n),
-                Err(rustix::io::Errno::INTR)
-                    if CTRL_C.load(std::sync::atomic::Ordering::SeqCst) =>
-                {
-                    // Not `Interrupted`: `read_line` would retry that.
-                    return Err(std::io::Error::other(CtrlC));
-                }
-                Err(rustix::io::Errno::INTR) => continue,
+                Err(Errno::INTR | Errno::AGAIN) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
