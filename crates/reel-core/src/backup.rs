@@ -276,16 +276,20 @@ struct AppendPoint {
 /// Prepares the volume for a new set: labels a blank tape, checks a labelled one, and finds
 /// the append point. A part of a set in `stopped_sets` (sets the catalog knows stopped
 /// unfinished at a volume change) is overwritten like the remains of an interrupted backup.
+/// A blank tape is labelled `name` when given (the name the operator was told to write on
+/// it).
 fn prepare_volume(
     drive: &mut dyn TapeDrive,
     opts: &BackupOptions,
     stopped_sets: &[uuid::Uuid],
+    name: Option<&str>,
 ) -> Result<AppendPoint> {
     // A virtual cartridge is labelled with its name; a tape in a real or remote drive gets a
     // name of its own (the device path names the drive, not the tape).
-    let barcode = match drive.describe().strip_prefix("vtape:") {
-        Some(name) => name.to_string(),
-        None => crate::manual::new_tape_name(),
+    let barcode = match (drive.describe().strip_prefix("vtape:"), name) {
+        (Some(cartridge), _) => cartridge.to_string(),
+        (None, Some(name)) => name.to_string(),
+        (None, None) => crate::manual::new_tape_name(),
     };
     let mut labelled = false;
     match reel_archive::read_state(drive)? {
@@ -613,7 +617,22 @@ fn write_set(
             Vec::new()
         }
     };
-    let point = prepare_volume(&mut *tapes.drive, opts, &stopped_sets)?;
+    let mut point = prepare_volume(&mut *tapes.drive, opts, &stopped_sets, None)?;
+    if point.leftover.is_none()
+        && let Some(why) = no_room_for_a_set(&mut *tapes.drive, opts.block_size)
+    {
+        // Started here, the set would put a record or two on this tape and go on on the
+        // next at once: a restore of it would need both. It starts on a blank tape instead.
+        let full = point.label.barcode.clone();
+        let blank = tapes.changer.next_blank(&full)?;
+        progress.problem(&format!(
+            "{full} is full ({why}): the set starts on {blank}"
+        ));
+        tapes.changer.load_blank(&mut tapes.drive, &blank)?;
+        tapes.report_open_notes();
+        crate::tapes::variable_mode(&mut *tapes.drive);
+        point = prepare_volume(&mut *tapes.drive, opts, &stopped_sets, Some(&blank))?;
+    }
     let parent_set = parent.as_ref().map(|p| {
         let volume = p.parts.first().map_or("?", |part| part.barcode.as_str());
         format!("set {} \"{}\" on {volume}", p.number, p.name)
@@ -694,6 +713,25 @@ fn write_set(
         skipped_by_policy,
         warnings: Vec::new(),
         snapshots: Vec::new(),
+    })
+}
+
+/// Why the tape in `drive` cannot take the start of a set: it is in its early-warning zone,
+/// or within one record of it. `None` when there is room, or when the drive does not say
+/// (capacity 0, as st and GNU rmt report: early warning will tell).
+fn no_room_for_a_set(drive: &mut dyn TapeDrive, block_size: usize) -> Option<String> {
+    let media = drive.media_parameters().ok().filter(|m| m.capacity > 0)?;
+    let zone = drive
+        .drive_parameters()
+        .map_or(0, |d| u64::from(d.eot_warning_zone_size));
+    let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
+    (media.remaining < zone + block_size as u64).then(|| {
+        format!(
+            "{} of {} left, early warning at {} before the end",
+            mib(media.remaining),
+            mib(media.capacity),
+            mib(zone)
+        )
     })
 }
 

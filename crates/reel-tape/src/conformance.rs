@@ -1077,11 +1077,13 @@ fn unsupported_is_reported(h: &mut dyn Harness) -> Outcome {
 /// A drive for tests of the jobs above the trait: every call goes to `inner` unchanged,
 /// except what the builder methods ask for. Counting reads shows a job reads only a few
 /// records of a large tape; hiding the capacity plays a Linux st drive or a GNU rmt server,
-/// which report neither capacity nor remaining bytes (both 0).
+/// which report neither capacity nor remaining bytes (both 0); a wider early-warning zone
+/// makes a tape full without filling it.
 pub struct TestDrive<D: TapeDrive> {
     inner: D,
     reads: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     capacity_unknown: bool,
+    early_warning_zone: Option<u32>,
 }
 
 impl<D: TapeDrive> TestDrive<D> {
@@ -1090,6 +1092,7 @@ impl<D: TapeDrive> TestDrive<D> {
             inner,
             reads: None,
             capacity_unknown: false,
+            early_warning_zone: None,
         }
     }
 
@@ -1103,6 +1106,13 @@ impl<D: TapeDrive> TestDrive<D> {
     /// Reports capacity and remaining bytes as 0, as st and GNU rmt do.
     pub fn capacity_unknown(mut self) -> Self {
         self.capacity_unknown = true;
+        self
+    }
+
+    /// Reports an early-warning zone of `bytes` in the drive parameters (a tape with less
+    /// left than that is to be taken for full before anything is written).
+    pub fn early_warning_zone(mut self, bytes: u32) -> Self {
+        self.early_warning_zone = Some(bytes);
         self
     }
 }
@@ -1150,7 +1160,11 @@ impl<D: TapeDrive> TapeDrive for TestDrive<D> {
         self.inner.create_partitions(method, count, size_mb)
     }
     fn drive_parameters(&mut self) -> crate::Result<DriveParameters> {
-        self.inner.drive_parameters()
+        let mut d = self.inner.drive_parameters()?;
+        if let Some(zone) = self.early_warning_zone {
+            d.eot_warning_zone_size = zone;
+        }
+        Ok(d)
     }
     fn media_parameters(&mut self) -> crate::Result<MediaParameters> {
         let mut m = self.inner.media_parameters()?;
