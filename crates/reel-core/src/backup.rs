@@ -271,6 +271,9 @@ struct AppendPoint {
     block: u64,
     labelled: bool,
     leftover: Option<String>,
+    /// Why no set can be appended to this volume (it ends with a part of a set continued on
+    /// another volume: the set closed it as full).
+    full: Option<String>,
 }
 
 /// Prepares the volume for a new set: labels a blank tape, checks a labelled one, and finds
@@ -319,21 +322,23 @@ fn prepare_volume(
     // too near it for the set's index): a set appended after it would start past early
     // warning and at once continue on another volume, labelled as the next of the full
     // volume's series (a second volume claiming the same place in that series).
-    if let Some(last) = map.sets.last()
-        && let reel_archive::SetState::Continued(m) = &last.state
-    {
-        return Err(ArchiveError::Volume(format!(
-            "{} is full: set {} ({}) filled it and continues on {} (tape file {} is its part {}), so nothing more can be written to it; back up to another tape, or erase this one",
-            map.label.barcode, m.set_name, m.set_id, m.next_barcode, last.data_file, m.part
-        ))
-        .into());
-    }
+    let full = match map.sets.last() {
+        Some(last) => match &last.state {
+            reel_archive::SetState::Continued(m) => Some(format!(
+                "set {} ({}) filled it and continues on {}; tape file {} is its part {}",
+                m.set_name, m.set_id, m.next_barcode, last.data_file, m.part
+            )),
+            _ => None,
+        },
+        None => None,
+    };
     Ok(AppendPoint {
         label: map.label,
         data_file: map.append_file,
         block: map.append_block,
         labelled,
         leftover: map.leftover,
+        full,
     })
 }
 
@@ -618,13 +623,22 @@ fn write_set(
         }
     };
     let mut point = prepare_volume(&mut *tapes.drive, opts, &stopped_sets, None)?;
-    if point.leftover.is_none()
-        && let Some(why) = no_room_for_a_set(&mut *tapes.drive, opts.block_size)
-    {
+    let full_because = match point.full.take() {
+        Some(why) => Some(why),
+        None if point.leftover.is_none() => no_room_for_a_set(&mut *tapes.drive, opts.block_size),
+        None => None,
+    };
+    if let Some(why) = full_because {
         // Started here, the set would put a record or two on this tape and go on on the
         // next at once: a restore of it would need both. It starts on a blank tape instead.
         let full = point.label.barcode.clone();
-        let blank = tapes.changer.next_blank(&full)?;
+        let blank = match tapes.changer.next_blank(&full) {
+            Ok(blank) => blank,
+            Err(e) => {
+                progress.problem(&format!("{full} is full: {why}"));
+                return Err(e);
+            }
+        };
         progress.problem(&format!(
             "{full} is full ({why}): the set starts on {blank}"
         ));

@@ -166,10 +166,19 @@ fn without_a_catalog_the_stop_is_said_not_to_be_recorded() {
             && msg.contains("reel will take c for full until it is erased"),
         "{msg}"
     );
-    // And so it does: the volume ends with a part continued elsewhere.
+    // And so it does: the volume ends with a part continued elsewhere, so the next set goes
+    // to a blank cartridge (here one that cannot be loaded) and nothing is written on c.
+    let image = std::fs::read(cart.join("p1.tap")).unwrap();
     let mut again = BackupOptions::new(vec![tmp.path().join("big")]);
     again.name = Some("again".into());
     let err =
         reel_core::backup(&mut tapes(&cart), None, &again, &NoProgress).expect_err("a full volume");
-    assert!(err.to_string().contains("c is full: set big"), "{err}");
+    assert!(
+        err.to_string().contains("opening cartridge lost-0001"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(cart.join("p1.tap")).unwrap() == image,
+        "c changed"
+    );
 }

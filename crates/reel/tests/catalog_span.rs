@@ -323,27 +323,45 @@ fn a_volume_a_set_filled_and_continued_from_takes_no_new_set() {
     // The first volume (part 1 of big) and the middle one (part 2, a volume holding nothing
     // else): each was closed when big filled it. A set appended there would start past
     // early warning and at once continue on a new cartridge that claims to be the next
-    // volume of big's series; the backup is refused before anything is written.
-    for (cartridge, part, next) in [("small-1", 1, "tape-0001"), ("tape-0001", 2, "tape-0002")] {
+    // volume of big's series. The set starts on a blank cartridge instead, and the full
+    // one is left as it was.
+    for (cartridge, part, next, blank) in [
+        ("small-1", 1, "tape-0001", "tape-0003"),
+        ("tape-0001", 2, "tape-0002", "tape-0004"),
+    ] {
         let tap = lib.join(format!("{cartridge}.vtape/p1.tap"));
         let image = std::fs::read(&tap).unwrap();
         let out = run(reel(&home)
             .arg("--tape")
             .arg(lib.join(format!("{cartridge}.vtape")))
-            .args(["backup", "--name", "after"])
+            .args(["backup", "--name", &format!("after-{part}")])
             .arg(&small));
         let all = stdout_and_stderr(&out);
-        assert_eq!(out.status.code(), Some(3), "{all}");
+        assert!(out.status.success(), "{all}");
         assert!(
-            all.contains(&format!("{cartridge} is full: set big"))
+            all.contains(&format!("{cartridge} is full (set big"))
                 && all.contains(&format!("continues on {next}"))
                 && all.contains(&format!("its part {part}"))
-                && all.contains("back up to another tape"),
+                && all.contains(&format!("the set starts on {blank}"))
+                && all.contains(&format!("set 1 \"after-{part}\" on {blank}:")),
             "{all}"
         );
         assert!(std::fs::read(&tap).unwrap() == image, "{cartridge} changed");
     }
-    assert_eq!(cartridges(), before, "no cartridge was labelled");
+    // Without a library to take a blank cartridge from, the full volume is refused.
+    let lone = home.path().join("lone");
+    snapshot(&lib.join("small-1.vtape"), &lone);
+    let out = run(reel(&home)
+        .arg("--tape")
+        .arg(lone.join("small-1.vtape"))
+        .args(["backup", "--name", "refused"])
+        .arg(&small));
+    let all = stdout_and_stderr(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("small-1 is full: set big") && all.contains("no other cartridges"),
+        "{all}"
+    );
     // The volume big ends on takes the set, and big is still whole.
     let out = ok(reel(&home)
         .arg("--tape")
