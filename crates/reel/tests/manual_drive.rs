@@ -589,3 +589,59 @@ fn a_rebuild_without_the_catalog_that_recorded_a_stop_reports_the_part_nothing_f
         );
     }
 }
+
+#[test]
+fn a_backup_onto_a_full_tape_asks_for_a_blank_one_and_labels_it_with_the_name_given() {
+    let rack = Rack::new(&["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"]);
+    let src = source_tree(&rack.home);
+    rack.insert("c1");
+    let mut blanks = vec!["c2", "c3", "c4", "c5", "c6", "c7", "c8"].into_iter();
+    let (status, stdout, stderr, _) = run_with_operator(
+        rack.reel().args(["backup", "--name", "big"]).arg(&src),
+        |request| {
+            let cart = blanks
+                .next()
+                .unwrap_or_else(|| panic!("more blank tapes than the rack holds: {request}"));
+            rack.insert(cart);
+            String::new()
+        },
+    );
+    assert!(status.success(), "{stdout}\n{stderr}");
+
+    // c1 is full: big filled it and continues on the next tape. A backup onto it asks for
+    // a blank tape, names it, and leaves c1 as it was.
+    rack.reinsert("c1");
+    let c1 = std::fs::read(rack.root.join("c1.vtape/p1.tap")).unwrap();
+    let small = rack.home.path().join("small");
+    make_tree(&small, 20, 8);
+    let mut named = None;
+    let (status, stdout, stderr, requests) = run_with_operator(
+        rack.reel().args(["backup", "--name", "small"]).arg(&small),
+        |request| {
+            named = blank_name(request);
+            rack.insert("c9");
+            String::new()
+        },
+    );
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let name = named.unwrap_or_else(|| panic!("not a request for a blank tape: {requests:?}"));
+    assert!(
+        stderr.contains("is full (set big")
+            && stderr.contains(&format!("the set starts on {name}")),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read(rack.root.join("c1.vtape/p1.tap")).unwrap() == c1,
+        "c1 changed"
+    );
+    // The blank tape carries the name the operator was told to write on it.
+    let listing = ok(rack.reel().arg("list"));
+    assert!(
+        listing.contains(&format!("volume {name} ")) && listing.contains("small"),
+        "{listing}"
+    );
+    let target = rack.home.path().join("out");
+    ok(rack.reel().args(["restore", "small", "--to"]).arg(&target));
+    assert_same_tree(&small, &target.join(small.strip_prefix("/").unwrap()));
+}
