@@ -642,9 +642,7 @@ fn write_set(
         progress.problem(&format!(
             "{full} is full ({why}): the set starts on {blank}"
         ));
-        tapes.changer.load_blank(&mut tapes.drive, &blank)?;
-        tapes.report_open_notes();
-        crate::tapes::variable_mode(&mut *tapes.drive);
+        tapes.load_blank(&blank)?;
         point = prepare_volume(&mut *tapes.drive, opts, &stopped_sets, Some(&blank))?;
     }
     let parent_set = parent.as_ref().map(|p| {
@@ -730,11 +728,17 @@ fn write_set(
     })
 }
 
+/// The medium's capacity and remaining bytes, when the drive knows them: st and GNU rmt
+/// report a capacity of 0, which says nothing about the room left.
+fn known_media(drive: &mut dyn TapeDrive) -> Option<reel_tape::MediaParameters> {
+    drive.media_parameters().ok().filter(|m| m.capacity > 0)
+}
+
 /// Why the tape in `drive` cannot take the start of a set: it is in its early-warning zone,
 /// or within one record of it. `None` when there is room, or when the drive does not say
 /// (capacity 0, as st and GNU rmt report: early warning will tell).
 fn no_room_for_a_set(drive: &mut dyn TapeDrive, block_size: usize) -> Option<String> {
-    let media = drive.media_parameters().ok().filter(|m| m.capacity > 0)?;
+    let media = known_media(drive)?;
     let zone = drive
         .drive_parameters()
         .map_or(0, |d| u64::from(d.eot_warning_zone_size));
@@ -840,12 +844,7 @@ fn write_to_tape(
     // gives no remaining bytes either: the index is written, and early warning, if it comes,
     // is the drive's to signal.
     let need = spool.bytes() + 4 * opts.block_size as u64 + (1 << 20);
-    let remaining = sink
-        .drive()
-        .media_parameters()
-        .ok()
-        .filter(|m| m.capacity > 0)
-        .map_or(u64::MAX, |m| m.remaining);
+    let remaining = known_media(sink.drive()).map_or(u64::MAX, |m| m.remaining);
     if remaining < need {
         sink.switch_volume()?;
         sink.end_file()?;

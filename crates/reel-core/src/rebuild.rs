@@ -360,9 +360,7 @@ impl FreshCatalog {
                 context: format!("moving the old catalog {} aside", path.display()),
                 source: e,
             })?;
-            for ext in ["sqlite-wal", "sqlite-shm"] {
-                let _ = std::fs::remove_file(path.with_extension(ext));
-            }
+            remove_logs(path);
         }
         Ok(FreshCatalog {
             catalog: Catalog::open(path)?,
@@ -382,6 +380,11 @@ impl FreshCatalog {
 /// that name.
 fn remove_with_logs(file: &std::path::Path) {
     let _ = std::fs::remove_file(file);
+    remove_logs(file);
+}
+
+/// Removes the logs SQLite keeps beside a catalog file (`-wal`, `-shm`).
+fn remove_logs(file: &std::path::Path) {
     for log in ["-wal", "-shm"] {
         let mut name = file.as_os_str().to_owned();
         name.push(log);

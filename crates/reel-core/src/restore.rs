@@ -40,6 +40,21 @@ pub struct RestoreOptions {
     pub schedule_busy: Option<PathBuf>,
 }
 
+impl RestoreOptions {
+    /// The latest complete set, every member, under `target`; nothing existing is
+    /// overwritten, no policy is read and no busy file is scheduled.
+    pub fn new(target: PathBuf) -> Self {
+        RestoreOptions {
+            set: None,
+            patterns: Vec::new(),
+            target,
+            existing: Existing::Skip,
+            policy_roots: None,
+            schedule_busy: None,
+        }
+    }
+}
+
 /// What decides, per member, whether and how it is written.
 #[derive(Clone, Copy, Default)]
 pub struct Rules<'a> {

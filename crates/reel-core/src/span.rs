@@ -138,18 +138,12 @@ impl<'a> SpanningSink<'a> {
             "{current} is full: set {} continues on {barcode} (volume {sequence} of the series)",
             self.set_name
         ));
-        if let Err(e) = self
-            .tapes
-            .changer
-            .load_blank(&mut self.tapes.drive, &barcode)
-        {
+        if let Err(e) = self.tapes.load_blank(&barcode) {
             if let CoreError::Stopped(why) = &e {
                 self.closed.stopped = Some(why.clone());
             }
             return Err(e);
         }
-        self.tapes.report_open_notes();
-        crate::tapes::variable_mode(&mut *self.tapes.drive);
         let mut label = VolumeLabel::new(&barcode);
         label.series_id = self.label.series_id;
         label.sequence = sequence;

@@ -189,6 +189,15 @@ impl Tapes {
         self
     }
 
+    /// Has the changer load blank volume `barcode`, then readies it for a set: what opening
+    /// it repaired is told, and the drive is put in variable-block mode.
+    pub fn load_blank(&mut self, barcode: &str) -> Result<()> {
+        self.changer.load_blank(&mut self.drive, barcode)?;
+        self.report_open_notes();
+        variable_mode(&mut *self.drive);
+        Ok(())
+    }
+
     /// Says what opening the volume now in the drive repaired.
     pub fn report_open_notes(&self) {
         for note in self.drive.open_notes() {

@@ -47,12 +47,8 @@ fn one_small_file_is_restored_with_a_few_record_reads() {
         let catalog = with_catalog.then(|| reel_catalog::Catalog::open(&catalog_path).unwrap());
         let out = tmp.path().join(format!("out-{with_catalog}"));
         let opts = RestoreOptions {
-            set: None,
             patterns: vec![needle.clone()],
-            target: out.clone(),
-            existing: reel_stream::Existing::Skip,
-            policy_roots: None,
-            schedule_busy: None,
+            ..RestoreOptions::new(out.clone())
         };
         reads.store(0, Ordering::Relaxed);
         let report = reel_core::restore(&mut tapes, catalog.as_ref(), &opts, &NoProgress).unwrap();

@@ -67,14 +67,7 @@ fn a_backup_onto_a_tape_past_early_warning_starts_on_the_next_cartridge() {
 
     // The set restores from the new cartridge alone.
     let out = tmp.path().join("out");
-    let opts = RestoreOptions {
-        set: None,
-        patterns: Vec::new(),
-        target: out.clone(),
-        existing: reel_stream::Existing::Skip,
-        policy_roots: None,
-        schedule_busy: None,
-    };
+    let opts = RestoreOptions::new(out.clone());
     let restored = reel_core::restore(&mut open(&next), None, &opts, &NoProgress).unwrap();
     assert!(restored.problems.is_empty(), "{restored:?}");
     reel_testkit::assert_same_tree(&second, &out.join(second.strip_prefix("/").unwrap()));

@@ -29,14 +29,7 @@ fn a_drive_without_capacity_keeps_the_set_and_its_index_on_one_tape() {
         assert_eq!(report.set.parts.len(), 1, "{:?}", report.set.parts);
     }
     let out = tmp.path().join("out");
-    let opts = RestoreOptions {
-        set: None,
-        patterns: Vec::new(),
-        target: out.clone(),
-        existing: reel_stream::Existing::Skip,
-        policy_roots: None,
-        schedule_busy: None,
-    };
+    let opts = RestoreOptions::new(out.clone());
     let report = reel_core::restore(&mut open(), None, &opts, &NoProgress).unwrap();
     assert!(
         report.files > 100 && report.problems.is_empty(),
