@@ -3,7 +3,8 @@
 //! can be restored without reading the set.
 //!
 //! Layout: a zstd stream of JSON lines, written in records of the set's block size:
-//! 1. `{"reel_set_index":1,"set":{…SetInfo…}}`
+//! 1. `{"reel_set_index":1,"set":{…SetInfo…}}`, in a zstd frame of its own (since
+//!    2026-12; earlier indexes are one frame, and read the same)
 //! 2. one [`IndexEntry`] per member, in archive order
 //! 3. `{"end":{"entries":N,"blake3":"…"}}` — the count and the BLAKE3 of every line before it,
 //!    so a truncated or altered index is detected.
@@ -399,7 +400,13 @@ impl IndexSpool {
         .map_err(std::io::Error::from)?;
         header.push(b'\n');
         digest.update(&header);
+        // The header is a zstd frame of its own, a few hundred bytes: a reader after the set's
+        // description (a restore checking that the tape still holds the set the catalog
+        // names) decodes it alone instead of the first 128 KiB block of entries. Readers of
+        // the whole index go on into the next frame, as zstd streams allow.
         enc.write_all(&header)?;
+        let out = enc.finish()?;
+        let mut enc = zstd::Encoder::new(out, 1)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = spool.read(&mut buf)?;
@@ -436,10 +443,14 @@ pub struct IndexReader<R: Read> {
 impl<R: Read> IndexReader<R> {
     /// Opens an index and reads its header.
     pub fn open(input: R) -> Result<(SetInfo, IndexReader<R>)> {
-        let dec = zstd::Decoder::new(input).map_err(|e| ArchiveError::Corrupt {
-            offset: 0,
-            what: format!("set index: {e}"),
-        })?;
+        // A small input buffer: zstd's default (128 KiB) is filled before the first line
+        // is decoded, a copy that reading only the header does not need.
+        let dec = zstd::Decoder::with_buffer(BufReader::with_capacity(16 * 1024, input)).map_err(
+            |e| ArchiveError::Corrupt {
+                offset: 0,
+                what: format!("set index: {e}"),
+            },
+        )?;
         let mut r = IndexReader {
             lines: BufReader::new(dec),
             digest: blake3::Hasher::new(),

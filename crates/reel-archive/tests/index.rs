@@ -98,3 +98,34 @@ fn cut_or_altered_index_is_an_error() {
     assert!(matches!(err, ArchiveError::Integrity(_)), "{err}");
     assert!(IndexReader::open(&b"not zstd at all"[..]).is_err());
 }
+
+#[test]
+fn header_is_a_frame_of_its_own_and_one_frame_indexes_still_read() {
+    use std::io::Read;
+    let (entries, bytes) = index_bytes(500);
+    // The first zstd frame holds the header line alone: a reader after the set's
+    // description decodes a few hundred bytes, not a block of entries.
+    let mut first = String::new();
+    let mut dec = zstd::stream::read::Decoder::new(&bytes[..])
+        .unwrap()
+        .single_frame();
+    dec.read_to_string(&mut first).unwrap();
+    assert!(first.starts_with("{\"reel_set_index\":1,"), "{first}");
+    assert_eq!(first.matches('\n').count(), 1, "{first}");
+    // Indexes written by earlier versions are one frame: same lines, same result.
+    let mut plain = Vec::new();
+    std::io::copy(
+        &mut zstd::stream::read::Decoder::new(&bytes[..]).unwrap(),
+        &mut plain,
+    )
+    .unwrap();
+    assert!(plain.starts_with(first.as_bytes()));
+    let one_frame = zstd::encode_all(&plain[..], 1).unwrap();
+    let (got_info, mut r) = IndexReader::open(&one_frame[..]).unwrap();
+    assert_eq!(got_info.number, 3);
+    let mut got = Vec::new();
+    while let Some(e) = r.next_entry().unwrap() {
+        got.push(e);
+    }
+    assert_eq!(got, entries);
+}
