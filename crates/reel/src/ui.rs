@@ -86,8 +86,11 @@ pub fn warn(text: &str) {
     }
 }
 
-/// Asks for tapes on the terminal: the request on stderr, the answer a line on stdin when it
-/// is a terminal, else on /dev/tty. Enter goes on; `q` (or end of input) stops the job.
+/// Asks for tapes on the terminal: the answer is a line read from stdin when it is a
+/// terminal, else from /dev/tty, and the request is shown on that same terminal (on stderr
+/// when stderr is it). With stderr redirected (`reel backup /srv 2>>log` at a terminal) the
+/// request still reaches the operator, and the log gets a line saying what was asked. Enter
+/// goes on; `q` (or end of input) stops the job.
 pub struct TerminalOperator;
 
 impl TerminalOperator {
@@ -134,10 +137,27 @@ impl reel_core::Operator for TerminalOperator {
         let ask = || -> std::io::Result<Option<String>> {
             let _ctrl_c = CtrlCAnswers::install();
             let stdin = std::io::stdin();
+            let stderr_is_terminal = std::io::stderr().is_terminal();
             if stdin.is_terminal() {
                 let fd = std::os::fd::AsFd::as_fd(&stdin);
                 let mut input = std::io::BufReader::new(InterruptibleInput(fd));
-                return Self::ask_on(&mut input, &mut std::io::stderr(), request);
+                // Reopening stdin's own terminal for writing (/proc/self/fd/0) shows the
+                // request where the answer is typed, whatever the controlling terminal.
+                let terminal = (!stderr_is_terminal)
+                    .then(|| {
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .open("/proc/self/fd/0")
+                            .ok()
+                    })
+                    .flatten();
+                return match terminal {
+                    Some(mut terminal) => {
+                        log_request(request);
+                        Self::ask_on(&mut input, &mut terminal, request)
+                    }
+                    None => Self::ask_on(&mut input, &mut std::io::stderr(), request),
+                };
             }
             let tty = std::fs::OpenOptions::new()
                 .read(true)
@@ -145,6 +165,9 @@ impl reel_core::Operator for TerminalOperator {
                 .open("/dev/tty")?;
             let mut out = tty.try_clone()?;
             let fd = std::os::fd::AsFd::as_fd(&tty);
+            if !stderr_is_terminal {
+                log_request(request);
+            }
             Self::ask_on(
                 &mut std::io::BufReader::new(InterruptibleInput(fd)),
                 &mut out,
@@ -165,6 +188,11 @@ impl reel_core::Operator for TerminalOperator {
             Err(e) => Err(format!("the terminal could not be read ({e})")),
         }
     }
+}
+
+/// The request, as one line on a redirected stderr: the log says what reel waited for.
+fn log_request(request: &str) {
+    eprintln!("reel: asked on the terminal: {request}");
 }
 
 /// Set by SIGINT while the operator is asked.

@@ -93,41 +93,85 @@ fn pseudo_terminal() -> (std::fs::File, PathBuf) {
 /// A reply that presses Ctrl-C instead of typing a line.
 const CTRL_C: &str = "^C";
 
-/// Runs `cmd` with a terminal as stdin; each tape request on stderr is passed to `answer`,
-/// whose reply (a line) is typed on the terminal. Returns the exit status, stdout, stderr
-/// and the requests in order.
+/// Runs `cmd` with a terminal as stdin and stderr redirected (a pipe, as `2>>log`); each tape
+/// request shown on the terminal is passed to `answer`, whose reply (a line) is typed there.
+/// Returns the exit status, stdout, stderr and the requests in order.
 fn run_with_operator(
     cmd: &mut Command,
+    answer: impl FnMut(&str) -> String,
+) -> (ExitStatus, String, String, Vec<String>) {
+    operate(cmd, false, answer)
+}
+
+/// [`run_with_operator`] with `stderr_on_terminal`: stderr is the terminal too (an interactive
+/// run); the returned stderr is then what the terminal showed.
+// The child is reaped by `try_wait` in the loop (or killed and waited for at the deadline).
+#[allow(clippy::zombie_processes)]
+fn operate(
+    cmd: &mut Command,
+    stderr_on_terminal: bool,
     mut answer: impl FnMut(&str) -> String,
 ) -> (ExitStatus, String, String, Vec<String>) {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let (mut master, slave) = pseudo_terminal();
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&slave)
-        .expect("open the terminal");
-    let mut child = cmd
-        .stdin(tty)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn reel");
+    let tty = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave)
+            .expect("open the terminal")
+    };
+    cmd.stdin(tty()).stdout(Stdio::piped());
+    if stderr_on_terminal {
+        cmd.stderr(tty());
+    } else {
+        cmd.stderr(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn reel");
+    // The Command keeps its copies of the terminal open: end of input never comes, so the
+    // terminal is polled and the child watched instead.
     let mut stdout = child.stdout.take().unwrap();
     let out_thread = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stdout.read_to_string(&mut s);
         s
     });
-    let mut stderr = child.stderr.take().unwrap();
-    let (mut all, mut pending, mut requests) = (String::new(), String::new(), Vec::new());
+    let err_thread = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stderr.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    });
+    let (mut shown, mut pending, mut requests) = (String::new(), String::new(), Vec::new());
     let mut buf = [0u8; 4096];
-    loop {
-        let n = stderr.read(&mut buf).expect("read stderr");
-        if n == 0 {
-            break;
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 50_000_000,
+    };
+    // A request that never reaches the terminal (sent to the redirected stderr, say) would
+    // leave reel waiting for an answer forever: fail instead.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let status = loop {
+        let mut fds = [PollFd::new(&master, PollFlags::IN)];
+        let ready = poll(&mut fds, Some(&tick)).unwrap_or(0);
+        if ready == 0 {
+            if let Some(status) = child.try_wait().expect("wait for reel") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = err_thread.map(|t| t.join().unwrap()).unwrap_or_default();
+                panic!(
+                    "reel still runs after 5 minutes; the terminal showed:\n{shown}\nstderr:\n{stderr}"
+                );
+            }
+            continue;
         }
-        let text = String::from_utf8_lossy(&buf[..n]);
-        all.push_str(&text);
+        let n = master.read(&mut buf).expect("read the terminal");
+        let text = String::from_utf8_lossy(&buf[..n]).replace("\r\n", "\n");
+        shown.push_str(&text);
         pending.push_str(&text);
         while let Some(end) = pending.find(PROMPT_END) {
             let asked = &pending[..end];
@@ -139,7 +183,7 @@ fn run_with_operator(
                 .to_string();
             assert!(
                 requests.len() < 20,
-                "the operator was asked too often:\n{all}"
+                "the operator was asked too often:\n{shown}"
             );
             let reply = answer(&request);
             requests.push(request);
@@ -155,10 +199,38 @@ fn run_with_operator(
             }
             pending = pending[end + PROMPT_END.len()..].to_string();
         }
+    };
+    let stderr = match err_thread {
+        Some(t) => t.join().unwrap(),
+        None => {
+            // What is left on the terminal after the last poll.
+            while poll(&mut [PollFd::new(&master, PollFlags::IN)], Some(&tick)).unwrap_or(0) > 0 {
+                let n = master.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                shown.push_str(&String::from_utf8_lossy(&buf[..n]).replace("\r\n", "\n"));
+            }
+            shown.clone()
+        }
+    };
+    assert!(!stderr.contains("panicked"), "reel panicked: {stderr}");
+    if !stderr_on_terminal {
+        // Redirected stderr: the requests reach the terminal, and the log says what was asked.
+        for r in &requests {
+            // The terminal shows the request as a sentence, with a full stop.
+            let r = r.strip_suffix('.').unwrap_or(r);
+            assert!(
+                stderr.contains(&format!("reel: asked on the terminal: {r}")),
+                "request {r:?} not logged on stderr:\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains(PROMPT_END),
+            "the prompt went to the redirected stderr:\n{stderr}"
+        );
     }
-    let status = child.wait().expect("wait for reel");
-    assert!(!all.contains("panicked"), "reel panicked: {all}");
-    (status, out_thread.join().unwrap(), all, requests)
+    (status, out_thread.join().unwrap(), stderr, requests)
 }
 
 /// The tape name after the last `marker` in a request (`REEL-…`).
@@ -615,8 +687,10 @@ fn a_backup_onto_a_full_tape_asks_for_a_blank_one_and_labels_it_with_the_name_gi
     let small = rack.home.path().join("small");
     make_tree(&small, 20, 8);
     let mut named = None;
-    let (status, stdout, stderr, requests) = run_with_operator(
+    // Run as at a terminal, stderr included: the request is shown there, and only once.
+    let (status, stdout, stderr, requests) = operate(
         rack.reel().args(["backup", "--name", "small"]).arg(&small),
+        true,
         |request| {
             named = blank_name(request);
             rack.insert("c9");
@@ -625,6 +699,7 @@ fn a_backup_onto_a_full_tape_asks_for_a_blank_one_and_labels_it_with_the_name_gi
     );
     assert!(status.success(), "{stdout}\n{stderr}");
     assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(!stderr.contains("asked on the terminal"), "{stderr}");
     let name = named.unwrap_or_else(|| panic!("not a request for a blank tape: {requests:?}"));
     assert!(
         stderr.contains("is full (set big")
