@@ -79,16 +79,21 @@ impl Timestamp {
             if self.secs < 0 {
                 out.push(b'-');
             }
-            push_digits(out, u128::from(self.secs.unsigned_abs()), 1);
+            push_digits(out, self.secs.unsigned_abs(), 1);
             return;
         }
         // For negative times pax writes the value as a signed decimal: -1.5 = secs -2 + 0.5.
         let (negative, whole, frac) = if self.secs < 0 {
             let total = i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos);
             let abs = total.unsigned_abs();
-            (true, abs / 1_000_000_000, (abs % 1_000_000_000) as u32)
+            // |secs| < 2^63, so the whole seconds fit in a u64.
+            (
+                true,
+                (abs / 1_000_000_000) as u64,
+                (abs % 1_000_000_000) as u32,
+            )
         } else {
-            (false, self.secs as u128, self.nanos)
+            (false, self.secs as u64, self.nanos)
         };
         if negative {
             out.push(b'-');
@@ -97,7 +102,7 @@ impl Timestamp {
         if frac != 0 {
             out.push(b'.');
             let at = out.len();
-            push_digits(out, u128::from(frac), 9);
+            push_digits(out, u64::from(frac), 9);
             while out.len() > at && out.last() == Some(&b'0') {
                 out.pop();
             }
@@ -134,8 +139,10 @@ impl Timestamp {
 }
 
 /// Appends `value` in decimal, zero-padded to at least `width` digits.
-fn push_digits(out: &mut Vec<u8>, mut value: u128, width: usize) {
-    let mut buf = [b'0'; 40];
+// u64, not u128: a u128 division by 10 is a library call, and this runs for every time of
+// every member.
+fn push_digits(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let mut buf = [b'0'; 20];
     let mut i = buf.len();
     while value != 0 {
         i -= 1;
@@ -375,12 +382,28 @@ pub fn capture_open_at(
 /// Opens for reading the regular file or directory that `pathfd` (an `O_PATH` descriptor)
 /// refers to: that very inode, through `/proc/self/fd`, so whatever took its name since
 /// (a device node, whose open could have side effects) is not opened.
+///
+/// The name is looked up in `/proc/self/fd`, kept open: a walk of the whole path revalidates
+/// each `/proc` directory on every call, which made this a seventh of a small-file backup.
 fn reopen(pathfd: &rustix::fd::OwnedFd) -> std::io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags};
-    let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(pathfd));
+    static PROC_FDS: std::sync::OnceLock<Option<rustix::fd::OwnedFd>> = std::sync::OnceLock::new();
+    let fds = PROC_FDS.get_or_init(|| {
+        rustix::fs::open(
+            "/proc/self/fd",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+    });
+    let number = std::os::fd::AsRawFd::as_raw_fd(pathfd).to_string();
     let base = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = match rustix::fs::open(proc.as_str(), base | OFlags::NOATIME, Mode::empty()) {
-        Err(rustix::io::Errno::PERM) => rustix::fs::open(proc.as_str(), base, Mode::empty())?,
+    let open = |flags: OFlags| match fds {
+        Some(dir) => rustix::fs::openat(dir, number.as_str(), flags, Mode::empty()),
+        None => rustix::fs::open(format!("/proc/self/fd/{number}"), flags, Mode::empty()),
+    };
+    let fd = match open(base | OFlags::NOATIME) {
+        Err(rustix::io::Errno::PERM) => open(base)?,
         other => other?,
     };
     Ok(std::fs::File::from(fd))
