@@ -387,15 +387,22 @@ pub fn capture_open_at(
 /// each `/proc` directory on every call, which made this a seventh of a small-file backup.
 fn reopen(pathfd: &rustix::fd::OwnedFd) -> std::io::Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags};
-    static PROC_FDS: std::sync::OnceLock<Option<rustix::fd::OwnedFd>> = std::sync::OnceLock::new();
-    let fds = PROC_FDS.get_or_init(|| {
-        rustix::fs::open(
+    // Kept with the process that opened it: a child forked without exec would otherwise
+    // look its descriptors up in its parent's table.
+    type ProcFds = (rustix::process::Pid, Option<rustix::fd::OwnedFd>);
+    static PROC_FDS: std::sync::OnceLock<ProcFds> = std::sync::OnceLock::new();
+    let (opener, fds) = PROC_FDS.get_or_init(|| {
+        let fds = rustix::fs::open(
             "/proc/self/fd",
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .ok()
+        .ok();
+        (rustix::process::getpid(), fds)
     });
+    let fds = fds
+        .as_ref()
+        .filter(|_| *opener == rustix::process::getpid());
     let number = std::os::fd::AsRawFd::as_raw_fd(pathfd).to_string();
     let base = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let open = |flags: OFlags| match fds {
