@@ -17,14 +17,13 @@ use reel_archive::{
     ArchiveError, Entry, IndexEntry, SetInfo, SetMode, SetWriter, VolumeLabel, VolumeState,
 };
 use reel_catalog::{Catalog, StoppedPart};
-use reel_policy::{
-    BackupFilter, EntryKind, HookContext, HookPhase, Pattern, Policy, ProcessEnv, Roots, Verdict,
-};
-use reel_stream::{Captured, ContentReader, FileKind, NameCache, capture_open, capture_open_at};
+use reel_policy::{BackupFilter, HookContext, HookPhase, Pattern, Policy, ProcessEnv, Roots};
+use reel_stream::{Captured, ContentReader, FileKind, NameCache, capture_open};
 use reel_tape::{SeekTo, TapeDrive};
 
 use crate::error::{CoreError, Result};
 use crate::progress::Progress;
+use crate::scan::Walked;
 use crate::span::{ClosedParts, SpanningSink};
 use crate::tapes::Tapes;
 
@@ -223,7 +222,7 @@ fn open_source(path: &Path) -> io::Result<File> {
 }
 
 /// What the policy needs to know of an entry, from what the capture read.
-fn known_facts(meta: &reel_stream::FileMeta) -> reel_policy::KnownFacts {
+pub(crate) fn known_facts(meta: &reel_stream::FileMeta) -> reel_policy::KnownFacts {
     reel_policy::KnownFacts {
         nodump: meta.flags & reel_stream::flags::NODUMP != 0,
         robots_backup_false: meta
@@ -527,15 +526,15 @@ fn load_policy(opts: &BackupOptions) -> Result<BackupPolicy> {
 
 /// One path to back up, and where its content is read: the live tree or a snapshot of it.
 #[derive(Debug, Clone)]
-struct Source {
+pub(crate) struct Source {
     live: PathBuf,
-    read_from: PathBuf,
+    pub(crate) read_from: PathBuf,
     snapshot: Option<PathBuf>,
 }
 
 impl Source {
     /// The live path of a path under `read_from`.
-    fn live_path(&self, real: &Path) -> PathBuf {
+    pub(crate) fn live_path(&self, real: &Path) -> PathBuf {
         match real.strip_prefix(&self.read_from) {
             Ok(rest) if rest.as_os_str().is_empty() => self.live.clone(),
             Ok(rest) => self.live.join(rest),
@@ -1032,9 +1031,6 @@ struct Walker<'p, 'c> {
     skipped: Vec<SkippedEntry>,
     /// Single instance store links met on the way.
     sis: crate::sis::SisBackup,
-    /// The directory of the last entry captured, open (`O_PATH`), or `None` when it could
-    /// not be opened.
-    dir: Option<(PathBuf, Option<rustix::fd::OwnedFd>)>,
 }
 
 impl<'p, 'c> Walker<'p, 'c> {
@@ -1057,7 +1053,6 @@ impl<'p, 'c> Walker<'p, 'c> {
             filter: (!opts.ignore_exclusions).then_some(&policy.filter),
             skipped: Vec::new(),
             sis: crate::sis::SisBackup::default(),
-            dir: None,
         }
     }
 
@@ -1079,84 +1074,39 @@ impl<'p, 'c> Walker<'p, 'c> {
 
     /// Walks one source in name order, asking the policy about every entry: skipped entries
     /// (and the subtrees of skipped directories) are recorded, the rest go to `visit` with
-    /// their real path (where to read) and live path (what to call them).
+    /// their real path (where to read) and live path (what to call them). The walk and the
+    /// capture run on a thread of their own ([`crate::scan`]), ahead of `visit`.
     fn walk_filtered(
         &mut self,
         source: &Source,
         one_fs: bool,
         visit: &mut dyn FnMut(&mut Self, &Path, &Path, Captured) -> Result<()>,
     ) -> Result<()> {
-        let mut walk = walkdir::WalkDir::new(&source.read_from)
-            .follow_links(false)
-            .follow_root_links(false)
-            .same_file_system(one_fs)
-            .sort_by_file_name()
-            .into_iter();
-        while let Some(item) = walk.next() {
-            let dent = match item {
-                Ok(d) => d,
-                Err(e) => {
-                    let path = e
-                        .path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
-                    self.problem(format!(
-                        "{path}: {}",
-                        e.io_error()
-                            .map(|i| i.to_string())
-                            .unwrap_or_else(|| e.to_string())
-                    ));
-                    continue;
-                }
-            };
-            let real = dent.path();
-            // A common store is not walked: its files go in with the links that need them.
-            if dent.file_type().is_dir() && dent.file_name() == reel_sis::store::STORE_DIR {
-                walk.skip_current_dir();
-                continue;
-            }
-            let live = source.live_path(real);
-            let kind = EntryKind::from(dent.file_type());
-            // Capture first (one statx, its xattrs and flags): the policy decides from what
-            // was read instead of reading it again.
-            let captured = match self.capture_walked(real) {
-                Some(c) => c,
-                None => continue,
-            };
-            let verdict = match self.filter {
-                Some(f) => f.check_known(&live, real, kind, known_facts(&captured.meta)),
-                None => Verdict::Include,
-            };
-            match verdict {
-                Verdict::Include => visit(self, real, &live, captured)?,
-                Verdict::Exclude(reason) => {
-                    self.skipped.push(SkippedEntry {
-                        path: live.display().to_string(),
-                        kind: reason.kind().to_string(),
-                        reason: reason.to_string(),
-                        contents_only: false,
-                    });
-                    if dent.file_type().is_dir() {
-                        walk.skip_current_dir();
+        let filter = self.filter;
+        std::thread::scope(|scope| {
+            let (walked, scanner) = crate::scan::spawn(scope, source, one_fs, filter);
+            let mut visited = || -> Result<()> {
+                for item in &walked {
+                    match item {
+                        Walked::Entry {
+                            real,
+                            live,
+                            captured,
+                        } => visit(self, &real, &live, captured)?,
+                        Walked::Skipped(s) => self.skipped.push(s),
+                        Walked::Problem(p) => self.problem(p),
                     }
                 }
-                Verdict::ExcludeContents { reason, keep } => {
-                    self.skipped.push(SkippedEntry {
-                        path: live.display().to_string(),
-                        kind: reason.kind().to_string(),
-                        reason: reason.to_string(),
-                        contents_only: true,
-                    });
-                    visit(self, real, &live, captured)?;
-                    let tag = real.join(keep);
-                    if let Some(tag_captured) = self.capture(&tag) {
-                        visit(self, &tag, &live.join(keep), tag_captured)?;
-                    }
-                    walk.skip_current_dir();
-                }
+                Ok(())
+            };
+            let result = visited();
+            // A job that stopped (a tape error) stops the walk too.
+            drop(walked);
+            if let Err(panic) = scanner.join() {
+                std::panic::resume_unwind(panic);
             }
-        }
-        Ok(())
+            result
+        })
     }
 
     /// Captures `path` (metadata, and the open file of a regular file); problems are
@@ -1180,35 +1130,6 @@ impl<'p, 'c> Walker<'p, 'c> {
                 None
             }
         }
-    }
-
-    /// Captures an entry met by the walk through its directory, kept open while the walk is
-    /// in it (a one-component lookup per entry instead of its whole path, several times).
-    fn capture_walked(&mut self, path: &Path) -> Option<Captured> {
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return self.capture(path);
-        };
-        let cached = self
-            .dir
-            .as_ref()
-            .is_some_and(|(p, _)| p.as_os_str() == parent.as_os_str());
-        if !cached {
-            use rustix::fs::{Mode, OFlags};
-            let fd = rustix::fs::open(
-                parent,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ok();
-            self.dir = Some((parent.to_path_buf(), fd));
-        }
-        let Some((_, Some(dir))) = &self.dir else {
-            // The directory cannot be opened (gone, or not searchable): by path, whose
-            // errors say what is wrong.
-            return self.capture(path);
-        };
-        let captured = capture_open_at(dir, name, path, &mut self.names);
-        self.report_capture(captured)
     }
 
     /// Captures and adds the entry at `path` (not walked: common-store files of SIS links).

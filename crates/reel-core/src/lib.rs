@@ -17,6 +17,7 @@ pub mod manual;
 pub mod progress;
 pub mod rebuild;
 pub mod restore;
+mod scan;
 pub mod select;
 pub mod sets;
 pub mod sis;
