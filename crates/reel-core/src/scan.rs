@@ -21,6 +21,8 @@ use crate::backup::{SkippedEntry, Source, known_facts};
 const IN_FLIGHT: usize = 64;
 
 /// What the walk met, in walk order.
+// Nearly every item is an entry: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Walked {
     /// An entry to back up: where it is read (`real`), what it is called (`live`), and what
     /// was captured of it.
@@ -142,8 +144,8 @@ impl Scanner<'_> {
                         reason: reason.to_string(),
                         contents_only: true,
                     }))?;
-                    let tag = real.join(&keep);
-                    let tag_live = live.join(&keep);
+                    let tag = real.join(keep);
+                    let tag_live = live.join(keep);
                     self.send(Walked::Entry {
                         real: real.to_path_buf(),
                         live,
