@@ -1086,7 +1086,7 @@ impl<'p, 'c> Walker<'p, 'c> {
         std::thread::scope(|scope| {
             let (walked, scanner) = crate::scan::spawn(scope, source, one_fs, filter);
             let mut visited = || -> Result<()> {
-                for item in &walked {
+                for item in walked.iter().flatten() {
                     match item {
                         Walked::Entry {
                             real,

@@ -16,9 +16,12 @@ use reel_stream::{Captured, NameCache, capture_open, capture_open_at};
 
 use crate::backup::{SkippedEntry, Source, known_facts};
 
-/// Entries in flight between the threads. Each may hold an open file: a few dozen keep the
-/// writer busy without using many descriptors.
-const IN_FLIGHT: usize = 64;
+/// Items go over in batches of this many entries: one wake-up of the other thread per batch,
+/// not per entry.
+const BATCH_ENTRIES: usize = 64;
+/// Batches waiting between the threads. With the one being filled and the one being
+/// written, at most 256 files are open, well under the usual limit of 1024 descriptors.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// What the walk met, in walk order.
 // Nearly every item is an entry: boxing it would cost an allocation each.
@@ -38,14 +41,17 @@ pub(crate) enum Walked {
 }
 
 /// Walks `source` on a new thread of `scope` and returns the receiving end of what it
-/// finds. Dropping the receiver stops the walk at its next entry.
+/// finds, in batches. Dropping the receiver stops the walk at its next batch.
 pub(crate) fn spawn<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     source: &'env Source,
     one_fs: bool,
     filter: Option<&'env BackupFilter>,
-) -> (Receiver<Walked>, std::thread::ScopedJoinHandle<'scope, ()>) {
-    let (out, walked) = std::sync::mpsc::sync_channel(IN_FLIGHT);
+) -> (
+    Receiver<Vec<Walked>>,
+    std::thread::ScopedJoinHandle<'scope, ()>,
+) {
+    let (out, walked) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let handle = std::thread::Builder::new()
         .name("reel-scan".into())
         .spawn_scoped(scope, move || {
@@ -53,10 +59,11 @@ pub(crate) fn spawn<'scope, 'env>(
                 names: NameCache::new(),
                 dir: None,
                 filter,
+                batch: Vec::with_capacity(BATCH_ENTRIES),
                 out,
             };
             // An error here only says that the receiver is gone: the job stopped.
-            let _ = scanner.walk(source, one_fs);
+            let _ = scanner.walk(source, one_fs).and_then(|()| scanner.flush());
         })
         .unwrap_or_else(|e| panic!("cannot start the walk's thread: {e}"));
     (walked, handle)
@@ -71,12 +78,33 @@ struct Scanner<'f> {
     /// not be opened.
     dir: Option<(PathBuf, Option<rustix::fd::OwnedFd>)>,
     filter: Option<&'f BackupFilter>,
-    out: SyncSender<Walked>,
+    batch: Vec<Walked>,
+    out: SyncSender<Vec<Walked>>,
 }
 
 impl Scanner<'_> {
-    fn send(&self, item: Walked) -> Result<(), Stopped> {
-        self.out.send(item).map_err(|_| Stopped)
+    fn send(&mut self, item: Walked) -> Result<(), Stopped> {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH_ENTRIES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Stopped> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ENTRIES));
+        self.out.send(batch).map_err(|_| Stopped)
+    }
+
+    fn entry(&mut self, real: PathBuf, live: PathBuf, captured: Captured) -> Result<(), Stopped> {
+        self.send(Walked::Entry {
+            real,
+            live,
+            captured,
+        })
     }
 
     fn walk(&mut self, source: &Source, one_fs: bool) -> Result<(), Stopped> {
@@ -121,11 +149,7 @@ impl Scanner<'_> {
                 None => Verdict::Include,
             };
             match verdict {
-                Verdict::Include => self.send(Walked::Entry {
-                    real: real.to_path_buf(),
-                    live,
-                    captured,
-                })?,
+                Verdict::Include => self.entry(real.to_path_buf(), live, captured)?,
                 Verdict::Exclude(reason) => {
                     self.send(Walked::Skipped(SkippedEntry {
                         path: live.display().to_string(),
@@ -146,18 +170,10 @@ impl Scanner<'_> {
                     }))?;
                     let tag = real.join(keep);
                     let tag_live = live.join(keep);
-                    self.send(Walked::Entry {
-                        real: real.to_path_buf(),
-                        live,
-                        captured,
-                    })?;
+                    self.entry(real.to_path_buf(), live, captured)?;
                     let tagged = capture_open(&tag, &mut self.names);
                     if let Some(tag_captured) = self.report(tagged)? {
-                        self.send(Walked::Entry {
-                            real: tag,
-                            live: tag_live,
-                            captured: tag_captured,
-                        })?;
+                        self.entry(tag, tag_live, tag_captured)?;
                     }
                     walk.skip_current_dir();
                 }
