@@ -62,14 +62,16 @@ pub fn open_manual(target: &Target) -> Result<Box<dyn TapeDrive>> {
     }
 }
 
-/// How long a reopened drive may take to become ready (a real drive threads and positions
-/// a newly inserted tape; half a minute is common).
-const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a reopened drive may take to become ready, unless told otherwise (a real drive
+/// threads and positions a newly inserted tape; half a minute is common).
+pub const READY_WAIT: Duration = Duration::from_secs(180);
 
 /// Volumes are loaded by hand into the drive `target` names.
 pub struct ManualChanger {
     target: Target,
     operator: Box<dyn Operator>,
+    /// How long a drive may take to become ready before the operator is asked again.
+    ready_wait: Duration,
 }
 
 /// What the drive holds once the operator says the tape is in.
@@ -81,7 +83,18 @@ enum Loaded {
 
 impl ManualChanger {
     pub fn new(target: Target, operator: Box<dyn Operator>) -> Self {
-        ManualChanger { target, operator }
+        ManualChanger {
+            target,
+            operator,
+            ready_wait: READY_WAIT,
+        }
+    }
+
+    /// Waits up to `wait` for a loaded tape to become ready (default [`READY_WAIT`]); a
+    /// drive still not ready then makes the operator be asked again.
+    pub fn with_ready_wait(mut self, wait: Duration) -> Self {
+        self.ready_wait = wait;
+        self
     }
 
     /// The drive, for messages.
@@ -170,10 +183,11 @@ impl ManualChanger {
                     | TapeError::BusReset
                     | TapeError::NoMediaInDrive),
                 ) => {
-                    if start.elapsed() >= READY_TIMEOUT {
+                    if start.elapsed() >= self.ready_wait {
                         return Err(e);
                     }
-                    std::thread::sleep(Duration::from_secs(1));
+                    let left = self.ready_wait.saturating_sub(start.elapsed());
+                    std::thread::sleep(left.min(Duration::from_secs(1)));
                 }
                 Err(e) => return Err(e),
             }

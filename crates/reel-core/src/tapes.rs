@@ -214,6 +214,15 @@ impl Tapes {
     /// Opens the drive of a `--tape` target, with the library's changer when the target is
     /// (in) a library, and `operator` to change tapes by hand in a real or remote drive.
     pub fn open(target: &Target, operator: Box<dyn Operator>) -> Result<Tapes> {
+        Self::open_waiting(target, operator, crate::manual::READY_WAIT)
+    }
+
+    /// [`Tapes::open`], waiting up to `ready_wait` for a tape loaded by hand to become ready.
+    pub fn open_waiting(
+        target: &Target,
+        operator: Box<dyn Operator>,
+        ready_wait: std::time::Duration,
+    ) -> Result<Tapes> {
         let manual = matches!(target, Target::Device(_) | Target::Remote { .. });
         let drive = if manual {
             crate::manual::open_manual(target)?
@@ -238,7 +247,7 @@ impl Tapes {
             ),
             None if manual => Tapes::new(
                 drive,
-                Box::new(ManualChanger::new(target.clone(), operator)),
+                Box::new(ManualChanger::new(target.clone(), operator).with_ready_wait(ready_wait)),
             ),
             None => Tapes::single(drive),
         })

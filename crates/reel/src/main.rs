@@ -57,6 +57,16 @@ pub struct Global {
     /// that fills the tape, a restore from several), it stops with an error naming it.
     #[arg(long, global = true, env = "REEL_NO_PROMPT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_prompt: bool,
+    /// Seconds to wait for a drive to become ready after a tape was loaded by hand (a real
+    /// drive threads and positions a new tape); still not ready, reel asks again.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "REEL_TAPE_READY_WAIT",
+        default_value_t = 180
+    )]
+    pub tape_ready_wait: u64,
     /// Remote shell for host:path tapes, run as `CMD host [-l user] RMT` (default: ssh).
     #[arg(long, global = true, value_name = "CMD", env = "REEL_RSH_COMMAND")]
     pub rsh_command: Option<String>,

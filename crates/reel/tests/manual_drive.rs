@@ -720,3 +720,65 @@ fn a_backup_onto_a_full_tape_asks_for_a_blank_one_and_labels_it_with_the_name_gi
     ok(rack.reel().args(["restore", "small", "--to"]).arg(&target));
     assert_same_tree(&small, &target.join(small.strip_prefix("/").unwrap()));
 }
+
+#[test]
+fn a_drive_not_ready_is_waited_for_then_the_tape_asked_for_again() {
+    let rack = Rack::new(&["c1", "c2", "c3", "c4", "c5"]);
+    let src = source_tree(&rack.home);
+    rack.insert("c1");
+    // A cartridge another process holds is "not ready" to reel, as a drive still threading
+    // a tape is.
+    let hold = |name: &str| {
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(rack.root.join(format!("{name}.vtape/lock")))
+            .expect("open the cartridge lock");
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+        lock
+    };
+    let mut held = None;
+    let mut asked = 0;
+    let mut loaded_at: Option<std::time::Instant> = None;
+    let mut asked_again_after = None;
+    let mut blanks = vec!["c3", "c4", "c5"].into_iter();
+    let (status, stdout, stderr, requests) = run_with_operator(
+        rack.reel()
+            .args(["--tape-ready-wait", "2", "backup", "--name", "big"])
+            .arg(&src),
+        |request| {
+            asked += 1;
+            match asked {
+                1 => {
+                    // c2 goes in, but stays not ready for longer than reel waits.
+                    held = Some(hold("c2"));
+                    rack.insert("c2");
+                    loaded_at = Some(std::time::Instant::now());
+                }
+                2 => {
+                    asked_again_after = loaded_at.map(|t| t.elapsed());
+                    assert!(request.contains("is not ready"), "{request}");
+                    held = None; // ready now
+                }
+                _ => rack.insert(
+                    blanks
+                        .next()
+                        .unwrap_or_else(|| panic!("out of blanks: {request}")),
+                ),
+            }
+            String::new()
+        },
+    );
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(requests.len() >= 2, "{requests:?}");
+    let waited = asked_again_after.expect("asked again");
+    assert!(
+        waited >= std::time::Duration::from_secs(2) && waited < std::time::Duration::from_secs(60),
+        "asked again after {waited:?} (--tape-ready-wait 2): {requests:?}"
+    );
+    // The set continued on c2 once it was ready.
+    let listing = ok(rack.reel().arg("list"));
+    assert!(listing.contains("big"), "{listing}");
+}

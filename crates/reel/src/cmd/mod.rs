@@ -24,10 +24,13 @@ use crate::Global;
 pub fn open_tapes(global: &Global) -> Result<reel_core::Tapes> {
     let target = Target::parse(global.tape.as_deref())?;
     let operator = crate::ui::TerminalOperator::for_run(global);
-    let tapes = reel_core::Tapes::open(&target, operator).with_context(|| match &global.tape {
-        Some(t) => format!("cannot open tape {t}"),
-        None => "cannot open the default tape".to_string(),
-    })?;
+    let ready_wait = std::time::Duration::from_secs(global.tape_ready_wait);
+    let tapes = reel_core::Tapes::open_waiting(&target, operator, ready_wait).with_context(
+        || match &global.tape {
+            Some(t) => format!("cannot open tape {t}"),
+            None => "cannot open the default tape".to_string(),
+        },
+    )?;
     // Never silent, even with --quiet: data may be lost.
     let tapes = tapes.with_note_sink(crate::ui::warn);
     tapes.report_open_notes();
