@@ -360,6 +360,10 @@ impl FreshCatalog {
                 context: format!("moving the old catalog {} aside", path.display()),
                 source: e,
             })?;
+            // Its log goes with it: after a crash it may hold the last transactions (a
+            // scan's members, read again below), which SQLite replays from the log beside
+            // the file. The index of the log (`-shm`) is rebuilt from it.
+            let _ = std::fs::rename(log_of(path, "-wal"), log_of(&old, "-wal"));
             remove_logs(path);
         }
         Ok(FreshCatalog {
@@ -386,8 +390,13 @@ fn remove_with_logs(file: &std::path::Path) {
 /// Removes the logs SQLite keeps beside a catalog file (`-wal`, `-shm`).
 fn remove_logs(file: &std::path::Path) {
     for log in ["-wal", "-shm"] {
-        let mut name = file.as_os_str().to_owned();
-        name.push(log);
-        let _ = std::fs::remove_file(std::path::PathBuf::from(name));
+        let _ = std::fs::remove_file(log_of(file, log));
     }
+}
+
+/// The name of the SQLite file `suffix` (`-wal`, `-shm`) beside `file`.
+fn log_of(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
 }

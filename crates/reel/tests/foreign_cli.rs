@@ -377,4 +377,34 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
     let scans = ok(reel(&home).args(["catalog", "scans"]));
     assert!(scans.contains(&id), "{scans}");
     restore_needle("after-rebuild");
+
+    // A scan still only in the catalog's log, as a crash leaves it (here another
+    // connection keeps the log from being folded into the file): a rebuild keeps it too.
+    let out = home
+        .command("tar")
+        .arg(format!("--rsh-command={}", rsh.display()))
+        .args(["-c", "--format=posix", "-f", "localhost:shelf2", "-C"])
+        .arg(&src)
+        .arg("needle.txt")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shelf2 = tape.replace("shelf1", "shelf2");
+    let catalog = home.path().join("reel-home/catalog.sqlite");
+    let holder = reel_catalog::Catalog::open_read_only(&catalog).unwrap();
+    ok(reel(&home).args(["--tape", &shelf2, "catalog", "scan", "--file", "0"]));
+    drop(holder);
+    let wal = home.path().join("reel-home/catalog.sqlite-wal");
+    assert!(
+        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0,
+        "the scan is not in the log"
+    );
+    let json = ok(reel(&home).args(["--json", "catalog", "rebuild"]));
+    let rebuilt: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rebuilt["foreign_scans_kept"], 2, "{json}");
+    restore_needle("after-crash-and-rebuild");
 }
