@@ -276,19 +276,30 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
         0o755,
     );
     std::fs::set_permissions(&rsh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = home
-        .command("tar")
-        .arg(format!("--rsh-command={}", rsh.display()))
-        .args(["-c", "--format=posix", "-f", "localhost:shelf1", "-C"])
-        .arg(&src)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tar through reel rmt: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // GNU tar writes `members` of src onto cartridge `shelf` through reel rmt.
+    let tar_onto = |shelf: &str, members: &str| {
+        let out = home
+            .command("tar")
+            .arg(format!("--rsh-command={}", rsh.display()))
+            .args([
+                "-c",
+                "--format=posix",
+                "-f",
+                &format!("localhost:{shelf}"),
+                "-C",
+            ])
+            .arg(&src)
+            .arg(members)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tar through reel rmt: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let out = tar_onto("shelf1", ".");
     // The rmt server names a new cartridge NAME or NAME.vtape.
     let cart = [root.join("shelf1.vtape"), root.join("shelf1")]
         .into_iter()
@@ -380,19 +391,7 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
 
     // A scan still only in the catalog's log, as a crash leaves it (here another
     // connection keeps the log from being folded into the file): a rebuild keeps it too.
-    let out = home
-        .command("tar")
-        .arg(format!("--rsh-command={}", rsh.display()))
-        .args(["-c", "--format=posix", "-f", "localhost:shelf2", "-C"])
-        .arg(&src)
-        .arg("needle.txt")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tar_onto("shelf2", "needle.txt");
     let shelf2 = tape.replace("shelf1", "shelf2");
     let catalog = home.path().join("reel-home/catalog.sqlite");
     let holder = reel_catalog::Catalog::open_read_only(&catalog).unwrap();
