@@ -29,6 +29,19 @@ pub trait Operator {
     fn unavailable(&self) -> Option<String> {
         None
     }
+
+    /// Shows `message` when a loaded tape is not ready at once and reel waits for the drive.
+    /// Until [`Operator::done_waiting`], the operator may stop the job (Ctrl-C), as at a
+    /// request.
+    fn waiting(&mut self, _message: &str) {}
+
+    /// While waiting: why the job is to stop, when the operator said so.
+    fn stop_requested(&mut self) -> Option<String> {
+        None
+    }
+
+    /// The wait is over.
+    fn done_waiting(&mut self) {}
 }
 
 /// Nobody to ask (`--no-prompt`, or no terminal): every request fails with `why`.
@@ -72,6 +85,15 @@ pub struct ManualChanger {
     operator: Box<dyn Operator>,
     /// How long a drive may take to become ready before the operator is asked again.
     ready_wait: Duration,
+}
+
+/// How waiting for a loaded tape ended.
+enum Waited {
+    Ready(Box<dyn TapeDrive>),
+    /// Still not ready when the wait ran out (or some other error).
+    NotReady(TapeError),
+    /// The operator stopped the job while it waited: why.
+    Stopped(String),
 }
 
 /// What the drive holds once the operator says the tape is in.
@@ -130,15 +152,16 @@ impl ManualChanger {
             // A st device is opened by one program at a time: close it before reopening.
             *drive = Box::new(Detached::new(&device));
             let state = match self.open_ready() {
-                Ok(mut d) => {
+                Waited::Ready(mut d) => {
                     let state = reel_archive::read_state(&mut *d);
                     *drive = d;
                     state
                 }
-                Err(e) => {
+                Waited::NotReady(e) => {
                     request = format!("{device} is not ready ({e}); load {wanted} into it");
                     continue;
                 }
+                Waited::Stopped(why) => return Err(stop(why)),
             };
             match state {
                 Ok(state) => match check(state) {
@@ -161,11 +184,13 @@ impl ManualChanger {
     }
 
     /// Opens the drive and waits until its tape is ready, loading it if the drive holds one
-    /// it has not loaded (a tape that was ejected and pushed back in).
-    fn open_ready(&self) -> std::result::Result<Box<dyn TapeDrive>, TapeError> {
+    /// it has not loaded (a tape that was ejected and pushed back in). The operator is told
+    /// when the tape is not ready at once, and may stop the job while reel waits.
+    fn open_ready(&mut self) -> Waited {
         let start = Instant::now();
         let mut loaded = false;
-        loop {
+        let mut told = false;
+        let ready = loop {
             // Opened where the tape is, so that a drive without one opens at all.
             let attempt = self.target.open_no_rewind().and_then(|mut d| {
                 if matches!(d.status(), Err(TapeError::NoMediaInDrive)) && !loaded {
@@ -176,7 +201,7 @@ impl ManualChanger {
                 d.status().map(|()| d)
             });
             match attempt {
-                Ok(d) => return Ok(d),
+                Ok(d) => break Waited::Ready(d),
                 Err(
                     e @ (TapeError::NotReady(_)
                     | TapeError::MediaChanged
@@ -184,14 +209,39 @@ impl ManualChanger {
                     | TapeError::NoMediaInDrive),
                 ) => {
                     if start.elapsed() >= self.ready_wait {
-                        return Err(e);
+                        break Waited::NotReady(e);
                     }
-                    let left = self.ready_wait.saturating_sub(start.elapsed());
-                    std::thread::sleep(left.min(Duration::from_secs(1)));
+                    if !told {
+                        told = true;
+                        self.operator.waiting(&format!(
+                            "waiting up to {} s for {} to be ready ({e}); Ctrl-C stops the job",
+                            self.ready_wait.as_secs(),
+                            drive_name(&self.target)
+                        ));
+                    }
+                    // A second between attempts, looking for a stop every tenth of it.
+                    let next = Instant::now() + Duration::from_secs(1);
+                    let stopped = loop {
+                        if let Some(why) = self.operator.stop_requested() {
+                            break Some(why);
+                        }
+                        let now = Instant::now();
+                        if now >= next || start.elapsed() >= self.ready_wait {
+                            break None;
+                        }
+                        std::thread::sleep((next - now).min(Duration::from_millis(100)));
+                    };
+                    if let Some(why) = stopped {
+                        break Waited::Stopped(why);
+                    }
                 }
-                Err(e) => return Err(e),
+                Err(e) => break Waited::NotReady(e),
             }
+        };
+        if told {
+            self.operator.done_waiting();
         }
+        ready
     }
 }
 

@@ -90,8 +90,12 @@ pub fn warn(text: &str) {
 /// terminal, else from /dev/tty, and the request is shown on that same terminal (on stderr
 /// when stderr is it). With stderr redirected (`reel backup /srv 2>>log` at a terminal) the
 /// request still reaches the operator, and the log gets a line saying what was asked. Enter
-/// goes on; `q` (or end of input) stops the job.
-pub struct TerminalOperator;
+/// goes on; `q` (or end of input) stops the job, as does Ctrl-C at a request or while reel
+/// waits for the drive to be ready.
+pub struct TerminalOperator {
+    /// While a loaded tape is waited for: Ctrl-C is taken as a stop.
+    waiting: Option<CtrlCAnswers>,
+}
 
 impl TerminalOperator {
     /// The operator for this run: the terminal, or nobody with `--no-prompt` or without one.
@@ -102,7 +106,7 @@ impl TerminalOperator {
             });
         }
         if std::io::stdin().is_terminal() || std::fs::File::open("/dev/tty").is_ok() {
-            return Box::new(TerminalOperator);
+            return Box::new(TerminalOperator { waiting: None });
         }
         Box::new(reel_core::NoOperator {
             why: "there is no terminal to ask on (load it and run again)".into(),
@@ -132,6 +136,34 @@ impl TerminalOperator {
 }
 
 impl reel_core::Operator for TerminalOperator {
+    fn waiting(&mut self, message: &str) {
+        // Ctrl-C is taken as a stop from before the message shows.
+        self.waiting = CtrlCAnswers::install();
+        let show = || {
+            let line = format!("reel: {message}");
+            match terminal_beside_redirected_stderr() {
+                Some(mut terminal) => {
+                    let _ = writeln!(terminal, "{line}");
+                    eprintln!("{line}");
+                }
+                None => eprintln!("{line}"),
+            }
+        };
+        match SHOWN_BAR.lock().ok().and_then(|b| b.clone()) {
+            Some(bar) => bar.suspend(show),
+            None => show(),
+        }
+    }
+
+    fn stop_requested(&mut self) -> Option<String> {
+        (self.waiting.is_some() && CTRL_C.load(std::sync::atomic::Ordering::SeqCst))
+            .then(|| "the operator interrupted the job (Ctrl-C)".to_string())
+    }
+
+    fn done_waiting(&mut self) {
+        self.waiting = None;
+    }
+
     fn ask(&mut self, request: &str) -> std::result::Result<(), String> {
         let bar = SHOWN_BAR.lock().ok().and_then(|b| b.clone());
         let ask = || -> std::io::Result<Option<String>> {
@@ -188,6 +220,20 @@ impl reel_core::Operator for TerminalOperator {
             Err(e) => Err(format!("the terminal could not be read ({e})")),
         }
     }
+}
+
+/// When stderr is not a terminal but the operator has one (stdin's, else /dev/tty): that
+/// terminal, open for writing, to show what stderr's log would hide.
+fn terminal_beside_redirected_stderr() -> Option<std::fs::File> {
+    if std::io::stderr().is_terminal() {
+        return None;
+    }
+    let own = if std::io::stdin().is_terminal() {
+        "/proc/self/fd/0"
+    } else {
+        "/dev/tty"
+    };
+    std::fs::OpenOptions::new().write(true).open(own).ok()
 }
 
 /// The request, as one line on a redirected stderr: the log says what reel waited for.

@@ -62,6 +62,20 @@ impl Rack {
         self.with_drive(self.home.command(REEL))
     }
 
+    /// Takes cartridge `name`'s lock until the returned file is dropped: to reel it is then
+    /// "not ready", as a drive still threading a tape is.
+    fn hold(&self, name: &str) -> std::fs::File {
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.root.join(format!("{name}.vtape/lock")))
+            .expect("open the cartridge lock");
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+        lock
+    }
+
     /// `reel` in a session of its own, without the controlling terminal the test may have
     /// (as from cron).
     fn reel_detached(&self) -> Command {
@@ -92,6 +106,10 @@ fn pseudo_terminal() -> (std::fs::File, PathBuf) {
 
 /// A reply that presses Ctrl-C instead of typing a line.
 const CTRL_C: &str = "^C";
+/// A reply that presses Enter, then Ctrl-C once reel says it waits for the drive.
+const ENTER_THEN_CTRL_C_WHILE_WAITING: &str = "\n^C";
+/// What reel shows while it waits for a loaded tape to be ready.
+const WAITING: &str = "to be ready (";
 
 /// Runs `cmd` with a terminal as stdin and stderr redirected (a pipe, as `2>>log`); each tape
 /// request shown on the terminal is passed to `answer`, whose reply (a line) is typed there.
@@ -144,6 +162,7 @@ fn operate(
         })
     });
     let (mut shown, mut pending, mut requests) = (String::new(), String::new(), Vec::new());
+    let mut interrupt_when_waiting = false;
     let mut buf = [0u8; 4096];
     let tick = Timespec {
         tv_sec: 0,
@@ -188,16 +207,20 @@ fn operate(
             let reply = answer(&request);
             requests.push(request);
             if reply == CTRL_C {
-                // What the terminal sends the foreground job on Ctrl-C.
-                let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
-                rustix::process::kill_process(pid, rustix::process::Signal::INT)
-                    .expect("send SIGINT");
+                interrupt(&child);
+            } else if reply == ENTER_THEN_CTRL_C_WHILE_WAITING {
+                master.write_all(b"\n").expect("type on the terminal");
+                interrupt_when_waiting = true;
             } else {
                 master
                     .write_all(format!("{reply}\n").as_bytes())
                     .expect("type on the terminal");
             }
             pending = pending[end + PROMPT_END.len()..].to_string();
+        }
+        if interrupt_when_waiting && pending.contains(WAITING) {
+            interrupt(&child);
+            interrupt_when_waiting = false;
         }
     };
     let stderr = match err_thread {
@@ -231,6 +254,12 @@ fn operate(
         );
     }
     (status, out_thread.join().unwrap(), stderr, requests)
+}
+
+/// What the terminal sends the foreground job on Ctrl-C.
+fn interrupt(child: &std::process::Child) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("send SIGINT");
 }
 
 /// The tape name after the last `marker` in a request (`REEL-…`).
@@ -726,19 +755,6 @@ fn a_drive_not_ready_is_waited_for_then_the_tape_asked_for_again() {
     let rack = Rack::new(&["c1", "c2", "c3", "c4", "c5"]);
     let src = source_tree(&rack.home);
     rack.insert("c1");
-    // A cartridge another process holds is "not ready" to reel, as a drive still threading
-    // a tape is.
-    let hold = |name: &str| {
-        let lock = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(rack.root.join(format!("{name}.vtape/lock")))
-            .expect("open the cartridge lock");
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
-        lock
-    };
     let mut held = None;
     let mut asked = 0;
     let mut loaded_at: Option<std::time::Instant> = None;
@@ -753,7 +769,7 @@ fn a_drive_not_ready_is_waited_for_then_the_tape_asked_for_again() {
             match asked {
                 1 => {
                     // c2 goes in, but stays not ready for longer than reel waits.
-                    held = Some(hold("c2"));
+                    held = Some(rack.hold("c2"));
                     rack.insert("c2");
                     loaded_at = Some(std::time::Instant::now());
                 }
@@ -781,4 +797,41 @@ fn a_drive_not_ready_is_waited_for_then_the_tape_asked_for_again() {
     // The set continued on c2 once it was ready.
     let listing = ok(rack.reel().arg("list"));
     assert!(listing.contains("big"), "{listing}");
+}
+
+#[test]
+fn ctrl_c_while_the_drive_is_waited_for_stops_the_backup_as_q_does() {
+    let rack = Rack::new(&["c1", "c2"]);
+    let src = source_tree(&rack.home);
+    rack.insert("c1");
+    let mut held = None;
+    let started = std::time::Instant::now();
+    let (status, stdout, stderr, requests) = run_with_operator(
+        rack.reel()
+            .args(["--tape-ready-wait", "120", "backup", "--name", "big"])
+            .arg(&src),
+        |_| {
+            // c2 goes in but is not ready; the operator gives up while reel waits.
+            held = Some(rack.hold("c2"));
+            rack.insert("c2");
+            ENTER_THEN_CTRL_C_WHILE_WAITING.to_string()
+        },
+    );
+    drop(held);
+    assert_eq!(status.code(), Some(3), "{stdout}\n{stderr}");
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the wait ran on after Ctrl-C"
+    );
+    // Told on the terminal and in the log, then stopped as at the request, stop recorded.
+    assert!(
+        stderr.contains("waiting up to 120 s for localhost:drive"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("interrupted the job (Ctrl-C)"), "{stderr}");
+    assert!(
+        stderr.contains("recorded in the catalog as unfinished"),
+        "{stderr}"
+    );
 }
