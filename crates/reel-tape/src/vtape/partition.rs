@@ -685,13 +685,21 @@ impl Partition {
         }
         let new_end = self.entry(i)?.offset;
         // Lower the synced point first so a crash in between never trusts dropped entries.
+        // It covers the entries in the index file only: when some of those kept are still
+        // in memory, it ends where the first of them starts (a reopen finds them by scanning
+        // the data file), not at the new end of data, or they would be skipped.
         let keep = i.min(self.flushed);
         let kept_crc = if keep == self.flushed {
             self.entries_crc.clone()
         } else {
             self.hash_entries(keep)?
         };
-        self.write_header(keep, new_end.min(self.end), &kept_crc)?;
+        let kept_end = if keep == i {
+            new_end
+        } else {
+            self.entry(keep)?.offset
+        };
+        self.write_header(keep, kept_end.min(self.end), &kept_crc)?;
         self.entries_crc = kept_crc;
         if i >= self.flushed {
             self.pending.truncate((i - self.flushed) as usize);
