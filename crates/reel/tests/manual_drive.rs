@@ -829,6 +829,11 @@ fn ctrl_c_while_the_drive_is_waited_for_stops_the_backup_as_q_does() {
         stderr.contains("waiting up to 120 s for localhost:drive"),
         "{stderr}"
     );
+    assert_eq!(
+        stderr.matches("not ready").count(),
+        1,
+        "said once: {stderr}"
+    );
     assert!(stderr.contains("interrupted the job (Ctrl-C)"), "{stderr}");
     assert!(
         stderr.contains("recorded in the catalog as unfinished"),

@@ -247,7 +247,13 @@ impl Connection {
                 libc::ENOENT | libc::ENOTDIR => {
                     TapeError::InvalidParameter(format!("{}: {message}", self.name))
                 }
-                libc::EBUSY => TapeError::NotReady(format!("{}: {message}", self.name)),
+                libc::EBUSY => {
+                    // A reel server sends its whole message, which says "not ready" already.
+                    let why = message
+                        .strip_prefix("the drive is not ready: ")
+                        .unwrap_or(&message);
+                    TapeError::NotReady(format!("{}: {why}", self.name))
+                }
                 libc::ENOMEDIUM => TapeError::NoMediaInDrive,
                 _ => self.io(io::Error::new(
                     io::Error::from_raw_os_error(errno).kind(),
