@@ -173,17 +173,7 @@ impl reel_core::Operator for TerminalOperator {
             if stdin.is_terminal() {
                 let fd = std::os::fd::AsFd::as_fd(&stdin);
                 let mut input = std::io::BufReader::new(InterruptibleInput(fd));
-                // Reopening stdin's own terminal for writing (/proc/self/fd/0) shows the
-                // request where the answer is typed, whatever the controlling terminal.
-                let terminal = (!stderr_is_terminal)
-                    .then(|| {
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .open("/proc/self/fd/0")
-                            .ok()
-                    })
-                    .flatten();
-                return match terminal {
+                return match terminal_beside_redirected_stderr() {
                     Some(mut terminal) => {
                         log_request(request);
                         Self::ask_on(&mut input, &mut terminal, request)
@@ -223,7 +213,9 @@ impl reel_core::Operator for TerminalOperator {
 }
 
 /// When stderr is not a terminal but the operator has one (stdin's, else /dev/tty): that
-/// terminal, open for writing, to show what stderr's log would hide.
+/// terminal, open for writing, to show what stderr's log would hide. Stdin's is reopened
+/// through /proc/self/fd/0: the request then shows where the answer is typed, whatever the
+/// controlling terminal.
 fn terminal_beside_redirected_stderr() -> Option<std::fs::File> {
     if std::io::stderr().is_terminal() {
         return None;
