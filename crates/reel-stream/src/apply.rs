@@ -1097,7 +1097,7 @@ impl PendingFile {
             && let Some(f) = &mut self.shared.borrow_mut().flusher
         {
             // Small files: one more syscall each costs more than it saves; they are
-            // written out in the background every few MiB instead.
+            // written out in the background every 64 MiB instead.
             f.wrote(self.unflushed);
         }
         if self.meta.sparse.is_some() {
