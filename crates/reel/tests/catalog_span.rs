@@ -35,20 +35,26 @@ fn snapshot(src: &Path, to: &Path) {
     assert!(status.success());
 }
 
-#[test]
-fn a_set_larger_than_a_cartridge_spans_volumes_and_restores() {
-    let home = TempHome::new();
+/// A library `lib` with one small cartridge (`small-1`, a few MiB before early warning) and
+/// a tree `src` of `files` files of 2 MiB.
+fn small_cartridge_and_files(home: &TempHome, files: u64) -> (PathBuf, PathBuf) {
     let lib = home.path().join("lib");
-    // Small cartridges: each holds a few MiB before early warning.
-    ok(reel(&home)
+    ok(reel(home)
         .arg("--tape")
         .arg(&lib)
         .args(["tape", "new", "small-1", "--capacity", "12M"]));
     let src = home.path().join("src");
     std::fs::create_dir(&src).unwrap();
-    for i in 0..14 {
+    for i in 0..files {
         std::fs::write(src.join(format!("f{i:02}")), pseudo_random(i, 2 << 20)).unwrap();
     }
+    (lib, src)
+}
+
+#[test]
+fn a_set_larger_than_a_cartridge_spans_volumes_and_restores() {
+    let home = TempHome::new();
+    let (lib, src) = small_cartridge_and_files(&home, 14);
     make_tree(&src.join("tree"), 200, 9);
     let out = ok(reel(&home)
         .arg("--tape")
@@ -297,16 +303,7 @@ fn rebuild_reports_a_set_whose_index_is_damaged_and_keeps_the_others() {
 #[test]
 fn a_volume_a_set_filled_and_continued_from_takes_no_new_set() {
     let home = TempHome::new();
-    let lib = home.path().join("lib");
-    ok(reel(&home)
-        .arg("--tape")
-        .arg(&lib)
-        .args(["tape", "new", "small-1", "--capacity", "12M"]));
-    let src = home.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    for i in 0..10 {
-        std::fs::write(src.join(format!("f{i:02}")), pseudo_random(i, 2 << 20)).unwrap();
-    }
+    let (lib, src) = small_cartridge_and_files(&home, 10);
     ok(reel(&home)
         .arg("--tape")
         .arg(&lib)
