@@ -468,9 +468,15 @@ pub fn backup(
     if !snapshots.is_empty() {
         post_context = post_context.var("REEL_SNAPSHOT", snapshots.join("\n"));
     }
-    let result = write_set(
-        tapes, catalog, opts, progress, &policy, &sources, root_names, parent, set_id, set_name,
-    );
+    let job = SetJob {
+        opts,
+        progress,
+        policy: &policy,
+        sources: &sources,
+        root_names,
+        parent,
+    };
+    let result = write_set(tapes, catalog, job, set_id, set_name);
     let status = match &result {
         Ok(r) if r.problems.is_empty() => "ok",
         Ok(_) => "partial",
@@ -595,20 +601,28 @@ fn mount_point_of(path: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// What a backup writes, and how: the job's inputs, from [`write_set`] to [`write_to_tape`].
+struct SetJob<'a> {
+    opts: &'a BackupOptions,
+    progress: &'a dyn Progress,
+    policy: &'a BackupPolicy,
+    /// The paths to back up, each with where it is read from.
+    sources: &'a [Source],
+    /// The names of the sources in the set.
+    root_names: Vec<String>,
+    /// The set an incremental backup changes from.
+    parent: Option<SetInfo>,
+}
+
 /// The part of a backup that writes the set and records it in the catalog.
-#[allow(clippy::too_many_arguments)]
 fn write_set(
     tapes: &mut Tapes,
     catalog: Option<&mut Catalog>,
-    opts: &BackupOptions,
-    progress: &dyn Progress,
-    policy: &BackupPolicy,
-    sources: &[Source],
-    root_names: Vec<String>,
-    parent: Option<SetInfo>,
+    job: SetJob<'_>,
     set_id: uuid::Uuid,
     set_name: String,
 ) -> Result<BackupReport> {
+    let (opts, progress) = (job.opts, job.progress);
     // Without the catalog's word a stopped set's part looks like one continued elsewhere:
     // the backup still goes on, and the volume is taken for full.
     let stopped_sets = match catalog.as_deref().map(Catalog::stopped_set_ids) {
@@ -644,7 +658,7 @@ fn write_set(
         tapes.load_blank(&blank)?;
         point = prepare_volume(&mut *tapes.drive, opts, &stopped_sets, Some(&blank))?;
     }
-    let parent_set = parent.as_ref().map(|p| {
+    let parent_set = job.parent.as_ref().map(|p| {
         let volume = p.parts.first().map_or("?", |part| part.barcode.as_str());
         format!("set {} \"{}\" on {volume}", p.number, p.name)
     });
@@ -652,12 +666,7 @@ fn write_set(
     let written = write_to_tape(
         tapes,
         catalog.as_deref(),
-        opts,
-        progress,
-        policy,
-        sources,
-        root_names,
-        parent,
+        job,
         SetName {
             id: set_id,
             name: set_name.clone(),
@@ -773,20 +782,22 @@ struct WrittenSet {
 
 /// Writes the set's data from `point` on, across as many volumes as it takes, then its
 /// index. Parts closed on full volumes are noted in `closed`, which outlives a failure.
-#[allow(clippy::too_many_arguments)]
 fn write_to_tape(
     tapes: &mut Tapes,
     catalog: Option<&Catalog>,
-    opts: &BackupOptions,
-    progress: &dyn Progress,
-    policy: &BackupPolicy,
-    sources: &[Source],
-    root_names: Vec<String>,
-    parent: Option<SetInfo>,
+    job: SetJob<'_>,
     set: SetName,
     point: &AppendPoint,
     closed: &mut ClosedParts,
 ) -> Result<WrittenSet> {
+    let SetJob {
+        opts,
+        progress,
+        policy,
+        sources,
+        root_names,
+        parent,
+    } = job;
     let roots: Vec<PathBuf> = sources.iter().map(|s| s.read_from.clone()).collect();
     let set_number = (point.data_file / 2 + 1) as u32;
     let started = now_rfc3339();
