@@ -23,7 +23,7 @@ fn corpus(name: &str) -> PathBuf {
         .join(format!("../reel-archive/tests/corpus/{name}.tar"))
 }
 
-fn gnu_tar(args: &[&str], archive: &Path, dir: &Path, members: &[&str]) {
+fn gnu_tar(args: &[&str], archive: &Path, dir: &Path, members: &[&str]) -> Output {
     let out = Command::new("tar")
         .args(args)
         .arg("-f")
@@ -38,6 +38,7 @@ fn gnu_tar(args: &[&str], archive: &Path, dir: &Path, members: &[&str]) {
         "tar: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
 }
 
 #[test]
@@ -277,27 +278,14 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
     );
     std::fs::set_permissions(&rsh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // GNU tar writes `members` of src onto cartridge `shelf` through reel rmt.
+    let rsh_command = format!("--rsh-command={}", rsh.display());
     let tar_onto = |shelf: &str, members: &str| {
-        let out = home
-            .command("tar")
-            .arg(format!("--rsh-command={}", rsh.display()))
-            .args([
-                "-c",
-                "--format=posix",
-                "-f",
-                &format!("localhost:{shelf}"),
-                "-C",
-            ])
-            .arg(&src)
-            .arg(members)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tar through reel rmt: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        gnu_tar(
+            &[&rsh_command, "-c", "--format=posix"],
+            Path::new(&format!("localhost:{shelf}")),
+            &src,
+            &[members],
+        )
     };
     let out = tar_onto("shelf1", ".");
     // The rmt server names a new cartridge NAME or NAME.vtape.
