@@ -51,6 +51,20 @@ impl Rack {
         std::os::unix::fs::symlink(self.root.join(format!("{name}.vtape")), &slot).unwrap();
     }
 
+    /// Puts the next of `blanks` in the drive for `request` and returns its name; running
+    /// out fails the test.
+    fn insert_next<'a>(
+        &self,
+        blanks: &mut impl Iterator<Item = &'a str>,
+        request: &str,
+    ) -> &'a str {
+        let cart = blanks
+            .next()
+            .unwrap_or_else(|| panic!("more blank tapes than the rack holds; last: {request}"));
+        self.insert(cart);
+        cart
+    }
+
     /// Puts cartridge `name`, ejected earlier, back in the drive, which loads it (a drive
     /// threads a tape pushed in; the virtual one is told with `reel tape load`).
     fn reinsert(&self, name: &str) {
@@ -308,10 +322,7 @@ fn a_set_that_fills_the_tape_asks_for_blank_ones_and_a_restore_for_each_volume()
         |request| {
             let name = blank_name(request)
                 .unwrap_or_else(|| panic!("expected a request for a blank tape: {request}"));
-            let cart = blanks
-                .next()
-                .unwrap_or_else(|| panic!("more blank tapes than the rack holds; last: {request}"));
-            rack.insert(cart);
+            let cart = rack.insert_next(&mut blanks, request);
             sticker.insert(name, cart.to_string());
             String::new()
         },
@@ -700,10 +711,7 @@ fn a_backup_onto_a_full_tape_asks_for_a_blank_one_and_labels_it_with_the_name_gi
     let (status, stdout, stderr, _) = run_with_operator(
         rack.reel().args(["backup", "--name", "big"]).arg(&src),
         |request| {
-            let cart = blanks
-                .next()
-                .unwrap_or_else(|| panic!("more blank tapes than the rack holds: {request}"));
-            rack.insert(cart);
+            rack.insert_next(&mut blanks, request);
             String::new()
         },
     );
@@ -778,11 +786,9 @@ fn a_drive_not_ready_is_waited_for_then_the_tape_asked_for_again() {
                     assert!(request.contains("is not ready"), "{request}");
                     held = None; // ready now
                 }
-                _ => rack.insert(
-                    blanks
-                        .next()
-                        .unwrap_or_else(|| panic!("out of blanks: {request}")),
-                ),
+                _ => {
+                    rack.insert_next(&mut blanks, request);
+                }
             }
             String::new()
         },
