@@ -5,9 +5,10 @@ mod cmd;
 mod exit;
 mod ui;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, Args, FromArgMatches};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,14 +25,53 @@ The default tape is the loaded cartridge of the library in $REEL_HOME/library
 Exit codes: 0 success, 1 finished with per-file problems, 2 usage or configuration error,
 3 media or device error, 4 data integrity failure.";
 
-/// reel: tape-first backups for Linux, with the semantics of the Windows Backup API.
-#[derive(Parser, Debug)]
-#[command(name = "reel", version, about, after_help = EXAMPLES, propagate_version = true)]
+/// The parsed command line.
+#[derive(Debug)]
 struct Cli {
-    #[command(flatten)]
     global: Global,
-    #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    fn try_parse() -> Result<Cli, clap::Error> {
+        Self::try_parse_from(std::env::args_os().collect())
+    }
+
+    fn try_parse_from(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        Self::parse_with(Self::command_for(&args), args)
+    }
+
+    fn parse_with(parser: clap::Command, args: Vec<OsString>) -> Result<Cli, clap::Error> {
+        let mut matches = parser.try_get_matches_from(args)?;
+        let global = <Global as FromArgMatches>::from_arg_matches_mut(&mut matches)?;
+        let command = Command::from_arg_matches_mut(&mut matches)?;
+        Ok(Cli { global, command })
+    }
+
+    /// The parser for `args`. A subcommand gets its options only if its name is among the
+    /// arguments: building all of them, a few hundred options, cost more than a one-file
+    /// restore's own work. The others stay as name and summary, which is all the top-level
+    /// help and clap's "did you mean" need. A word that merely equals a subcommand's name
+    /// (`reel backup list`) builds one more, never a wrong parser.
+    fn command_for(args: &[OsString]) -> clap::Command {
+        let mut cli = Global::augment_args(clap::Command::new("reel"))
+            .version(env!("CARGO_PKG_VERSION"))
+            .about(env!("CARGO_PKG_DESCRIPTION"))
+            .after_help(EXAMPLES)
+            .propagate_version(true)
+            .subcommand_required(true)
+            .arg_required_else_help(true);
+        for sub in SUBCOMMANDS {
+            let stub = clap::Command::new(sub.name);
+            let full = if args.iter().any(|a| a == sub.name) {
+                (sub.args)(stub)
+            } else {
+                stub
+            };
+            cli = cli.subcommand(full.about(sub.about).long_about(None));
+        }
+        cli
+    }
 }
 
 /// Options every command takes.
@@ -76,32 +116,123 @@ pub struct Global {
     pub rmt_command: Option<String>,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Debug)]
 enum Command {
-    /// Back up files and directories as a new set on the tape.
     Backup(cmd::backup::Args),
-    /// The sets on the tape, or the files of one set.
     List(cmd::list::Args),
-    /// Restore a set, a subtree or matching files.
     Restore(cmd::restore::Args),
-    /// Re-read a set and check every file against its recorded hash (and the disk).
     Verify(cmd::verify::Args),
-    /// The catalog of volumes, sets and files: rebuild it from the tapes.
     Catalog(cmd::catalog::Args),
-    /// The backup and restore policy: what is skipped, snapshotted, left alone, and why.
     Policy(cmd::policy::Args),
-    /// Single instance store: merge duplicates into copy-on-write links, status, gc, watch, verify.
     Sis(cmd::sis::Args),
-    /// Operate the tape drive and its cartridges (the Win32 tape functions).
     Tape(cmd::tape::Args),
-    /// Delayed move/delete/short-name operations for the next boot (Srdelayed).
     Delayed(cmd::delayed::Args),
-    /// One file as Windows backup streams: read, write, show (BackupRead/BackupWrite).
     Stream(cmd::stream::Args),
-    /// Encrypted files (age format) and raw export/import of their ciphertext, no key needed.
     Efs(cmd::efs::Args),
-    /// rmt server on stdin/stdout: serves reel cartridges to GNU tar, GNU mt and remote reels.
     Rmt(cmd::rmt::Args),
+}
+
+/// A subcommand: its name, its one-line summary and how to add its options.
+struct Sub {
+    name: &'static str,
+    about: &'static str,
+    args: fn(clap::Command) -> clap::Command,
+}
+
+const SUBCOMMANDS: &[Sub] = &[
+    Sub {
+        name: "backup",
+        about: "Back up files and directories as a new set on the tape",
+        args: <cmd::backup::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "list",
+        about: "The sets on the tape, or the files of one set",
+        args: <cmd::list::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "restore",
+        about: "Restore a set, a subtree or matching files",
+        args: <cmd::restore::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "verify",
+        about: "Re-read a set and check every file against its recorded hash (and the disk)",
+        args: <cmd::verify::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "catalog",
+        about: "The catalog of volumes, sets and files: rebuild it from the tapes",
+        args: <cmd::catalog::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "policy",
+        about: "The backup and restore policy: what is skipped, snapshotted, left alone, and why",
+        args: <cmd::policy::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "sis",
+        about: "Single instance store: merge duplicates into copy-on-write links, status, gc, watch, verify",
+        args: <cmd::sis::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "tape",
+        about: "Operate the tape drive and its cartridges (the Win32 tape functions)",
+        args: <cmd::tape::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "delayed",
+        about: "Delayed move/delete/short-name operations for the next boot (Srdelayed)",
+        args: <cmd::delayed::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "stream",
+        about: "One file as Windows backup streams: read, write, show (BackupRead/BackupWrite)",
+        args: <cmd::stream::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "efs",
+        about: "Encrypted files (age format) and raw export/import of their ciphertext, no key needed",
+        args: <cmd::efs::Args as clap::Args>::augment_args,
+    },
+    Sub {
+        name: "rmt",
+        about: "rmt server on stdin/stdout: serves reel cartridges to GNU tar, GNU mt and remote reels",
+        args: <cmd::rmt::Args as clap::Args>::augment_args,
+    },
+];
+
+impl FromArgMatches for Command {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut matches.clone())
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        let Some((name, mut sub)) = matches.remove_subcommand() else {
+            return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
+        };
+        let sub = &mut sub;
+        Ok(match name.as_str() {
+            "backup" => Command::Backup(FromArgMatches::from_arg_matches_mut(sub)?),
+            "list" => Command::List(FromArgMatches::from_arg_matches_mut(sub)?),
+            "restore" => Command::Restore(FromArgMatches::from_arg_matches_mut(sub)?),
+            "verify" => Command::Verify(FromArgMatches::from_arg_matches_mut(sub)?),
+            "catalog" => Command::Catalog(FromArgMatches::from_arg_matches_mut(sub)?),
+            "policy" => Command::Policy(FromArgMatches::from_arg_matches_mut(sub)?),
+            "sis" => Command::Sis(FromArgMatches::from_arg_matches_mut(sub)?),
+            "tape" => Command::Tape(FromArgMatches::from_arg_matches_mut(sub)?),
+            "delayed" => Command::Delayed(FromArgMatches::from_arg_matches_mut(sub)?),
+            "stream" => Command::Stream(FromArgMatches::from_arg_matches_mut(sub)?),
+            "efs" => Command::Efs(FromArgMatches::from_arg_matches_mut(sub)?),
+            "rmt" => Command::Rmt(FromArgMatches::from_arg_matches_mut(sub)?),
+            _ => return Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {
@@ -146,6 +277,79 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("reel: {}", exit::describe(&err));
             ExitCode::from(exit::code_for(&err))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<OsString> {
+        line.split(' ').map(OsString::from).collect()
+    }
+
+    /// The parser with every subcommand built in full.
+    fn full_parser() -> clap::Command {
+        let names: Vec<OsString> = SUBCOMMANDS.iter().map(|s| s.name.into()).collect();
+        Cli::command_for(&names)
+    }
+
+    #[test]
+    fn full_parser_is_well_formed() {
+        full_parser().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_maps_to_its_variant() {
+        for sub in SUBCOMMANDS {
+            let cli = Cli::try_parse_from(argv(&format!("reel {} --help", sub.name)));
+            let err = cli.expect_err("--help ends parsing");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::DisplayHelp,
+                "{}",
+                sub.name
+            );
+        }
+        let cli = Cli::try_parse_from(argv("reel restore 1 a/b --to /tmp/x")).unwrap();
+        assert!(matches!(cli.command, Command::Restore(_)));
+    }
+
+    /// The lazily built parser gives what the full one gives, results and errors alike.
+    #[test]
+    fn lazy_parser_agrees_with_the_full_one() {
+        let lines = [
+            "reel restore 1 a/b --to /tmp/x",
+            "reel --tape vtape:x -v backup /srv --incremental",
+            "reel backup list",
+            "reel --json list 2",
+            "reel tape new t --capacity 1G",
+            "reel tape status",
+            "reel catalog rebuild",
+            "reel verify latest --against-disk",
+            "reel sis status /srv",
+            "reel policy show",
+            "reel delayed list",
+            "reel rmt",
+            "reel",
+            "reel bakcup /srv",
+            "reel restore --bogus",
+            "reel --tape",
+            "reel help restore",
+            "reel --version",
+        ];
+        for line in lines {
+            let lazy = Cli::try_parse_from(argv(line));
+            let full = Cli::parse_with(full_parser(), argv(line));
+            match (lazy, full) {
+                (Ok(l), Ok(f)) => assert_eq!(format!("{l:?}"), format!("{f:?}"), "{line}"),
+                (Err(l), Err(f)) => {
+                    assert_eq!(l.kind(), f.kind(), "{line}");
+                    assert_eq!(l.to_string(), f.to_string(), "{line}");
+                }
+                (l, f) => panic!("{line}: lazy {l:?}, full {f:?}"),
+            }
         }
     }
 }
