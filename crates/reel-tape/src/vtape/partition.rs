@@ -28,8 +28,11 @@ const IDX_HEADER_LEN: u64 = 32;
 const ENTRY_LEN: u64 = 16;
 /// Index entries kept in memory before they are written out.
 const PENDING_LIMIT: usize = 4096;
-/// Index entries read at a time for positioning and sequential reads.
+/// Index entries read at a time for sequential reads.
 const WINDOW: u64 = 4096;
+/// Index entries read at a time after a jump (locate, space): a restore of one file
+/// needs a handful of entries, and a whole window is 64 KiB read and decoded.
+const JUMP_WINDOW: u64 = 64;
 
 /// What an object is, as the index knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +124,8 @@ pub(crate) struct Partition {
     damaged_at: Option<(u64, String)>,
     window_start: u64,
     window: Vec<Entry>,
+    /// The window's bytes as read, kept for the next read.
+    window_bytes: Vec<u8>,
     /// Torn bytes cut off when the partition was opened (for reporting).
     pub recovered_tail: u64,
     /// Bytes the index had recorded that the data file no longer holds (for reporting).
@@ -176,6 +181,7 @@ impl Partition {
             damaged_at: None,
             window_start: 0,
             window: Vec::new(),
+            window_bytes: Vec::new(),
             recovered_tail: 0,
             lost_bytes: 0,
         };
@@ -508,16 +514,21 @@ impl Partition {
         if i >= self.flushed {
             return Ok(self.pending[(i - self.flushed) as usize]);
         }
-        if i < self.window_start || i >= self.window_start + self.window.len() as u64 {
-            let n = (self.flushed - i).min(WINDOW);
-            let mut bytes = vec![0u8; (n * ENTRY_LEN) as usize];
+        let window_end = self.window_start + self.window.len() as u64;
+        if i < self.window_start || i >= window_end {
+            let size = if i == window_end { WINDOW } else { JUMP_WINDOW };
+            let n = (self.flushed - i).min(size);
+            let len = (n * ENTRY_LEN) as usize;
+            if self.window_bytes.len() < len {
+                self.window_bytes.resize(len, 0);
+            }
+            let bytes = &mut self.window_bytes[..len];
             self.idx
-                .read_exact_at(&mut bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
-                .map_err(self.idx_err())?;
-            self.window = bytes
-                .chunks_exact(ENTRY_LEN as usize)
-                .map(Entry::decode)
-                .collect();
+                .read_exact_at(bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
+                .map_err(|e| TapeError::io(self.location.join(Self::idx_name(self.number)), e))?;
+            self.window.clear();
+            self.window
+                .extend(bytes.chunks_exact(ENTRY_LEN as usize).map(Entry::decode));
             self.window_start = i;
         }
         Ok(self.window[(i - self.window_start) as usize])
