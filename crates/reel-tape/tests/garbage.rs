@@ -1,7 +1,8 @@
 //! Garbage and truncation for every file of a cartridge: `cartridge.toml`, `drive.toml`,
-//! the SIMH data file and the sidecar index. Never a panic; a damaged description is a
-//! clear error naming the file; a damaged index is rebuilt from the data file; a damaged
-//! data file reads up to the damage and reports it.
+//! the SIMH data file, the sidecar index and the marks file. Never a panic; a damaged
+//! description is a clear error naming the file; a damaged index is rebuilt from the data
+//! file; a damaged marks file is ignored; a damaged data file reads up to the damage and
+//! reports it.
 
 use std::path::{Path, PathBuf};
 
@@ -93,6 +94,26 @@ proptest! {
         std::fs::write(&file, &bytes).unwrap();
         let mut d = VirtualDrive::open(&path).unwrap();
         // Setmarks are not reported by default: the same view as `want`.
+        prop_assert_eq!(read_all(&mut d), want);
+    }
+
+    #[test]
+    fn damaged_marks_file(cut in proptest::option::of(0usize..200), flips in proptest::collection::vec((0usize..200, 0u8..8), 0..6), also_index in proptest::option::of((0usize..300, 0u8..8))) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = sample(tmp.path());
+        let want = read_all(&mut VirtualDrive::open(&path).unwrap());
+        let file = path.join("p1.marks");
+        let mut bytes = std::fs::read(&file).unwrap();
+        prop_assert!(!bytes.is_empty(), "closing wrote the marks file");
+        mutate(&mut bytes, cut, &flips);
+        std::fs::write(&file, &bytes).unwrap();
+        if let Some(flip) = also_index {
+            let idx = path.join("p1.idx");
+            let mut bytes = std::fs::read(&idx).unwrap();
+            mutate(&mut bytes, None, &[flip]);
+            std::fs::write(&idx, &bytes).unwrap();
+        }
+        let mut d = VirtualDrive::open(&path).unwrap();
         prop_assert_eq!(read_all(&mut d), want);
     }
 

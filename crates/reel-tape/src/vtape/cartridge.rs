@@ -360,7 +360,11 @@ impl Cartridge {
             let p = self.partitions.pop();
             drop(p);
             let n = self.partitions.len() as u32 + 1;
-            for name in [Partition::tap_name(n), Partition::idx_name(n)] {
+            for name in [
+                Partition::tap_name(n),
+                Partition::idx_name(n),
+                Partition::marks_name(n),
+            ] {
                 self.store
                     .remove(&name)
                     .map_err(|e| TapeError::io(self.store.path_of(&name), e))?;

@@ -3,8 +3,9 @@
 //! A cartridge is a directory `NAME.vtape/` holding `cartridge.toml` (its description:
 //! id, barcode, capacity, `partition_sizes`, `write_protected`), one SIMH tape image per
 //! partition (`p1.tap`, …, up to [`MAX_PARTITIONS`]) and a sidecar index per partition
-//! (`p1.idx`) that makes every seek one lookup. See [`crate::simh`] for the image format
-//! and the `partition` module for the index and crash recovery. CreateTapePartition
+//! (`p1.idx`) that makes every seek one lookup, with its marks file (`p1.marks`) that makes
+//! opening one read instead of a read of the whole index. See [`crate::simh`] for the image
+//! format and the `partition` and `marks_file` modules for the index and crash recovery. CreateTapePartition
 //! rewrites `partition_sizes` (erasing the cartridge); the file of a partition that no
 //! longer exists is removed.
 //!
@@ -44,6 +45,7 @@
 
 mod cartridge;
 mod drive;
+mod marks_file;
 mod partition;
 pub mod store;
 

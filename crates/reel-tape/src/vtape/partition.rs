@@ -13,11 +13,18 @@
 //! torn tail is cut off. Without a usable index the whole data file is scanned. A malformed
 //! object with data after it is damage, not a torn tail: reading there fails with a CRC error
 //! and writes that would destroy what follows are refused.
+//!
+//! Opening does not read the whole index when the marks file (`pN.marks`, see
+//! [`super::marks_file`]) matches its header: the marks and the entries' CRC come from there,
+//! and each window of entries is checked against its CRC when first read. A window that fails
+//! is handled as a damaged index found on open: the data file is scanned and the index
+//! rewritten.
 
 use std::io::{self, IoSlice};
 
 use crate::error::{Result, TapeError};
 use crate::simh::{self, Word};
+use crate::vtape::marks_file::{MarksFile, WindowCrcs};
 use crate::vtape::store::{CartridgeStore, StoreFile};
 
 const IDX_MAGIC: &[u8; 8] = b"REELIDX1";
@@ -33,6 +40,9 @@ const WINDOW: u64 = 4096;
 /// Index entries read at a time after a jump (locate, space): a restore of one file
 /// needs a handful of entries, and a whole window is 64 KiB read and decoded.
 const JUMP_WINDOW: u64 = 64;
+/// Index entries under one CRC in the marks file: the most read to check an entry when the
+/// index was not read whole on open (8 KiB).
+const CHECK_WINDOW: u64 = 512;
 
 /// What an object is, as the index knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +115,8 @@ pub(crate) struct Partition {
     tap_name: String,
     tap: Box<dyn StoreFile>,
     idx: Box<dyn StoreFile>,
+    /// The marks file, when it could be opened (it is only a cache).
+    marks: Option<Box<dyn StoreFile>>,
     location: std::path::PathBuf,
     /// Bytes of the data file in use; end of data.
     end: u64,
@@ -117,6 +129,11 @@ pub(crate) struct Partition {
     unsynced: bool,
     /// CRC state over the bytes of the entries in the index file.
     entries_crc: crc32fast::Hasher,
+    /// CRC of each window of `CHECK_WINDOW` entries in the index file.
+    windows: WindowCrcs,
+    /// Windows still to be checked against `windows` before use (opened from the marks
+    /// file); empty when every entry was checked on open.
+    unchecked: Vec<bool>,
     /// Object numbers of the filemarks and setmarks, ascending.
     filemarks: Vec<u64>,
     setmarks: Vec<u64>,
@@ -146,6 +163,10 @@ impl Partition {
         format!("p{number}.idx")
     }
 
+    pub fn marks_name(number: u32) -> String {
+        format!("p{number}.marks")
+    }
+
     /// Opens (or creates, when `create`) partition `number` of the cartridge.
     pub fn open(store: &dyn CartridgeStore, number: u32, create: bool) -> Result<Partition> {
         let tap_name = Self::tap_name(number);
@@ -164,11 +185,16 @@ impl Partition {
                 path: store.location(),
                 reason: format!("cannot create index file {idx_name}"),
             })?;
+        let marks = store
+            .open(&Self::marks_name(number), true, true)
+            .ok()
+            .flatten();
         let mut p = Partition {
             number,
             tap_name,
             tap,
             idx,
+            marks,
             location: store.location(),
             end: 0,
             count: 0,
@@ -176,6 +202,8 @@ impl Partition {
             pending: Vec::new(),
             unsynced: true,
             entries_crc: crc32fast::Hasher::new(),
+            windows: WindowCrcs::default(),
+            unchecked: Vec::new(),
             filemarks: Vec::new(),
             setmarks: Vec::new(),
             damaged_at: None,
@@ -208,18 +236,29 @@ impl Partition {
         let mut trusted = end <= tap_len
             && IDX_HEADER_LEN.saturating_add(count.saturating_mul(ENTRY_LEN)) <= idx_len
             && (count == 0 || self.last_entry_matches(count, end)?);
+        let mut from_marks_file = false;
         if trusted {
-            // Marks of the trusted part come from the index; its CRC proves every entry.
+            // Marks of the trusted part come from the marks file or the index; the header
+            // CRC proves the entries' CRC either way (and, read here, every entry).
             self.flushed = count;
-            self.load_marks()?;
+            match self.read_marks_file(count, end, stored_crc) {
+                Some(m) => {
+                    self.filemarks = m.filemarks;
+                    self.setmarks = m.setmarks;
+                    self.entries_crc =
+                        crc32fast::Hasher::new_with_initial_len(m.entries_crc, count * ENTRY_LEN);
+                    self.unchecked = vec![true; m.windows.len()];
+                    self.windows = m.windows;
+                    from_marks_file = true;
+                }
+                None => self.load_marks()?,
+            }
             trusted = header_crc(count, end, &self.entries_crc) == stored_crc;
         }
         if !trusted {
             count = 0;
             end = 0;
-            self.entries_crc = crc32fast::Hasher::new();
-            self.filemarks.clear();
-            self.setmarks.clear();
+            self.forget_index();
         }
         self.count = count;
         self.flushed = count;
@@ -253,6 +292,10 @@ impl Partition {
             && self.pending.is_empty();
         if clean {
             self.unsynced = false;
+            if !from_marks_file {
+                // Written once (no fsync): the next open need not read the whole index.
+                self.write_marks_file();
+            }
             return Ok(());
         }
         if self.damaged_at.is_none() && self.end < tap_len {
@@ -263,6 +306,124 @@ impl Partition {
             .map_err(self.idx_err())?;
         self.sync()?;
         Ok(())
+    }
+
+    /// Drops what is known of the index's entries (to be rebuilt from the data file).
+    fn forget_index(&mut self) {
+        self.entries_crc = crc32fast::Hasher::new();
+        self.windows = WindowCrcs::default();
+        self.unchecked.clear();
+        self.filemarks.clear();
+        self.setmarks.clear();
+        self.window.clear();
+        self.window_start = 0;
+    }
+
+    /// The marks file, if it describes the index whose header says `count`, `end`, `crc`.
+    fn read_marks_file(&self, count: u64, end: u64, crc: u32) -> Option<MarksFile> {
+        let file = self.marks.as_ref()?;
+        let len = file.len().ok()?;
+        // Never longer than with every object a mark: a bound before allocating.
+        let windows = count.div_ceil(CHECK_WINDOW);
+        if len > MarksFile::expected_len(count, count, windows)? {
+            return None;
+        }
+        let mut bytes = vec![0u8; usize::try_from(len).ok()?];
+        file.read_exact_at(&mut bytes, 0).ok()?;
+        let m = MarksFile::decode(&bytes, CHECK_WINDOW, ENTRY_LEN)?;
+        (m.count == count && m.end == end && m.header_crc == crc).then_some(m)
+    }
+
+    /// Writes the marks file for the index as synced. Best effort: without it (a read-only
+    /// cartridge, a full disk) the next open reads the whole index instead.
+    fn write_marks_file(&mut self) {
+        debug_assert!(self.pending.is_empty() && self.flushed == self.count);
+        let Some(file) = &self.marks else { return };
+        let m = MarksFile {
+            count: self.count,
+            end: self.end,
+            header_crc: header_crc(self.count, self.end, &self.entries_crc),
+            entries_crc: self.entries_crc.clone().finalize(),
+            filemarks: self.filemarks.clone(),
+            setmarks: self.setmarks.clone(),
+            windows: self.windows.clone(),
+        };
+        let bytes = m.encode();
+        // Written over the old one, then cut to length: a crash in between leaves a file
+        // whose own CRC fails, and it is ignored.
+        let written = file
+            .write_all_at(&[IoSlice::new(&bytes)], 0)
+            .and_then(|()| file.truncate(bytes.len() as u64));
+        if written.is_err() {
+            self.marks = None;
+        }
+    }
+
+    /// Checks window `k` of the index against its CRC and makes it the current window. A
+    /// window that fails means a damaged index: it is rebuilt from the data file.
+    fn check_window(&mut self, k: usize) -> Result<()> {
+        let start = k as u64 * CHECK_WINDOW;
+        let n = self.flushed.saturating_sub(start).min(CHECK_WINDOW);
+        let len = (n * ENTRY_LEN) as usize;
+        if self.window_bytes.len() < len {
+            self.window_bytes.resize(len, 0);
+        }
+        let bytes = &mut self.window_bytes[..len];
+        self.idx
+            .read_exact_at(bytes, IDX_HEADER_LEN + start * ENTRY_LEN)
+            .map_err(|e| TapeError::io(self.location.join(Self::idx_name(self.number)), e))?;
+        if n == 0 || Some(crc32fast::hash(bytes)) != self.windows.crc_of(k) {
+            return self.rebuild();
+        }
+        self.unchecked[k] = false;
+        self.window.clear();
+        self.window
+            .extend(bytes.chunks_exact(ENTRY_LEN as usize).map(Entry::decode));
+        self.window_start = start;
+        Ok(())
+    }
+
+    /// Checks every window not yet checked (before a change that keeps the entries and
+    /// writes a header over them).
+    fn check_all_windows(&mut self) -> Result<()> {
+        let mut k = 0;
+        while k < self.unchecked.len() {
+            if self.unchecked[k] {
+                self.check_window(k)?;
+            }
+            k += 1;
+        }
+        Ok(())
+    }
+
+    /// Indexes the data file anew, as when the index is lost.
+    fn rebuild(&mut self) -> Result<()> {
+        let tap_len = self.tap.len().map_err(self.tap_err())?;
+        // The header first: a crash during the scan must not trust the old entries (or
+        // the marks file that goes with them).
+        self.write_header(0, 0, &crc32fast::Hasher::new())?;
+        self.forget_index();
+        self.count = 0;
+        self.flushed = 0;
+        self.end = 0;
+        self.pending.clear();
+        self.damaged_at = None;
+        self.unsynced = true;
+        match self.scan_from(0, tap_len)? {
+            ScanEnd::End(at) | ScanEnd::Torn(at) => self.end = at,
+            ScanEnd::Damaged(at, why) => {
+                self.end = at;
+                self.damaged_at = Some((at, why));
+            }
+        }
+        if self.damaged_at.is_none() && self.end < tap_len {
+            self.tap.truncate(self.end).map_err(self.tap_err())?;
+        }
+        self.flush_entries()?;
+        self.idx
+            .truncate(IDX_HEADER_LEN + self.flushed * ENTRY_LEN)
+            .map_err(self.idx_err())?;
+        self.sync()
     }
 
     /// (count, end, stored CRC); the CRC is checked once the entries are read.
@@ -319,6 +480,7 @@ impl Partition {
         self.filemarks.clear();
         self.setmarks.clear();
         self.entries_crc = crc32fast::Hasher::new();
+        self.windows = WindowCrcs::default();
         let mut buf = vec![0u8; (WINDOW * ENTRY_LEN) as usize];
         let mut i = 0;
         while i < self.flushed {
@@ -328,6 +490,7 @@ impl Partition {
                 .read_exact_at(bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
                 .map_err(self.idx_err())?;
             self.entries_crc.update(bytes);
+            self.windows.update(bytes, CHECK_WINDOW, ENTRY_LEN);
             for (k, chunk) in bytes.chunks_exact(ENTRY_LEN as usize).enumerate() {
                 match Entry::decode(chunk).object() {
                     Object::Filemark => self.filemarks.push(i + k as u64),
@@ -430,9 +593,10 @@ impl Partition {
         Ok(())
     }
 
-    /// CRC state of the first `k` entries of the index file.
-    fn hash_entries(&self, k: u64) -> Result<crc32fast::Hasher> {
+    /// CRC state of the first `k` entries of the index file, and of their windows.
+    fn hash_entries(&self, k: u64) -> Result<(crc32fast::Hasher, WindowCrcs)> {
         let mut h = crc32fast::Hasher::new();
+        let mut windows = WindowCrcs::default();
         let mut buf = vec![0u8; (WINDOW * ENTRY_LEN) as usize];
         let mut i = 0;
         while i < k {
@@ -442,9 +606,10 @@ impl Partition {
                 .read_exact_at(bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
                 .map_err(self.idx_err())?;
             h.update(bytes);
+            windows.update(bytes, CHECK_WINDOW, ENTRY_LEN);
             i += n;
         }
-        Ok(h)
+        Ok((h, windows))
     }
 
     fn flush_entries(&mut self) -> Result<()> {
@@ -462,6 +627,7 @@ impl Partition {
             )
             .map_err(self.idx_err())?;
         self.entries_crc.update(&bytes);
+        self.windows.update(&bytes, CHECK_WINDOW, ENTRY_LEN);
         self.flushed += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
@@ -479,6 +645,7 @@ impl Partition {
         self.write_header(self.count, self.end, &self.entries_crc)?;
         self.idx.sync().map_err(self.idx_err())?;
         self.unsynced = false;
+        self.write_marks_file();
         Ok(())
     }
 
@@ -511,6 +678,16 @@ impl Partition {
     /// The index entry of object `i` (`i < count`).
     pub fn entry(&mut self, i: u64) -> Result<Entry> {
         debug_assert!(i < self.count);
+        let k = (i / CHECK_WINDOW) as usize;
+        if i < self.flushed && self.unchecked.get(k) == Some(&true) {
+            self.check_window(k)?;
+            if i >= self.count {
+                return Err(TapeError::Crc(format!(
+                    "object {i} of partition {}: the index was damaged, and the data file, scanned again, has only {} objects",
+                    self.number, self.count
+                )));
+            }
+        }
         if i >= self.flushed {
             return Ok(self.pending[(i - self.flushed) as usize]);
         }
@@ -687,6 +864,10 @@ impl Partition {
         if !discard_damage {
             self.refuse_if_damaged()?;
         }
+        if i > 0 && i < self.count {
+            // The entries kept get a new header CRC: they must be right first.
+            self.check_all_windows()?;
+        }
         if i >= self.count {
             if self.damaged_at.take().is_some() {
                 self.tap.truncate(self.end).map_err(self.tap_err())?;
@@ -700,8 +881,8 @@ impl Partition {
         // in memory, it ends where the first of them starts (a reopen finds them by scanning
         // the data file), not at the new end of data, or they would be skipped.
         let keep = i.min(self.flushed);
-        let kept_crc = if keep == self.flushed {
-            self.entries_crc.clone()
+        let (kept_crc, kept_windows) = if keep == self.flushed {
+            (self.entries_crc.clone(), self.windows.clone())
         } else {
             self.hash_entries(keep)?
         };
@@ -712,6 +893,8 @@ impl Partition {
         };
         self.write_header(keep, kept_end.min(self.end), &kept_crc)?;
         self.entries_crc = kept_crc;
+        self.windows = kept_windows;
+        self.unchecked.clear();
         if i >= self.flushed {
             self.pending.truncate((i - self.flushed) as usize);
         } else {
@@ -730,5 +913,219 @@ impl Partition {
         self.window.clear();
         self.window_start = 0;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    use super::*;
+    use crate::vtape::store::DirStore;
+
+    /// A cartridge directory that counts the bytes read from index files.
+    struct Counting {
+        inner: DirStore,
+        idx_bytes: Arc<AtomicU64>,
+    }
+
+    struct CountingFile {
+        inner: Box<dyn StoreFile>,
+        bytes: Arc<AtomicU64>,
+    }
+
+    impl StoreFile for CountingFile {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+            self.bytes.fetch_add(buf.len() as u64, Relaxed);
+            self.inner.read_exact_at(buf, offset)
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let n = self.inner.read_at(buf, offset)?;
+            self.bytes.fetch_add(n as u64, Relaxed);
+            Ok(n)
+        }
+        fn write_all_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<()> {
+            self.inner.write_all_at(bufs, offset)
+        }
+        fn truncate(&self, len: u64) -> io::Result<()> {
+            self.inner.truncate(len)
+        }
+        fn sync(&self) -> io::Result<()> {
+            self.inner.sync()
+        }
+    }
+
+    impl CartridgeStore for Counting {
+        fn location(&self) -> PathBuf {
+            self.inner.location()
+        }
+        fn open(
+            &self,
+            name: &str,
+            create: bool,
+            writable: bool,
+        ) -> io::Result<Option<Box<dyn StoreFile>>> {
+            let file = self.inner.open(name, create, writable)?;
+            Ok(match file {
+                Some(f) if name.ends_with(".idx") => Some(Box::new(CountingFile {
+                    inner: f,
+                    bytes: self.idx_bytes.clone(),
+                })),
+                other => other,
+            })
+        }
+        fn read_small(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+            self.inner.read_small(name)
+        }
+        fn replace_small(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+            self.inner.replace_small(name, bytes)
+        }
+        fn remove(&self, name: &str) -> io::Result<()> {
+            self.inner.remove(name)
+        }
+    }
+
+    fn counting(dir: &Path) -> (Counting, Arc<AtomicU64>) {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let store = Counting {
+            inner: DirStore::new(dir),
+            idx_bytes: bytes.clone(),
+        };
+        (store, bytes)
+    }
+
+    /// `records` small records, a filemark after every 1000th and a setmark after the 2500th.
+    fn write_records(p: &mut Partition, from: u64, records: u64) {
+        for r in from..from + records {
+            p.append_record(0, &r.to_le_bytes()).unwrap();
+            if r % 1000 == 999 {
+                p.append_mark(false).unwrap();
+            }
+            if r == 2500 {
+                p.append_mark(true).unwrap();
+            }
+        }
+        p.sync().unwrap();
+    }
+
+    /// Everything a partition knows of its index, every entry read (and so checked).
+    fn state(p: &mut Partition) -> (u64, u64, Vec<u64>, Vec<u64>, u32, Vec<Entry>) {
+        let entries = (0..p.count()).map(|i| p.entry(i).unwrap()).collect();
+        (
+            p.count(),
+            p.used_bytes(),
+            p.filemarks().to_vec(),
+            p.setmarks().to_vec(),
+            p.entries_crc.clone().finalize(),
+            entries,
+        )
+    }
+
+    /// The same partition opened without its marks file (the whole index read).
+    fn state_without_marks_file(dir: &Path) -> (u64, u64, Vec<u64>, Vec<u64>, u32, Vec<Entry>) {
+        let copy = tempfile::tempdir().unwrap();
+        for f in ["p1.tap", "p1.idx"] {
+            std::fs::copy(dir.join(f), copy.path().join(f)).unwrap();
+        }
+        let mut p = Partition::open(&DirStore::new(copy.path()), 1, false).unwrap();
+        assert!(p.unchecked.is_empty());
+        state(&mut p)
+    }
+
+    #[test]
+    fn with_a_marks_file_opening_reads_next_to_nothing_of_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        write_records(
+            &mut Partition::open(&DirStore::new(dir.path()), 1, true).unwrap(),
+            0,
+            20_000,
+        );
+        let idx_len = std::fs::metadata(dir.path().join("p1.idx")).unwrap().len();
+        let (store, read) = counting(dir.path());
+        let mut p = Partition::open(&store, 1, false).unwrap();
+        // The header and the last entry.
+        assert_eq!(
+            read.load(Relaxed),
+            IDX_HEADER_LEN + ENTRY_LEN,
+            "index is {idx_len} bytes"
+        );
+        // One entry far in: one window of entries, checked.
+        let far = p.entry(15_000).unwrap();
+        assert!(read.load(Relaxed) <= IDX_HEADER_LEN + ENTRY_LEN + CHECK_WINDOW * ENTRY_LEN);
+        let want = state_without_marks_file(dir.path());
+        assert_eq!(far, want.5[15_000]);
+        assert_eq!(state(&mut p), want);
+        assert_eq!(p.filemarks().len(), 20);
+        assert_eq!(p.setmarks().len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_entry_is_found_when_its_window_is_read_and_the_index_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        write_records(
+            &mut Partition::open(&DirStore::new(dir.path()), 1, true).unwrap(),
+            0,
+            5_000,
+        );
+        let want = state_without_marks_file(dir.path());
+        let idx = dir.path().join("p1.idx");
+        let mut bytes = std::fs::read(&idx).unwrap();
+        // The offset of entry 3000: it would point into the middle of another record.
+        bytes[(IDX_HEADER_LEN + 3000 * ENTRY_LEN) as usize] ^= 0x08;
+        std::fs::write(&idx, &bytes).unwrap();
+        let mut p = Partition::open(&DirStore::new(dir.path()), 1, false).unwrap();
+        assert!(!p.unchecked.is_empty(), "opened from the marks file");
+        assert_eq!(p.entry(3000).unwrap(), want.5[3000]);
+        assert_eq!(state(&mut p), want);
+        drop(p);
+        // The rebuilt index is whole again.
+        assert_eq!(state_without_marks_file(dir.path()), want);
+    }
+
+    #[test]
+    fn appends_and_cuts_after_a_marks_file_open_keep_it_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        write_records(&mut Partition::open(&store, 1, true).unwrap(), 0, 3_300);
+        // Appending to a partial window opened from the marks file.
+        let mut p = Partition::open(&store, 1, false).unwrap();
+        assert!(!p.unchecked.is_empty());
+        write_records(&mut p, 3_300, 1_200);
+        drop(p);
+        let mut p = Partition::open(&store, 1, false).unwrap();
+        assert!(!p.unchecked.is_empty());
+        assert_eq!(state(&mut p), state_without_marks_file(dir.path()));
+        drop(p);
+        // Cutting in the middle, then writing on.
+        let mut p = Partition::open(&store, 1, false).unwrap();
+        p.truncate_at(2_222, false).unwrap();
+        write_records(&mut p, 9_000, 700);
+        drop(p);
+        let mut p = Partition::open(&store, 1, false).unwrap();
+        assert!(!p.unchecked.is_empty());
+        let got = state(&mut p);
+        assert_eq!(got, state_without_marks_file(dir.path()));
+        assert_eq!(got.0, 2_222 + 700);
+    }
+
+    #[test]
+    fn a_stale_marks_file_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        write_records(&mut Partition::open(&store, 1, true).unwrap(), 0, 1_500);
+        let old = std::fs::read(dir.path().join("p1.marks")).unwrap();
+        let mut p = Partition::open(&store, 1, false).unwrap();
+        write_records(&mut p, 1_500, 600);
+        drop(p);
+        // A marks file older than the index (as if its last write was lost in a crash).
+        std::fs::write(dir.path().join("p1.marks"), &old).unwrap();
+        let mut p = Partition::open(&store, 1, false).unwrap();
+        assert!(p.unchecked.is_empty(), "the index was read whole");
+        assert_eq!(state(&mut p), state_without_marks_file(dir.path()));
     }
 }
