@@ -364,6 +364,17 @@ impl Partition {
     fn check_window(&mut self, k: usize) -> Result<()> {
         let start = k as u64 * CHECK_WINDOW;
         let n = self.flushed.saturating_sub(start).min(CHECK_WINDOW);
+        let crc = crc32fast::hash(self.read_entries(start, n)?);
+        if n == 0 || Some(crc) != self.windows.crc_of(k) {
+            return self.rebuild();
+        }
+        self.unchecked[k] = false;
+        self.take_window(start, n);
+        Ok(())
+    }
+
+    /// Reads entries `start..start + n` from the index file into `window_bytes`.
+    fn read_entries(&mut self, start: u64, n: u64) -> Result<&[u8]> {
         let len = (n * ENTRY_LEN) as usize;
         if self.window_bytes.len() < len {
             self.window_bytes.resize(len, 0);
@@ -372,15 +383,16 @@ impl Partition {
         self.idx
             .read_exact_at(bytes, IDX_HEADER_LEN + start * ENTRY_LEN)
             .map_err(|e| TapeError::io(self.location.join(Self::idx_name(self.number)), e))?;
-        if n == 0 || Some(crc32fast::hash(bytes)) != self.windows.crc_of(k) {
-            return self.rebuild();
-        }
-        self.unchecked[k] = false;
+        Ok(bytes)
+    }
+
+    /// Makes the `n` entries just read by `read_entries` the window starting at `start`.
+    fn take_window(&mut self, start: u64, n: u64) {
+        let bytes = &self.window_bytes[..(n * ENTRY_LEN) as usize];
         self.window.clear();
         self.window
             .extend(bytes.chunks_exact(ENTRY_LEN as usize).map(Entry::decode));
         self.window_start = start;
-        Ok(())
     }
 
     /// Checks every window not yet checked (before a change that keeps the entries and
@@ -695,18 +707,8 @@ impl Partition {
         if i < self.window_start || i >= window_end {
             let size = if i == window_end { WINDOW } else { JUMP_WINDOW };
             let n = (self.flushed - i).min(size);
-            let len = (n * ENTRY_LEN) as usize;
-            if self.window_bytes.len() < len {
-                self.window_bytes.resize(len, 0);
-            }
-            let bytes = &mut self.window_bytes[..len];
-            self.idx
-                .read_exact_at(bytes, IDX_HEADER_LEN + i * ENTRY_LEN)
-                .map_err(|e| TapeError::io(self.location.join(Self::idx_name(self.number)), e))?;
-            self.window.clear();
-            self.window
-                .extend(bytes.chunks_exact(ENTRY_LEN as usize).map(Entry::decode));
-            self.window_start = i;
+            self.read_entries(i, n)?;
+            self.take_window(i, n);
         }
         Ok(self.window[(i - self.window_start) as usize])
     }
