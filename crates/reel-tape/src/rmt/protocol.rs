@@ -6,7 +6,7 @@
 //! | request | meaning | reply |
 //! |---|---|---|
 //! | `O`device`\n`flags`\n` | open (flags: decimal, `O_*` names joined by `|`, or both) | `A0` |
-//! | `C`[device]`\n` | close | `A0` |
+//! | `C`\[device\]`\n` | close | `A0` |
 //! | `L`whence`\n`offset`\n` | lseek (GNU order) | `A`offset |
 //! | `R`count`\n` | read up to count bytes | `A`n then n bytes |
 //! | `W`count`\n` + count bytes | write | `A`n |

@@ -928,7 +928,7 @@ fn standard_op(op: i64) -> Option<MtOp> {
     })
 }
 
-/// Codes of [`standard_op`], for clients.
+/// The standard (GNU rmt `I-1`) code of an operation, for clients.
 pub fn standard_code(op: MtOp) -> Option<i64> {
     (0..=10).find(|&c| standard_op(c) == Some(op))
 }
