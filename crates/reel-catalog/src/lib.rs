@@ -551,7 +551,7 @@ impl Catalog {
     }
 
     /// Calls `each` for the member `prefix` of set `set` and every member under it
-    /// (`prefix/…`), in path order: two lookups on the path index, not a scan of the set.
+    /// (`prefix/…`), in archive order: two lookups on the path index, not a scan of the set.
     pub fn for_each_entry_under<E: From<CatalogError>>(
         &self,
         set: uuid::Uuid,
@@ -564,8 +564,10 @@ impl Catalog {
         // Paths under `p` sort between `p/` and `p0` ('0' follows '/').
         let lower = [prefix, b"/"].concat();
         let upper = [prefix, b"0"].concat();
+        // In archive order, as a scan of the set lists them: path order puts `a/b-x` between
+        // `a/b` and `a/b/c` ('-' sorts before '/').
         let q = format!(
-            "SELECT {} FROM entries INDEXED BY entries_by_path WHERE set_id = ?1 AND path >= ?2 AND path < ?3",
+            "SELECT {} FROM entries INDEXED BY entries_by_path WHERE set_id = ?1 AND path >= ?2 AND path < ?3 ORDER BY seq",
             Self::ENTRY_COLUMNS
         );
         let mut stmt = self.conn.prepare(&q).map_err(self.sql())?;

@@ -84,9 +84,10 @@ pub fn list_entries(
         }
         Ok(())
     };
-    // Plain paths: range lookups on the catalog's path index, not a scan of the whole set.
+    // Patterns that start with plain components: range lookups under them on the catalog's
+    // path index, not a scan of the whole set.
     match selector
-        .literal_paths()
+        .lookup_paths()
         .filter(|_| set.from_catalog())
         .zip(catalog)
     {

@@ -160,10 +160,11 @@ fn make_plan(
     // For selective restores: regular files by path, so hard links can pull in their target.
     let mut file_rows: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut needed_targets: Vec<Vec<u8>> = Vec::new();
-    // Plain paths against the catalog: range lookups on the path index, not a scan of the
-    // set (a restore of one file touches a handful of rows however large the set).
+    // Patterns that start with plain components, against the catalog: range lookups under
+    // them on the path index, not a scan of the set (a restore of one file touches a handful
+    // of rows however large the set).
     let ranges = selector
-        .literal_paths()
+        .lookup_paths()
         .filter(|_| set.from_catalog())
         .zip(catalog);
     let mut visit = |e: reel_archive::IndexEntry| -> Result<()> {

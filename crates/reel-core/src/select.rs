@@ -13,8 +13,26 @@ use crate::error::{CoreError, Result};
 #[derive(Debug, Clone)]
 pub struct Selector {
     set: Option<GlobSet>,
-    /// The patterns as paths, when none has a wildcard.
-    literal: Option<Vec<Vec<u8>>>,
+    /// Paths whose subtrees hold every member the patterns can select (see `lookup_paths`).
+    lookup: Option<Vec<Vec<u8>>>,
+}
+
+/// Characters that make a pattern component a wildcard (or an escape).
+const GLOB_CHARS: [char; 7] = ['*', '?', '[', ']', '{', '}', '\\'];
+
+/// The leading components of `pattern` that have no wildcard, joined: every path the
+/// pattern matches lies under them. Empty when the first component has one.
+fn plain_prefix(pattern: &str) -> &str {
+    let trimmed = pattern.trim_start_matches('/').trim_end_matches('/');
+    let (mut start, mut end) = (0, 0);
+    for component in trimmed.split('/') {
+        if component.contains(GLOB_CHARS) {
+            break;
+        }
+        end = start + component.len();
+        start = end + 1;
+    }
+    &trimmed[..end]
 }
 
 impl Selector {
@@ -22,38 +40,26 @@ impl Selector {
         if patterns.is_empty() {
             return Ok(Selector {
                 set: None,
-                literal: None,
+                lookup: None,
             });
         }
-        let literal = patterns
+        let lookup = patterns
             .iter()
-            .all(|p| !p.contains(['*', '?', '[', ']', '{', '}', '\\']))
-            .then(|| {
-                patterns
-                    .iter()
-                    .map(|p| {
-                        p.trim_start_matches('/')
-                            .trim_end_matches('/')
-                            .as_bytes()
-                            .to_vec()
-                    })
-                    .filter(|p| !p.is_empty())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|l| l.len() == patterns.len())
-            .map(|mut l| {
-                // Each member once: no path twice, none under another one (the range
-                // lookup of `a` already covers `a/b`).
-                l.sort();
-                l.dedup();
-                let all = l.clone();
-                l.retain(|p| {
-                    !all.iter().any(|q| {
-                        q != p && p.len() > q.len() && p.starts_with(q) && p[q.len()] == b'/'
-                    })
-                });
-                l
+            .map(|p| plain_prefix(p).as_bytes().to_vec())
+            .collect::<Vec<_>>();
+        let lookup = (!lookup.iter().any(|p| p.is_empty())).then(|| {
+            // Each member once: no path twice, none under another one (the range lookup
+            // of `a` already covers `a/b`).
+            let mut l = lookup;
+            l.sort();
+            l.dedup();
+            let all = l.clone();
+            l.retain(|p| {
+                !all.iter()
+                    .any(|q| q != p && p.len() > q.len() && p.starts_with(q) && p[q.len()] == b'/')
             });
+            l
+        });
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             let trimmed = p.trim_start_matches('/').trim_end_matches('/');
@@ -70,14 +76,17 @@ impl Selector {
             .map_err(|e| CoreError::Usage(format!("patterns: {e}")))?;
         Ok(Selector {
             set: Some(set),
-            literal,
+            lookup,
         })
     }
 
-    /// The patterns as plain member paths, when none has a wildcard: each then selects
-    /// exactly one path and what is under it (a catalog answers with a range lookup).
-    pub fn literal_paths(&self) -> Option<&[Vec<u8>]> {
-        self.literal.as_deref()
+    /// Member paths whose subtrees hold every member the patterns can select: a plain
+    /// pattern itself, else its leading components up to the first wildcard (`home` for
+    /// `home/*/notes/**`). A catalog answers each with a range lookup, and `matches` picks
+    /// from what it returns. `None` when a pattern starts with a wildcard (`*.conf`): then
+    /// only a scan of the whole set finds its members.
+    pub fn lookup_paths(&self) -> Option<&[Vec<u8>]> {
+        self.lookup.as_deref()
     }
 
     pub fn is_everything(&self) -> bool {
@@ -121,7 +130,7 @@ mod tests {
     }
 
     #[test]
-    fn literal_paths_name_each_member_once() {
+    fn lookup_paths_name_each_member_once() {
         let s = Selector::new(&[
             "home/ann/notes".into(),
             "/home/ann/".into(),
@@ -130,10 +139,77 @@ mod tests {
         ])
         .unwrap();
         let want: &[Vec<u8>] = &[b"home/ann".to_vec(), b"home/anna".to_vec()];
-        assert_eq!(s.literal_paths(), Some(want));
+        assert_eq!(s.lookup_paths(), Some(want));
+    }
+
+    #[test]
+    fn lookup_paths_of_wildcards_are_their_plain_leading_components() {
+        let lookup = |patterns: &[&str]| {
+            let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+            Selector::new(&patterns).unwrap().lookup_paths().map(|l| {
+                l.iter()
+                    .map(|p| String::from_utf8(p.clone()).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(lookup(&["a/*"]), Some(vec!["a".into()]));
         assert_eq!(
-            Selector::new(&["a/*".into()]).unwrap().literal_paths(),
-            None
+            lookup(&[
+                "/srv/*/logs/**/*.gz",
+                "home/ann/notes/**/*.md",
+                "home/ann/x"
+            ]),
+            Some(vec![
+                "home/ann/notes".into(),
+                "home/ann/x".into(),
+                "srv".into()
+            ])
         );
+        assert_eq!(
+            lookup(&["etc/ssh*/", "etc/ssh/sshd_config"]),
+            Some(vec!["etc".into()])
+        );
+        assert_eq!(lookup(&["a/b\\*c/d"]), Some(vec!["a".into()]));
+        assert_eq!(lookup(&["a/{b,c}"]), Some(vec!["a".into()]));
+        // A pattern that starts with a wildcard can match anywhere: no lookup.
+        assert_eq!(lookup(&["home/ann", "*.conf"]), None);
+        assert_eq!(lookup(&["**/core"]), None);
+        assert_eq!(lookup(&["/"]), None);
+    }
+
+    /// Whatever a pattern matches lies under its lookup paths.
+    #[test]
+    fn every_match_is_under_a_lookup_path() {
+        let patterns: Vec<String> = ["home/*/notes/**/*.md", "srv/w?b/logs", "etc/[ab]*"]
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let s = Selector::new(&patterns).unwrap();
+        let lookup = s.lookup_paths().unwrap().to_vec();
+        let under = |p: &[u8]| {
+            lookup
+                .iter()
+                .any(|q| p == q.as_slice() || (p.starts_with(q) && p[q.len()] == b'/'))
+        };
+        for path in [
+            "home/ann/notes/x.md",
+            "home/bob/notes/a/b/c.md",
+            "home/bob/notes/a/b/c.md/inside",
+            "srv/web/logs",
+            "srv/wab/logs/1.gz",
+            "etc/apt",
+            "etc/b",
+            "homer/ann/notes/x.md",
+            "srv/web/logsx",
+            "etc/c",
+        ] {
+            if s.matches(path.as_bytes()) {
+                assert!(
+                    under(path.as_bytes()),
+                    "{path} matches but is under no lookup path"
+                );
+            }
+        }
+        assert!(s.matches(b"home/ann/notes/x.md") && s.matches(b"etc/apt"));
     }
 }

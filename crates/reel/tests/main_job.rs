@@ -185,6 +185,108 @@ fn selective_restore_takes_a_subtree_and_hard_link_targets() {
     assert_eq!(got, want, "{listed}");
 }
 
+/// Wildcard patterns that start with plain components are answered by range lookups on the
+/// catalog under those components; a set without a catalog is scanned. Both give the same
+/// listing, in the same (archive) order, and the same restore, hard-link targets outside the
+/// looked-up ranges included.
+#[test]
+fn wildcard_patterns_list_and_restore_alike_with_and_without_the_catalog() {
+    let home = TempHome::new();
+    let src = home.path().join("src");
+    for d in ["a/b", "a/bz", "z"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    for (f, body) in [
+        ("a/b/c", "c"),
+        ("a/b/e.md", "e"),
+        ("a/b-x", "bx"),
+        ("a/bz/d.md", "d"),
+        ("z/y.md", "y"),
+        ("a/target-first", "shared"),
+    ] {
+        std::fs::write(src.join(f), body).unwrap();
+    }
+    // Walked after its target (`a/target-first` < `z`): the link is the one in `z`.
+    std::fs::hard_link(src.join("a/target-first"), src.join("z/link.md")).unwrap();
+    ok(reel(&home).args(["backup"]).arg(&src));
+    let base = src.strip_prefix("/").unwrap().display().to_string();
+    let patterns = [format!("{base}/a/b*"), format!("{base}/z/*.md")];
+    let list = |home: &TempHome| ok(reel(home).args(["list", "latest"]).args(&patterns));
+    let restore = |home: &TempHome, to: &Path| {
+        ok(reel(home)
+            .args(["restore", "latest"])
+            .args(&patterns)
+            .arg("--to")
+            .arg(to))
+    };
+    let with_catalog = list(&home);
+    let to_with = home.path().join("with");
+    let out = restore(&home, &to_with);
+    assert!(out.contains("also restored"), "{out}");
+    let r = restored(&to_with, &src);
+    for f in [
+        "a/b/c",
+        "a/b/e.md",
+        "a/b-x",
+        "a/bz/d.md",
+        "z/y.md",
+        "a/target-first",
+    ] {
+        assert!(r.join(f).is_file(), "{f} not restored:\n{out}");
+    }
+    assert_eq!(std::fs::read(r.join("z/link.md")).unwrap(), b"shared");
+
+    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = std::fs::remove_file(home.path().join("reel-home").join(f));
+    }
+    let scanned = list(&home);
+    let members = |listing: &str| -> Vec<String> {
+        listing
+            .lines()
+            .filter(|l| l.contains(&base))
+            .map(str::to_string)
+            .collect()
+    };
+    // Archive order both ways: `a/b-x` after what is under `a/b` (path order has it before).
+    assert_eq!(
+        members(&with_catalog),
+        members(&scanned),
+        "{with_catalog}\n---\n{scanned}"
+    );
+    let names: Vec<String> = members(&scanned)
+        .iter()
+        .map(|l| {
+            let at = l.find(&base).unwrap() + base.len() + 1;
+            l[at..].split(' ').next().unwrap().to_string()
+        })
+        .collect();
+    let want = [
+        "a/b",
+        "a/b/c",
+        "a/b/e.md",
+        "a/b-x",
+        "a/bz",
+        "a/bz/d.md",
+        "z/link.md",
+        "z/y.md",
+    ];
+    assert_eq!(names, want, "{scanned}");
+    let to_without = home.path().join("without");
+    restore(&home, &to_without);
+    // The selected subtrees alike (the directories above them are created at restore time).
+    let r2 = restored(&to_without, &src);
+    for d in ["a/b", "a/bz"] {
+        assert_same_tree(&r.join(d), &r2.join(d));
+    }
+    for f in ["a/b-x", "a/target-first", "z/link.md", "z/y.md"] {
+        assert_eq!(
+            std::fs::read(r.join(f)).unwrap(),
+            std::fs::read(r2.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
 #[test]
 fn sigkill_mid_backup_leaves_a_cartridge_that_opens_lists_and_accepts_the_next_backup() {
     let home = TempHome::new();
