@@ -278,9 +278,9 @@ pub fn capture_open(path: &Path, names: &mut crate::names::NameCache) -> Result<
 ///
 /// The entry is opened `O_PATH | O_NOFOLLOW` first and everything is read through that
 /// descriptor: its stat, its link target, and, for a regular file or directory, the file
-/// reopened from it (through `/proc/self/fd`), whose attributes and flags are then read. So all of it
-/// describes one inode, a final symlink is never followed, and nothing that took the entry's
-/// place (a device node) is ever opened.
+/// reopened from it (through `/proc/self/fd`), whose attributes and flags are then read. So
+/// all of it describes one inode, a final symlink is never followed, and nothing that took
+/// the entry's place (a device node) is ever opened.
 pub fn capture_open_at(
     dir: impl AsFd,
     name: &OsStr,

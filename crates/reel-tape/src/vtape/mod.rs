@@ -5,9 +5,9 @@
 //! partition (`p1.tap`, …, up to [`MAX_PARTITIONS`]) and a sidecar index per partition
 //! (`p1.idx`) that makes every seek one lookup, with its marks file (`p1.marks`) that makes
 //! opening one read instead of a read of the whole index. See [`crate::simh`] for the image
-//! format and the `partition` and `marks_file` modules for the index and crash recovery. CreateTapePartition
-//! rewrites `partition_sizes` (erasing the cartridge); the file of a partition that no
-//! longer exists is removed.
+//! format and the `partition` and `marks_file` modules for the index and crash recovery.
+//! CreateTapePartition rewrites `partition_sizes` (erasing the cartridge); the files of a
+//! partition that no longer exists are removed.
 //!
 //! # Drive state between processes
 //!
