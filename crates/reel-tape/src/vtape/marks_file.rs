@@ -107,7 +107,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 impl MarksFile {
-    /// The file's length for `count` entries with these many marks, if it can be that long.
+    /// The file's length with these many filemarks, setmarks and windows (`None` past u64).
     pub fn expected_len(filemarks: u64, setmarks: u64, windows: u64) -> Option<u64> {
         let marks = filemarks.checked_add(setmarks)?.checked_mul(8)?;
         (FIXED_LEN as u64 + 4)
