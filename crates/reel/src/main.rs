@@ -330,8 +330,10 @@ mod tests {
             "reel verify latest --against-disk",
             "reel sis status /srv",
             "reel policy show",
-            "reel delayed list",
+            "reel delayed show ops.bin",
             "reel rmt",
+            "reel stream show f.streams",
+            "reel efs status a b",
             "reel",
             "reel bakcup /srv",
             "reel restore --bogus",
@@ -339,11 +341,25 @@ mod tests {
             "reel help restore",
             "reel --version",
         ];
+        let mut parsed = std::collections::BTreeSet::new();
         for line in lines {
             let lazy = Cli::try_parse_from(argv(line));
             let full = Cli::parse_with(full_parser(), argv(line));
             match (lazy, full) {
-                (Ok(l), Ok(f)) => assert_eq!(format!("{l:?}"), format!("{f:?}"), "{line}"),
+                (Ok(l), Ok(f)) => {
+                    assert_eq!(format!("{l:?}"), format!("{f:?}"), "{line}");
+                    // The subcommand named on the line is the variant parsed.
+                    let name = line
+                        .split(' ')
+                        .find(|w| SUBCOMMANDS.iter().any(|s| s.name == *w))
+                        .unwrap_or_default();
+                    let variant = format!("{:?}", l.command).to_lowercase();
+                    assert!(
+                        variant.starts_with(&format!("{name}(")),
+                        "{line}: {variant}"
+                    );
+                    parsed.insert(name);
+                }
                 (Err(l), Err(f)) => {
                     assert_eq!(l.kind(), f.kind(), "{line}");
                     assert_eq!(l.to_string(), f.to_string(), "{line}");
@@ -351,5 +367,7 @@ mod tests {
                 (l, f) => panic!("{line}: lazy {l:?}, full {f:?}"),
             }
         }
+        let all: std::collections::BTreeSet<&str> = SUBCOMMANDS.iter().map(|s| s.name).collect();
+        assert_eq!(parsed, all, "a line that parses for every subcommand");
     }
 }
