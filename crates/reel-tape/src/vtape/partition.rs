@@ -1015,8 +1015,11 @@ mod tests {
         p.sync().unwrap();
     }
 
+    /// Count, end of data, filemarks, setmarks, entries' CRC and the entries.
+    type IndexState = (u64, u64, Vec<u64>, Vec<u64>, u32, Vec<Entry>);
+
     /// Everything a partition knows of its index, every entry read (and so checked).
-    fn state(p: &mut Partition) -> (u64, u64, Vec<u64>, Vec<u64>, u32, Vec<Entry>) {
+    fn state(p: &mut Partition) -> IndexState {
         let entries = (0..p.count()).map(|i| p.entry(i).unwrap()).collect();
         (
             p.count(),
@@ -1029,7 +1032,7 @@ mod tests {
     }
 
     /// The same partition opened without its marks file (the whole index read).
-    fn state_without_marks_file(dir: &Path) -> (u64, u64, Vec<u64>, Vec<u64>, u32, Vec<Entry>) {
+    fn state_without_marks_file(dir: &Path) -> IndexState {
         let copy = tempfile::tempdir().unwrap();
         for f in ["p1.tap", "p1.idx"] {
             std::fs::copy(dir.join(f), copy.path().join(f)).unwrap();
