@@ -119,6 +119,19 @@ pub struct SkippedEntry {
     pub contents_only: bool,
 }
 
+impl SkippedEntry {
+    /// The entry at `live` the policy left out for `reason` (with `contents_only`, the
+    /// directory and its tag are kept).
+    pub(crate) fn new(live: &Path, reason: &reel_policy::Reason<'_>, contents_only: bool) -> Self {
+        SkippedEntry {
+            path: live.display().to_string(),
+            kind: reason.kind().to_string(),
+            reason: reason.to_string(),
+            contents_only,
+        }
+    }
+}
+
 /// The archive name of an absolute path: the path without its leading slash.
 pub fn archive_name(path: &Path) -> Vec<u8> {
     let bytes = path.as_os_str().as_bytes();

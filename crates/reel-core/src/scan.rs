@@ -152,23 +152,13 @@ impl Scanner<'_> {
             match verdict {
                 Verdict::Include => self.entry(real.to_path_buf(), live, captured)?,
                 Verdict::Exclude(reason) => {
-                    self.send(Walked::Skipped(SkippedEntry {
-                        path: live.display().to_string(),
-                        kind: reason.kind().to_string(),
-                        reason: reason.to_string(),
-                        contents_only: false,
-                    }))?;
+                    self.send(Walked::Skipped(SkippedEntry::new(&live, &reason, false)))?;
                     if dent.file_type().is_dir() {
                         walk.skip_current_dir();
                     }
                 }
                 Verdict::ExcludeContents { reason, keep } => {
-                    self.send(Walked::Skipped(SkippedEntry {
-                        path: live.display().to_string(),
-                        kind: reason.kind().to_string(),
-                        reason: reason.to_string(),
-                        contents_only: true,
-                    }))?;
+                    self.send(Walked::Skipped(SkippedEntry::new(&live, &reason, true)))?;
                     let tag = real.join(keep);
                     let tag_live = live.join(keep);
                     self.entry(real.to_path_buf(), live, captured)?;
