@@ -148,16 +148,16 @@ const BACKGROUND_SYNC_STEP: u64 = 64 << 20;
 /// It syncs through a file of its own (the root opened again), so that a write error it
 /// meets is still reported by the final `syncfs` (errors are tracked per open file).
 struct Flusher {
-    /// The restore root (a duplicate descriptor), to open again when the thread starts.
-    root: OwnedFd,
+    /// The restore root opened again, handed to the thread when it starts.
+    sync_dir: Option<OwnedFd>,
     since: u64,
     running: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
 }
 
 impl Flusher {
-    fn new(root: OwnedFd) -> Flusher {
+    fn new(sync_dir: OwnedFd) -> Flusher {
         Flusher {
-            root,
+            sync_dir: Some(sync_dir),
             since: 0,
             running: None,
         }
@@ -172,12 +172,7 @@ impl Flusher {
         }
         self.since = 0;
         if self.running.is_none() {
-            let Ok(fd) = rustix::fs::openat(
-                &self.root,
-                ".",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) else {
+            let Some(fd) = self.sync_dir.take() else {
                 return;
             };
             let (ask, asked) = std::sync::mpsc::sync_channel::<()>(1);
@@ -337,9 +332,14 @@ impl RestoreRoot {
         )
         .map_err(|e| StreamError::io(dir, "open", errno_io(e)))?;
         let shared = SharedRef::default();
-        shared.borrow_mut().flusher = rustix::io::fcntl_dupfd_cloexec(&root, 0)
-            .ok()
-            .map(Flusher::new);
+        shared.borrow_mut().flusher = rustix::fs::openat(
+            &root,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .map(Flusher::new);
         Ok(RestoreRoot {
             root,
             root_path: dir.to_path_buf(),
