@@ -141,13 +141,10 @@ impl reel_core::Operator for TerminalOperator {
         self.waiting = CtrlCAnswers::install();
         let show = || {
             let line = format!("reel: {message}");
-            match terminal_beside_redirected_stderr() {
-                Some(mut terminal) => {
-                    let _ = writeln!(terminal, "{line}");
-                    eprintln!("{line}");
-                }
-                None => eprintln!("{line}"),
+            if let Some(mut terminal) = terminal_beside_redirected_stderr() {
+                let _ = writeln!(terminal, "{line}");
             }
+            eprintln!("{line}");
         };
         match SHOWN_BAR.lock().ok().and_then(|b| b.clone()) {
             Some(bar) => bar.suspend(show),
