@@ -1,6 +1,8 @@
-//! Errors of the jobs, sorted by what the user should do about them.
+//! Errors of the jobs; [`CoreError::class`] says what the user should do about them (the
+//! exit code).
 
 use reel_archive::ArchiveError;
+use reel_error_class::ErrorClass;
 use reel_stream::StreamError;
 use reel_tape::TapeError;
 
@@ -33,37 +35,42 @@ pub enum CoreError {
     },
 }
 
-/// What kind of failure, for exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    Usage,
-    Media,
-    Integrity,
-}
-
 impl CoreError {
-    pub fn kind(&self) -> FailureKind {
-        let tape_kind = |t: &TapeError| match t {
-            TapeError::Crc(_) => FailureKind::Integrity,
-            TapeError::InvalidParameter(_) | TapeError::BadCartridge { .. } => FailureKind::Usage,
-            _ => FailureKind::Media,
-        };
+    /// The class of this error: a wrapped error has its source's class, a volume that
+    /// cannot be had is the medium's, an I/O failure is the medium's, and a refusal of the
+    /// request is usage.
+    pub fn class(&self) -> ErrorClass {
         match self {
-            CoreError::Usage(_) => FailureKind::Usage,
-            CoreError::Stopped(_) => FailureKind::Media,
-            CoreError::SetUnfinished { cause, .. } => cause.kind(),
-            CoreError::Tape(t) => tape_kind(t),
-            CoreError::Archive(a) => match a {
-                ArchiveError::Tape { source, .. } => tape_kind(source),
-                ArchiveError::Corrupt { .. }
-                | ArchiveError::Truncated { .. }
-                | ArchiveError::Integrity(_) => FailureKind::Integrity,
-                ArchiveError::Volume(_) | ArchiveError::Io(_) => FailureKind::Media,
-            },
-            CoreError::Stream(_) | CoreError::Io { .. } => FailureKind::Media,
-            CoreError::Catalog(_) => FailureKind::Usage,
+            CoreError::Usage(_) => ErrorClass::Usage,
+            CoreError::Stopped(_) | CoreError::Io { .. } => ErrorClass::Media,
+            CoreError::SetUnfinished { cause, .. } => cause.class(),
+            CoreError::Archive(a) => a.class(),
+            CoreError::Stream(s) => s.class(),
+            CoreError::Tape(t) => t.class(),
+            CoreError::Catalog(c) => c.class(),
         }
     }
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_errors_have_their_source_s_class() {
+        let crc = CoreError::Tape(TapeError::Crc("block 9".into()));
+        assert_eq!(crc.class(), ErrorClass::Integrity);
+        let unfinished = CoreError::SetUnfinished {
+            cause: Box::new(CoreError::Stopped("REEL-2 is needed, but no".into())),
+            left: "nothing of the set can be restored".into(),
+        };
+        assert_eq!(unfinished.class(), ErrorClass::Media);
+        let corrupt = ArchiveError::Corrupt {
+            offset: 512,
+            what: "bad checksum".into(),
+        };
+        assert_eq!(CoreError::from(corrupt).class(), ErrorClass::Integrity);
+    }
+}
