@@ -114,6 +114,12 @@ mod tests {
         let archive = reel_archive::ArchiveError::tape("reading set 1", tape);
         let err = anyhow::Error::new(reel_core::CoreError::from(archive)).context("verify");
         assert_eq!(code_for(&err), INTEGRITY);
+        // The tape says media; the job says the set was looked for in the wrong place.
+        let tape = TapeError::NoMediaInDrive;
+        let archive = reel_archive::ArchiveError::tape("mapping the volume", tape);
+        let err = anyhow::Error::new(reel_core::CoreError::UnreadableVolume(archive));
+        assert!(err.chain().any(|c| c.is::<TapeError>()));
+        assert_eq!(code_for(&err), USAGE);
     }
 
     #[test]
