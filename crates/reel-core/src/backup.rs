@@ -543,6 +543,15 @@ pub(crate) struct Source {
 }
 
 impl Source {
+    /// The live tree at `root`, read where it is (no snapshot).
+    pub(crate) fn live(root: &Path) -> Source {
+        Source {
+            live: root.to_path_buf(),
+            read_from: root.to_path_buf(),
+            snapshot: None,
+        }
+    }
+
     /// The live path of a path under `read_from`.
     pub(crate) fn live_path(&self, real: &Path) -> PathBuf {
         match real.strip_prefix(&self.read_from) {
@@ -560,11 +569,7 @@ fn take_snapshot(
     opts: &BackupOptions,
     policy: &Policy,
 ) -> Result<(Source, Option<String>)> {
-    let live = Source {
-        live: root.to_path_buf(),
-        read_from: root.to_path_buf(),
-        snapshot: None,
-    };
+    let live = Source::live(root);
     if !opts.snapshot {
         return Ok((live, None));
     }
@@ -989,11 +994,7 @@ pub fn dry_run(opts: &BackupOptions, progress: &dyn Progress) -> Result<DryRunRe
     let policy = load_policy(opts)?;
     let mut job = Walker::new(progress, opts, &policy);
     for root in &roots {
-        let source = Source {
-            live: root.clone(),
-            read_from: root.clone(),
-            snapshot: None,
-        };
+        let source = Source::live(root);
         job.walk_filtered(
             &source,
             opts.one_file_system,
@@ -1097,7 +1098,7 @@ impl<'p, 'c> Walker<'p, 'c> {
     ) -> Result<()> {
         let filter = self.filter;
         std::thread::scope(|scope| {
-            let (walked, scanner) = crate::scan::spawn(scope, source, one_fs, filter);
+            let (walked, scanner) = crate::scan::spawn(scope, source, one_fs, filter)?;
             let mut visited = || -> Result<()> {
                 for item in walked.iter().flatten() {
                     match item {
