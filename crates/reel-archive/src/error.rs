@@ -1,5 +1,6 @@
 //! Errors of the archive layer. Every format error names where it was found.
 
+use reel_error_class::ErrorClass;
 use reel_tape::TapeError;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,19 @@ impl ArchiveError {
                 Ok(t) => ArchiveError::tape(context, *t),
                 Err(other) => ArchiveError::Io(std::io::Error::other(other)),
             },
+        }
+    }
+
+    /// The class of this error: a tape condition has its own class, bytes that do not parse
+    /// or fail their hash are integrity, a volume reel does not recognise and a failing I/O
+    /// are the medium's.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ArchiveError::Tape { source, .. } => source.class(),
+            ArchiveError::Corrupt { .. }
+            | ArchiveError::Truncated { .. }
+            | ArchiveError::Integrity(_) => ErrorClass::Integrity,
+            ArchiveError::Volume(_) | ArchiveError::Io(_) => ErrorClass::Media,
         }
     }
 

@@ -22,6 +22,7 @@ pub use entry::Entry;
 pub use error::{ArchiveError, Result};
 pub use index::{IndexEntry, IndexReader, SetInfo, SetMode, SetPart};
 pub use label::VolumeLabel;
+pub use reel_error_class::ErrorClass;
 pub use set::{
     Added, DEFAULT_BLOCK_SIZE, DataWritten, PartMarker, SetWriter, open_data, open_index,
     write_index,

@@ -19,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub mod foreign;
 pub mod stopped;
 pub use foreign::{ForeignFile, ForeignScan};
+pub use reel_error_class::ErrorClass;
 pub use stopped::StoppedPart;
 
 /// Schema version this code writes.
@@ -102,6 +103,15 @@ pub enum CatalogError {
         id: String,
         detail: String,
     },
+}
+
+impl CatalogError {
+    /// The class of this error: always usage. The catalog is a cache of what the tapes
+    /// say: whatever is wrong with it, the remedy is the user's (`reel catalog rebuild`, a
+    /// newer reel), never the tapes'.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Usage
+    }
 }
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

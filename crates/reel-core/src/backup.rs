@@ -147,17 +147,12 @@ pub fn archive_name(path: &Path) -> Vec<u8> {
 /// lie inside another root.
 fn resolve_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
-        return Err(CoreError::Usage(
-            "nothing to back up: give at least one path".into(),
-        ));
+        return Err(CoreError::NothingToBackUp);
     }
     let mut roots = Vec::new();
     for p in paths {
         if std::fs::symlink_metadata(p).is_err() {
-            return Err(CoreError::Usage(format!(
-                "{}: no such file or directory",
-                p.display()
-            )));
+            return Err(CoreError::NoSuchPath { path: p.clone() });
         }
         let abs = if p.is_absolute() {
             p.clone()
@@ -315,10 +310,10 @@ fn prepare_volume(
         }
         VolumeState::Foreign { detail } => {
             if !opts.force {
-                return Err(CoreError::Usage(format!(
-                    "{} holds data reel did not write ({detail}); refusing to overwrite it (use --force to label it anyway, destroying that data)",
-                    drive.describe()
-                )));
+                return Err(CoreError::ForeignVolume {
+                    drive: drive.describe(),
+                    detail,
+                });
             }
             reel_archive::write_label(drive, &VolumeLabel::new(&barcode))?;
             labelled = true;
@@ -367,11 +362,10 @@ pub fn backup(
         || !opts.block_size.is_multiple_of(512)
         || opts.block_size > reel_tape::vtape::MAX_BLOCK_SIZE as usize
     {
-        return Err(CoreError::Usage(format!(
-            "block size {} must be a multiple of 512 between 512 and {}",
-            opts.block_size,
-            reel_tape::vtape::MAX_BLOCK_SIZE
-        )));
+        return Err(CoreError::BadBlockSize {
+            size: opts.block_size,
+            max: reel_tape::vtape::MAX_BLOCK_SIZE,
+        });
     }
     let root_names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
     let policy = load_policy(opts)?;
@@ -398,18 +392,15 @@ pub fn backup(
     } else {
         match catalog.as_deref() {
             None if explicit => {
-                return Err(CoreError::Usage(
-                    "an incremental backup needs the catalog (run `reel catalog rebuild` to recreate it)".into(),
-                ));
+                return Err(CoreError::IncrementalNeedsCatalog);
             }
             None => None,
             Some(cat) => match cat.latest_set_for_paths(&root_names)? {
                 Some(p) => Some(p),
                 None if explicit => {
-                    return Err(CoreError::Usage(format!(
-                        "no earlier set of {} is in the catalog: make a full backup first (or `reel catalog rebuild` if the catalog was lost)",
-                        root_names.join(", ")
-                    )));
+                    return Err(CoreError::NoEarlierSet {
+                        paths: root_names.clone(),
+                    });
                 }
                 None => None,
             },
@@ -448,13 +439,9 @@ pub fn backup(
         .policy
         .run_hooks(HookPhase::PreBackup, &hook_context());
     if pre.abort_requested() {
-        return Err(CoreError::Usage(format!(
-            "a pre-backup hook asked to cancel the backup: {}",
-            pre.failures()
-                .map(|f| f.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        )));
+        return Err(CoreError::CancelledByHook {
+            failures: pre.failures().map(|f| f.to_string()).collect(),
+        });
     }
     let mut warnings = policy.warnings.clone();
     for f in pre.failures() {
@@ -531,8 +518,12 @@ fn load_policy(opts: &BackupOptions) -> Result<BackupPolicy> {
     let mut patterns = Vec::new();
     for text in &opts.excludes {
         patterns.push(
-            Pattern::parse_relative_to(text, &ProcessEnv, &cwd)
-                .map_err(|e| CoreError::Usage(format!("--exclude {text:?}: {e}")))?,
+            Pattern::parse_relative_to(text, &ProcessEnv, &cwd).map_err(|source| {
+                CoreError::BadExclude {
+                    text: text.clone(),
+                    source,
+                }
+            })?,
         );
     }
     let filter = BackupFilter::new(&policy).with_excludes(&patterns);
@@ -552,6 +543,15 @@ pub(crate) struct Source {
 }
 
 impl Source {
+    /// The live tree at `root`, read where it is (no snapshot).
+    pub(crate) fn live(root: &Path) -> Source {
+        Source {
+            live: root.to_path_buf(),
+            read_from: root.to_path_buf(),
+            snapshot: None,
+        }
+    }
+
     /// The live path of a path under `read_from`.
     pub(crate) fn live_path(&self, real: &Path) -> PathBuf {
         match real.strip_prefix(&self.read_from) {
@@ -569,11 +569,7 @@ fn take_snapshot(
     opts: &BackupOptions,
     policy: &Policy,
 ) -> Result<(Source, Option<String>)> {
-    let live = Source {
-        live: root.to_path_buf(),
-        read_from: root.to_path_buf(),
-        snapshot: None,
-    };
+    let live = Source::live(root);
     if !opts.snapshot {
         return Ok((live, None));
     }
@@ -595,9 +591,7 @@ fn take_snapshot(
                 note,
             ))
         }
-        Err(e) if opts.require_snapshot => {
-            Err(CoreError::Usage(format!("--require-snapshot: {e}")))
-        }
+        Err(source) if opts.require_snapshot => Err(CoreError::SnapshotRequired { source }),
         Err(e) => Ok((live, Some(format!("{e}; reading the live tree")))),
     }
 }
@@ -1000,11 +994,7 @@ pub fn dry_run(opts: &BackupOptions, progress: &dyn Progress) -> Result<DryRunRe
     let policy = load_policy(opts)?;
     let mut job = Walker::new(progress, opts, &policy);
     for root in &roots {
-        let source = Source {
-            live: root.clone(),
-            read_from: root.clone(),
-            snapshot: None,
-        };
+        let source = Source::live(root);
         job.walk_filtered(
             &source,
             opts.one_file_system,
@@ -1108,7 +1098,7 @@ impl<'p, 'c> Walker<'p, 'c> {
     ) -> Result<()> {
         let filter = self.filter;
         std::thread::scope(|scope| {
-            let (walked, scanner) = crate::scan::spawn(scope, source, one_fs, filter);
+            let (walked, scanner) = crate::scan::spawn(scope, source, one_fs, filter)?;
             let mut visited = || -> Result<()> {
                 for item in walked.iter().flatten() {
                     match item {

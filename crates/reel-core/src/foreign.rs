@@ -124,15 +124,18 @@ impl<'d> TapeFile<'d> {
             .set_position(SeekTo::Rewind, false)
             .map_err(|e| ArchiveError::tape(format!("rewinding {name}"), e))?;
         if file > 0 {
-            let n = i64::try_from(file)
-                .map_err(|_| CoreError::Usage(format!("tape file {file} is too large")))?;
+            let n = i64::try_from(file).map_err(|_| CoreError::TapeFileTooLarge { file })?;
             drive
                 .set_position(SeekTo::SpaceFilemarks(n), false)
                 .map_err(|e| match e {
-                    TapeError::NoDataDetected | TapeError::EndOfMedia => CoreError::Usage(format!(
-                        "{name} has no tape file {file} (tape files are numbered from 0; `reel tape dump --file N` shows one)"
-                    )),
-                    e => ArchiveError::tape(format!("spacing to tape file {file} of {name}"), e).into(),
+                    TapeError::NoDataDetected | TapeError::EndOfMedia => {
+                        CoreError::NoSuchTapeFile {
+                            drive: name.clone(),
+                            file,
+                        }
+                    }
+                    e => ArchiveError::tape(format!("spacing to tape file {file} of {name}"), e)
+                        .into(),
                 })?;
         }
         let first_block = drive
@@ -340,12 +343,12 @@ fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
     let inner: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
-        let file = std::fs::File::open(path)
-            .map_err(|e| CoreError::Usage(format!("cannot open the archive {shown}: {e}")))?;
+        let file = std::fs::File::open(path).map_err(|source| CoreError::CannotOpenArchive {
+            shown: shown.clone(),
+            source,
+        })?;
         if file.metadata().is_ok_and(|m| m.is_dir()) {
-            return Err(CoreError::Usage(format!(
-                "{shown} is a directory, not an archive file"
-            )));
+            return Err(CoreError::ArchiveIsDirectory { shown });
         }
         Box::new(file)
     };
@@ -354,10 +357,12 @@ fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
         context: format!("reading {shown}"),
         source: e,
     })?;
-    if let Some((kind, cat)) = compression_of(head) {
-        return Err(CoreError::Usage(format!(
-            "{shown} is {kind}-compressed; reel reads plain tar archives: decompress it first, e.g. `{cat} {shown} | reel restore --archive - --to DIR`"
-        )));
+    if let Some((compression, decompressor)) = compression_of(head) {
+        return Err(CoreError::CompressedArchive {
+            shown,
+            compression,
+            decompressor,
+        });
     }
     Ok(Box::new(reader))
 }
@@ -365,7 +370,7 @@ fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
 /// A reader over the archive volumes `paths`, in order.
 fn archive_reader(paths: &[PathBuf]) -> Result<PaxReader<Box<dyn Read>>> {
     let Some(first) = paths.first() else {
-        return Err(CoreError::Usage("no archive given".into()));
+        return Err(CoreError::NoArchive);
     };
     let reader = PaxReader::new(open_archive(first)?);
     if paths.len() == 1 {
@@ -482,7 +487,7 @@ fn describe_source(source: &ForeignSource, tapes: &Option<&mut Tapes>) -> String
 }
 
 fn need_tapes(tapes: Option<&mut Tapes>, file: u64) -> Result<&mut Tapes> {
-    tapes.ok_or_else(|| CoreError::Usage(format!("tape file {file}: no tape drive given")))
+    tapes.ok_or(CoreError::NoTapeDrive { file })
 }
 
 /// Looks up a scan of the tape file `tf` is at (reading its first record).
@@ -748,7 +753,7 @@ pub fn restore(
             let mut tf = TapeFile::open(&mut *tapes.drive, *file)?;
             match catalog_scan_of(&mut tf, catalog, *file)? {
                 Some(scan) if scan.seekable() => {
-                    let cat = catalog.ok_or_else(|| CoreError::Usage("no catalog".into()))?;
+                    let cat = catalog.ok_or(CoreError::NoCatalog)?;
                     r.report.from_catalog = Some(scan.id);
                     restore_seeking(tf, cat, &scan, &selector, &mut r, &source_name)?;
                 }
@@ -946,9 +951,9 @@ pub fn scan(
     };
     let source = ForeignSource::TapeFile(file).describe(Some(&*tapes.drive));
     let mut tf = TapeFile::open(&mut *tapes.drive, file)?;
-    let fingerprint = tf
-        .fingerprint()?
-        .ok_or_else(|| CoreError::Usage(format!("{source} is empty: there is nothing to scan")))?;
+    let fingerprint = tf.fingerprint()?.ok_or_else(|| CoreError::EmptyTapeFile {
+        what: source.clone(),
+    })?;
     let first_block = tf.first_block();
     let id = ForeignFile::id_for(&fingerprint, file);
     let mut pax = PaxReader::new(tf);

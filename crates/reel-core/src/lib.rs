@@ -26,10 +26,11 @@ pub mod tapes;
 pub mod verify;
 
 pub use backup::{BackupOptions, BackupReport, backup};
-pub use error::{CoreError, FailureKind, Result};
+pub use error::{CoreError, Result};
 pub use list::{SetListing, VolumeListing, list_entries, list_sets};
 pub use manual::{ManualChanger, NoOperator, Operator};
 pub use progress::{NoProgress, Progress};
+pub use reel_error_class::ErrorClass;
 pub use restore::{RestoreOptions, RestoreReport, Rules, apply_member, restore};
 pub use select::Selector;
 pub use tapes::{LibraryChanger, NoChanger, Tapes, VolumeChanger};

@@ -16,6 +16,7 @@ use reel_policy::{BackupFilter, EntryKind, Verdict};
 use reel_stream::{Captured, NameCache, capture_open, capture_open_at};
 
 use crate::backup::{SkippedEntry, Source, known_facts};
+use crate::error::{CoreError, Result};
 
 /// Items go over in batches of this many entries: one wake-up of the other thread per batch,
 /// not per entry.
@@ -41,20 +42,35 @@ pub(crate) enum Walked {
     Problem(String),
 }
 
+/// The receiving end of a walk, and its thread.
+type Walk<'scope> = (
+    Receiver<Vec<Walked>>,
+    std::thread::ScopedJoinHandle<'scope, ()>,
+);
+
 /// Walks `source` on a new thread of `scope` and returns the receiving end of what it
-/// finds, in batches. Dropping the receiver stops the walk at its next batch.
+/// finds, in batches. Dropping the receiver stops the walk at its next batch. An error when
+/// the thread cannot start (the system is out of threads or memory).
 pub(crate) fn spawn<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     source: &'env Source,
     one_fs: bool,
     filter: Option<&'env BackupFilter>,
-) -> (
-    Receiver<Vec<Walked>>,
-    std::thread::ScopedJoinHandle<'scope, ()>,
-) {
+) -> Result<Walk<'scope>> {
+    let thread = std::thread::Builder::new().name("reel-scan".into());
+    spawn_on(thread, scope, source, one_fs, filter)
+}
+
+/// [`spawn`] on the thread `thread` makes (a test makes one that cannot start).
+fn spawn_on<'scope, 'env>(
+    thread: std::thread::Builder,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    source: &'env Source,
+    one_fs: bool,
+    filter: Option<&'env BackupFilter>,
+) -> Result<Walk<'scope>> {
     let (out, walked) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
-    let handle = std::thread::Builder::new()
-        .name("reel-scan".into())
+    let handle = thread
         .spawn_scoped(scope, move || {
             let mut scanner = Scanner {
                 names: NameCache::new(),
@@ -66,8 +82,11 @@ pub(crate) fn spawn<'scope, 'env>(
             // An error here only says that the receiver is gone: the job stopped.
             let _ = scanner.walk(source, one_fs).and_then(|()| scanner.flush());
         })
-        .unwrap_or_else(|e| panic!("cannot start the walk's thread: {e}"));
-    (walked, handle)
+        .map_err(|source| CoreError::Io {
+            context: "cannot start the walk's thread".into(),
+            source,
+        })?;
+    Ok((walked, handle))
 }
 
 /// The receiver hung up: the job stopped, so the walk stops too.
@@ -220,5 +239,50 @@ impl Scanner<'_> {
             _ => capture_open(path, &mut self.names),
         };
         self.report(captured)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The live paths a walk of `source` hands over, with the walk's thread made by `thread`.
+    fn walked_paths(source: &Source, thread: std::thread::Builder) -> Result<Vec<PathBuf>> {
+        std::thread::scope(|scope| {
+            let (walked, _handle) = spawn_on(thread, scope, source, false, None)?;
+            Ok(walked
+                .iter()
+                .flatten()
+                .filter_map(|w| match w {
+                    Walked::Entry { live, .. } => Some(live),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
+    #[test]
+    fn the_walk_hands_over_what_it_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"x").unwrap();
+        let source = Source::live(dir.path());
+        let found = walked_paths(&source, std::thread::Builder::new()).unwrap();
+        assert_eq!(found, [dir.path().to_path_buf(), dir.path().join("a")]);
+    }
+
+    #[test]
+    fn a_walk_thread_that_cannot_start_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = Source::live(dir.path());
+        // A stack of 4 EiB, more than any address space: the thread cannot be created.
+        let thread = std::thread::Builder::new().stack_size(1 << 62);
+        let err = walked_paths(&source, thread).unwrap_err();
+        assert!(matches!(err, CoreError::Io { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("cannot start the walk's thread: "),
+            "{err}"
+        );
+        assert_eq!(err.class(), reel_error_class::ErrorClass::Media);
     }
 }

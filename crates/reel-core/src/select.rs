@@ -68,12 +68,15 @@ impl Selector {
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
-                .map_err(|e| CoreError::Usage(format!("pattern {p:?}: {e}")))?;
+                .map_err(|source| CoreError::BadPattern {
+                    pattern: p.clone(),
+                    source,
+                })?;
             b.add(glob);
         }
         let set = b
             .build()
-            .map_err(|e| CoreError::Usage(format!("patterns: {e}")))?;
+            .map_err(|source| CoreError::BadPatterns { source })?;
         Ok(Selector {
             set: Some(set),
             lookup,

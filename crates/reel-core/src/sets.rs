@@ -6,7 +6,7 @@
 //! drive (an older volume, a set whose index is on another volume of its series) is found
 //! in the catalog, and its volumes are loaded through the changer.
 
-use reel_archive::{IndexEntry, SetInfo, SetOnTape, VolumeMap};
+use reel_archive::{IndexEntry, SetInfo, SetOnTape};
 use reel_catalog::Catalog;
 
 use crate::error::{CoreError, Result};
@@ -67,21 +67,20 @@ pub fn resolve(
     {
         return Ok(found);
     }
-    let map: Result<VolumeMap> =
-        reel_archive::map_volume_knowing(&mut *tapes.drive, &stopped_set_ids(catalog))
-            .map_err(CoreError::from);
-    let on_tape = match &map {
-        Ok(m) => m
-            .find_set(key)
-            .map(|s| (s.clone(), m))
-            .map_err(CoreError::from),
-        Err(e) => Err(CoreError::Usage(e.to_string())),
-    };
+    let on_tape =
+        match reel_archive::map_volume_knowing(&mut *tapes.drive, &stopped_set_ids(catalog)) {
+            Ok(map) => {
+                let found = map.find_set(key).cloned();
+                found.map(|set| (set, map)).map_err(CoreError::from)
+            }
+            Err(e) => Err(CoreError::UnreadableVolume(e)),
+        };
     match on_tape {
         Ok((set, map)) => {
-            let info = set.info.clone().ok_or_else(|| {
-                CoreError::Usage(format!("set {} has no readable index", set.number))
-            })?;
+            let info = set
+                .info
+                .clone()
+                .ok_or(CoreError::SetIndexUnreadable { number: set.number })?;
             let in_catalog = match catalog {
                 Some(c) => c.set(info.id).ok().flatten().is_some(),
                 None => false,
@@ -92,7 +91,7 @@ pub fn resolve(
                 let index_block = *map
                     .file_starts
                     .get(set.index_file as usize)
-                    .ok_or_else(|| CoreError::Usage(format!("set {} has no index", set.number)))?;
+                    .ok_or(CoreError::SetIndexMissing { number: set.number })?;
                 Members::Tape {
                     set: Box::new(set),
                     index_block,
@@ -121,10 +120,10 @@ pub fn resolve(
                     members: Members::Catalog,
                 }),
                 [] => Err(tape_err),
-                many => Err(CoreError::Usage(format!(
-                    "{key:?} matches {} sets in the catalog; give the set id",
-                    many.len()
-                ))),
+                many => Err(CoreError::AmbiguousSet {
+                    key: key.to_string(),
+                    matches: many.len(),
+                }),
             }
         }
     }
@@ -161,9 +160,7 @@ pub fn for_each_member(
             }
             Ok(())
         }
-        (Members::Catalog, None) => Err(CoreError::Usage(
-            "the catalog is needed to list this set".into(),
-        )),
+        (Members::Catalog, None) => Err(CoreError::ListNeedsCatalog),
     }
 }
 
@@ -185,11 +182,7 @@ pub fn info_by_id(
         .filter_map(|s| s.info.clone())
         .find(|i| i.id == id)
         .map(|i| (i, map.label.barcode.clone()))
-        .ok_or_else(|| {
-            CoreError::Usage(format!(
-                "set {id}, which holds unchanged files of this incremental set, is neither on this volume nor in the catalog (run `reel catalog rebuild` with all volumes in the library)"
-            ))
-        })
+        .ok_or(CoreError::AncestorNotFound { id })
 }
 
 /// The fast way to a named set: the label of the volume in the drive, the catalog's sets of

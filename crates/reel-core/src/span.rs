@@ -244,10 +244,7 @@ pub struct SetStream<'a> {
 
 impl<'a> SetStream<'a> {
     pub fn new(tapes: &'a mut Tapes, parts: Vec<SetPart>, block_size: usize) -> Result<Self> {
-        let first = parts
-            .first()
-            .cloned()
-            .ok_or_else(|| CoreError::Usage("the set has no data parts".into()))?;
+        let first = parts.first().cloned().ok_or(CoreError::NoDataParts)?;
         Ok(SetStream {
             tapes,
             cursor: RecordCursor::new(

@@ -41,17 +41,17 @@ pub struct NoChanger {
 
 impl VolumeChanger for NoChanger {
     fn next_blank(&mut self, current: &str) -> Result<String> {
-        Err(CoreError::Usage(format!(
-            "{current} is full and {} has no other cartridges to continue on; back up to a library (the default, or --tape LIBRARY-DIR)",
-            self.what
-        )))
+        Err(CoreError::NoMoreCartridges {
+            current: current.to_string(),
+            changer: self.what.clone(),
+        })
     }
 
     fn load_blank(&mut self, _drive: &mut Box<dyn TapeDrive>, barcode: &str) -> Result<()> {
-        Err(CoreError::Usage(format!(
-            "{} has no other cartridges to load {barcode} from",
-            self.what
-        )))
+        Err(CoreError::NoCartridgeToLoad {
+            barcode: barcode.to_string(),
+            changer: self.what.clone(),
+        })
     }
 
     fn load_volume(
@@ -60,10 +60,11 @@ impl VolumeChanger for NoChanger {
         barcode: &str,
         volume_id: uuid::Uuid,
     ) -> Result<()> {
-        Err(CoreError::Usage(format!(
-            "volume {barcode} ({volume_id}) is needed but {} cannot load it; use the library that holds it (--tape LIBRARY-DIR)",
-            self.what
-        )))
+        Err(CoreError::CannotLoadVolume {
+            barcode: barcode.to_string(),
+            volume_id,
+            changer: self.what.clone(),
+        })
     }
 
     fn describe(&self) -> String {
@@ -143,10 +144,11 @@ impl VolumeChanger for LibraryChanger {
                 return Ok(());
             }
         }
-        Err(CoreError::Usage(format!(
-            "volume {barcode} ({volume_id}) is not in the library {}: it was removed, erased or relabelled",
-            self.library.dir().display()
-        )))
+        Err(CoreError::VolumeNotInLibrary {
+            barcode: barcode.to_string(),
+            volume_id,
+            library: self.library.dir().to_path_buf(),
+        })
     }
 
     fn describe(&self) -> String {

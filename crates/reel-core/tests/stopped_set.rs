@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use reel_catalog::Catalog;
-use reel_core::{BackupOptions, CoreError, FailureKind, NoProgress, Tapes, VolumeChanger};
+use reel_core::{BackupOptions, CoreError, ErrorClass, NoProgress, Tapes, VolumeChanger};
 use reel_tape::TapeDrive;
 use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
 
@@ -86,7 +86,7 @@ fn a_set_that_cannot_continue_is_recorded_and_its_space_reused() {
     let err = reel_core::backup(&mut tapes(&cart), Some(&mut catalog), &opts, &NoProgress)
         .expect_err("the set cannot continue");
     assert!(matches!(err, CoreError::SetUnfinished { .. }), "{err:?}");
-    assert_eq!(err.kind(), FailureKind::Media);
+    assert_eq!(err.class(), ErrorClass::Media);
     let msg = err.to_string();
     assert!(
         msg.contains("opening cartridge lost-0001")

@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use reel_error_class::ErrorClass;
+
 use crate::format::FormatError;
 use crate::path::PathError;
 
@@ -72,13 +74,16 @@ impl DelayedError {
         }
     }
 
-    /// True when the error is in what was asked for or in the operation file (bad input,
-    /// refused file, duplicate, a file that does not exist), false when the system failed.
-    pub fn is_usage(&self) -> bool {
+    /// The class of this error: usage when it is in what was asked for or in the operation
+    /// file (bad input, refused file, duplicate, a file that does not exist), media when the
+    /// system failed.
+    pub fn class(&self) -> ErrorClass {
         match self {
             // A file that is not there was named wrongly; other I/O errors are the system's.
-            DelayedError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
-            _ => true,
+            DelayedError::Io { source, .. } if source.kind() != io::ErrorKind::NotFound => {
+                ErrorClass::Media
+            }
+            _ => ErrorClass::Usage,
         }
     }
 }

@@ -100,5 +100,6 @@ pub use format::{
 };
 pub use fsutil::MAX_FILE_BYTES;
 pub use path::{MapEntry, MapKey, NtPath, PathError, PathKind, PathMap};
+pub use reel_error_class::ErrorClass;
 pub use stage::{StagedReplacement, is_busy, schedule_replacement};
 pub use status::{RunState, StatusFile, default_state_dir};

@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use reel_error_class::ErrorClass;
+
 /// What went wrong, naming the file and, for bad bytes, the offset.
 #[derive(Debug, thiserror::Error)]
 pub enum EfsError {
@@ -92,17 +94,6 @@ pub enum EfsError {
     Callback(#[source] io::Error),
 }
 
-/// How serious an error is, for exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// The request cannot be done as asked (wrong file, missing key, existing target).
-    Usage,
-    /// Bytes failed a check: damaged or altered ciphertext, marker or raw form.
-    Integrity,
-    /// The system refused or failed an operation.
-    Io,
-}
-
 impl EfsError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> EfsError {
         EfsError::Io {
@@ -111,11 +102,15 @@ impl EfsError {
         }
     }
 
-    /// The class of this error.
+    /// The class of this error: integrity when bytes failed a check (damaged or altered
+    /// ciphertext, marker or raw form); partial when the system refused or failed an
+    /// operation on the file (every efs operation is on one file: a command over several
+    /// reports it and goes on); usage when the request cannot be done as asked (wrong file,
+    /// missing key, existing target).
     pub fn class(&self) -> ErrorClass {
         match self {
             EfsError::Io { .. } | EfsError::Callback(_) | EfsError::Changed { .. } => {
-                ErrorClass::Io
+                ErrorClass::Partial
             }
             EfsError::BadMarker { .. }
             | EfsError::BadHeader { .. }

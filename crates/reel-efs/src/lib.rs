@@ -71,7 +71,7 @@ pub mod raw;
 mod atomic;
 mod file;
 
-pub use error::{EfsError, ErrorClass, Result};
+pub use error::{EfsError, Result};
 pub use file::{
     EncryptOptions, Named, Removal, StanzaStatus, Status, TreeEvent, add_user, decrypt_file,
     decrypt_to, decrypt_tree, encrypt_file, encrypt_tree, mark_dir, mark_file, remove_user, status,
@@ -86,3 +86,4 @@ pub use raw::{
     ImportSummary, RawExport, RawFlags, RawImport, RawImportWriter, RawReader, encode_raw,
     peek_kind, verify_raw,
 };
+pub use reel_error_class::ErrorClass;

@@ -106,6 +106,7 @@ pub use hooks::{
 };
 pub use pattern::{Pattern, PatternError, ProcessEnv, Vars};
 pub use policy::{MAX_POLICY_FILE, Policy};
+pub use reel_error_class::ErrorClass;
 pub use roots::{FileState, Level, PolicyFile, Roots};
 pub use rules::{Key, Rule, RuleSet, Source};
 

@@ -20,6 +20,7 @@ use std::fmt;
 use std::path::Path;
 
 use globset::{Glob, GlobBuilder};
+use reel_error_class::ErrorClass;
 use serde::Serialize;
 
 /// Why a pattern was refused. Offsets count bytes from the start of the pattern text.
@@ -55,6 +56,14 @@ pub enum PatternError {
     Nul { offset: usize },
     #[error("the pattern cannot be compiled: {0}")]
     Glob(String),
+}
+
+impl PatternError {
+    /// The class of this error: always usage (the pattern, or a variable it names, is
+    /// written wrong).
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Usage
+    }
 }
 
 /// One character of the expanded pattern, and whether it may act as a wildcard (characters

@@ -20,6 +20,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use reel_error_class::ErrorClass;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use rustix::ioctl::{Getter, Opcode, Setter, Updater, opcode};
@@ -90,6 +91,19 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl SnapshotError {
+    /// The class of this error: a file system that takes no snapshots and too little free
+    /// space are configuration (usage), a failing system call is the medium's.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SnapshotError::Unsupported { .. } | SnapshotError::NotEnoughSpace { .. } => {
+                ErrorClass::Usage
+            }
+            SnapshotError::Io { .. } => ErrorClass::Media,
+        }
+    }
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> SnapshotError + 'a {

@@ -13,6 +13,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use reel_error_class::ErrorClass;
 use uuid::Uuid;
 
 use crate::roots::Roots;
@@ -36,6 +37,17 @@ pub enum StateError {
         "{path} does not hold a UUID (found {found:?}); remove it or restore again to write a new one"
     )]
     Malformed { path: PathBuf, found: String },
+}
+
+impl StateError {
+    /// The class of this error: a state file that does not hold a UUID is usage (its
+    /// message says to remove it), a failing system call is the medium's.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StateError::Io { .. } => ErrorClass::Media,
+            StateError::Malformed { .. } => ErrorClass::Usage,
+        }
+    }
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StateError + 'a {

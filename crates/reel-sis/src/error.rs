@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use reel_error_class::ErrorClass;
+
 /// Everything that can go wrong in the single instance store.
 #[derive(Debug, thiserror::Error)]
 pub enum SisError {
@@ -77,24 +79,22 @@ impl SisError {
         }
     }
 
-    /// True when the error means the store's data cannot be trusted (exit code 4 material).
-    pub fn is_integrity(&self) -> bool {
-        matches!(
-            self,
-            SisError::Corrupt { .. } | SisError::HashMismatch { .. }
-        )
-    }
-
-    /// True when the error is a configuration problem of the caller's (exit code 2 material).
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
+    /// The class of this error: stored bytes that do not parse or hash to their name are
+    /// integrity; a file system without reflinks, a volume without a store, a path or name
+    /// that does not belong are the caller's configuration (usage); a failing system call,
+    /// a missing common-store file and one a restore would overwrite are the medium's.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SisError::Corrupt { .. } | SisError::HashMismatch { .. } => ErrorClass::Integrity,
             SisError::NoReflink { .. }
-                | SisError::NoStore { .. }
-                | SisError::OutsideVolume { .. }
-                | SisError::BadName { .. }
-                | SisError::Invalid(_)
-        )
+            | SisError::NoStore { .. }
+            | SisError::OutsideVolume { .. }
+            | SisError::BadName { .. }
+            | SisError::Invalid(_) => ErrorClass::Usage,
+            SisError::Io { .. }
+            | SisError::MissingCommonStoreFile { .. }
+            | SisError::AlreadyPresent { .. } => ErrorClass::Media,
+        }
     }
 }
 

@@ -43,6 +43,7 @@ pub use error::{Result, SisError};
 pub use index::{Index, IndexEntry, LinkRecord};
 pub use maintenance::{GcReport, StatusReport, VerifyReport, gc, status, verify};
 pub use merge::{DuplicateGroup, MergeOptions, MergeReport, ScanPlan, merge, scan};
+pub use reel_error_class::ErrorClass;
 pub use reparse::{ContentHash, ReparseData};
 pub use store::{
     CommonStore, CommonStoreFile, CommonStoreWriter, INDEX_FILE, LinkCheck, LinkState, MARKER_FILE,

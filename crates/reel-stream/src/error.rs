@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use reel_error_class::ErrorClass;
+
 /// Why a restore refused an entry (nothing was written for it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -58,12 +60,23 @@ impl StreamError {
         }
     }
 
+    /// The class of this error: a truncated or malformed stream is integrity; a refused
+    /// entry, an unsupported kind and a partly restored file are problems of one file
+    /// (a restore lists and counts them, and goes on); a failing system call is the
+    /// medium's.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StreamError::Truncated { .. } | StreamError::Malformed { .. } => ErrorClass::Integrity,
+            StreamError::Refused { .. }
+            | StreamError::Unsupported { .. }
+            | StreamError::Partial { .. } => ErrorClass::Partial,
+            StreamError::Io { .. } => ErrorClass::Media,
+        }
+    }
+
     /// True for problems with the input data (truncated or malformed streams).
     pub fn is_data_error(&self) -> bool {
-        matches!(
-            self,
-            StreamError::Truncated { .. } | StreamError::Malformed { .. }
-        )
+        self.class() == ErrorClass::Integrity
     }
 
     /// True when the entry was refused for safety (counted, not fatal).

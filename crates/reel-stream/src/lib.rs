@@ -33,5 +33,6 @@ pub use meta::{
     capture_reporting, capture_stat,
 };
 pub use names::NameCache;
+pub use reel_error_class::ErrorClass;
 pub use sparse::{ContentHasher, ContentReader, Extent, SparseMap};
 pub use xattrs::Xattr;

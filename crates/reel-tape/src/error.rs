@@ -8,6 +8,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use reel_error_class::ErrorClass;
+
 /// Win32 error codes used by the tape API (values from `winerror.h`).
 pub mod code {
     pub const ERROR_WRITE_PROTECT: u32 = 19;
@@ -157,6 +159,17 @@ impl TapeError {
             ERROR_EOM_OVERFLOW => "ERROR_EOM_OVERFLOW",
             ERROR_DEVICE_REQUIRES_CLEANING => "ERROR_DEVICE_REQUIRES_CLEANING",
             _ => "ERROR_UNKNOWN",
+        }
+    }
+
+    /// The class of this condition: a failed data check is integrity, a request the drive
+    /// cannot take (a bad parameter, a cartridge description or image that cannot be used)
+    /// is usage, everything else is the medium's or the device's.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            TapeError::Crc(_) => ErrorClass::Integrity,
+            TapeError::InvalidParameter(_) | TapeError::BadCartridge { .. } => ErrorClass::Usage,
+            _ => ErrorClass::Media,
         }
     }
 

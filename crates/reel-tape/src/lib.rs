@@ -38,4 +38,5 @@ pub use drive::{
 };
 pub use error::{Result, TapeError};
 pub use library::{CartridgeInfo, Library, reel_home};
+pub use reel_error_class::ErrorClass;
 pub use target::Target;

@@ -240,15 +240,6 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
     }
 }
 
-/// Errors in the request or the file exit with 2; I/O failures keep their own code.
-fn lift(err: DelayedError) -> anyhow::Error {
-    if err.is_usage() {
-        anyhow!(UsageError(err.to_string()))
-    } else {
-        anyhow!(err)
-    }
-}
-
 enum Added {
     Move(String, String),
     Delete(String),
@@ -256,7 +247,7 @@ enum Added {
 }
 
 fn user_path(arg: &str) -> Result<NtPath> {
-    NtPath::from_user(arg).map_err(|e| lift(e.into()))
+    NtPath::from_user(arg).map_err(|e| DelayedError::from(e).into())
 }
 
 fn linux_of(p: &NtPath) -> Option<&Path> {
@@ -307,8 +298,8 @@ fn add(global: &Global, file: &Path, what: Added) -> Result<ExitCode> {
             Operation::set_short_name(user_path(&p)?, name)
         }
     };
-    let mut ops = OperationFile::open_or_create(file).map_err(lift)?;
-    let record = ops.append(op).map_err(lift)?;
+    let mut ops = OperationFile::open_or_create(file)?;
+    let record = ops.append(op)?;
     let number = ops.records().len();
     if global.json {
         print_json(&AddedJson {
@@ -357,7 +348,7 @@ struct ShowRecord<'a> {
 }
 
 fn show(global: &Global, file: &Path) -> Result<ExitCode> {
-    let ops = OperationFile::open(file).map_err(lift)?;
+    let ops = OperationFile::open(file)?;
     if global.json {
         let records = ops
             .records()
@@ -492,8 +483,7 @@ fn run_file(global: &Global, file: &Path, run: &RunArgs, dry_run: bool) -> Resul
         if show && !global.quiet {
             eprintln!("reel delayed: {}", outcome_line(o, total.max(o.record)));
         }
-    })
-    .map_err(lift)?;
+    })?;
     if global.json {
         print_json(&RunJson {
             report: &report,
@@ -604,7 +594,7 @@ fn register(
                 file.display()
             ))));
         }
-        Err(e) => return Err(lift(e)),
+        Err(e) => return Err(e.into()),
     }
     let reel_binary = match reel_path {
         Some(p) => p,
@@ -633,8 +623,7 @@ fn register(
         operation_file: file.clone(),
         reel_binary,
         run_args,
-    })
-    .map_err(lift)?;
+    })?;
     if global.json {
         print_json(&RegisterJson {
             unit: &reg.unit,
@@ -669,8 +658,8 @@ fn unregister(global: &Global, file: &Path, root: &Path) -> Result<ExitCode> {
     } else {
         file.to_path_buf()
     };
-    let unit = systemd::unit_name(&file).map_err(lift)?;
-    let was = systemd::unregister(root, &file).map_err(lift)?;
+    let unit = systemd::unit_name(&file)?;
+    let was = systemd::unregister(root, &file)?;
     if global.json {
         print_json(&serde_json::json!({ "unit": unit, "was_registered": was }))?;
     } else if !global.quiet {
@@ -691,7 +680,7 @@ fn status(global: &Global, state_dir: &Path) -> Result<ExitCode> {
                 state_dir.display()
             )))
         }
-        e => lift(e),
+        e => e.into(),
     })?;
     if global.json {
         print_json(&s)?;

@@ -200,31 +200,12 @@ Examples:
     },
 }
 
+/// Runs an efs command. An error that stops it exits with its class's code (see
+/// [`exit`]): every efs operation is on files, so a file that cannot be read or written
+/// (an efs file, or the -i/-o/stdout of export-raw and import-raw) is a per-file problem
+/// (exit 1), as the help says.
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    match dispatch(args, global) {
-        Ok(code) => Ok(code),
-        Err(err) => {
-            eprintln!("reel: {}", exit::describe(&err));
-            Ok(ExitCode::from(code_for(&err)))
-        }
-    }
-}
-
-/// Exit code of an error that stopped the whole command.
-fn code_for(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if cause.downcast_ref::<UsageError>().is_some() {
-            return exit::USAGE;
-        }
-        if let Some(e) = cause.downcast_ref::<EfsError>() {
-            return match e.class() {
-                ErrorClass::Usage => exit::USAGE,
-                ErrorClass::Integrity => exit::INTEGRITY,
-                ErrorClass::Io => exit::PARTIAL,
-            };
-        }
-    }
-    exit::PARTIAL
+    dispatch(args, global)
 }
 
 fn dispatch(args: Args, global: &Global) -> Result<ExitCode> {
@@ -740,19 +721,26 @@ fn export_raw(global: &Global, path: &Path, output: Option<&Path>) -> Result<Exi
                 .write(true)
                 .create_new(true)
                 .open(out_path)
-                .with_context(|| {
+                .map_err(exit::file_error(
+                    ErrorClass::Partial,
                     format!(
                         "cannot create {} (it is never replaced)",
                         out_path.display()
-                    )
-                })?;
+                    ),
+                ))?;
             let mut out = std::io::BufWriter::new(file);
             let result = export
                 .export(|chunk| out.write_all(chunk))
                 .map_err(anyhow::Error::from)
                 .and_then(|n| {
-                    let file = out.into_inner().map_err(|e| e.into_error())?;
-                    file.sync_all()?;
+                    let written = out
+                        .into_inner()
+                        .map_err(|e| e.into_error())
+                        .and_then(|file| file.sync_all());
+                    written.map_err(exit::file_error(
+                        ErrorClass::Partial,
+                        format!("cannot write {}", out_path.display()),
+                    ))?;
                     Ok(n)
                 });
             if result.is_err() {
@@ -770,7 +758,10 @@ fn export_raw(global: &Global, path: &Path, output: Option<&Path>) -> Result<Exi
             }
             let mut out = stdout.lock();
             let n = export.export(|chunk| out.write_all(chunk))?;
-            out.flush().context("writing to stdout")?;
+            out.flush().map_err(exit::file_error(
+                ErrorClass::Partial,
+                "writing to stdout".into(),
+            ))?;
             n
         }
     };
@@ -795,7 +786,10 @@ fn import_raw(
     overwrite_hidden: bool,
 ) -> Result<ExitCode> {
     let mut reader: Box<dyn Read> = match input {
-        Some(p) => Box::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
+        Some(p) => Box::new(File::open(p).map_err(exit::file_error(
+            ErrorClass::Partial,
+            format!("cannot open {}", p.display()),
+        ))?),
         None => {
             if std::io::stdin().is_terminal() {
                 bail!(UsageError(
@@ -810,7 +804,10 @@ fn import_raw(
     (&mut reader)
         .take(16)
         .read_to_end(&mut prefix)
-        .context("reading the raw form")?;
+        .map_err(exit::file_error(
+            ErrorClass::Partial,
+            "reading the raw form".into(),
+        ))?;
     let mut flags = RawFlags::CREATE_FOR_IMPORT;
     if reel_efs::peek_kind(&prefix) == Some(Kind::Directory) {
         flags = flags | RawFlags::CREATE_FOR_DIR;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use reel_sis::{CommonStore, MergeOptions, SisError, Volume, WatchEvent, Watcher};
@@ -110,20 +110,6 @@ Examples:
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    match dispatch(args, global) {
-        Ok(code) => Ok(code),
-        Err(err) => match err.downcast_ref::<SisError>() {
-            Some(s) if s.is_usage() => Err(anyhow!(UsageError(s.to_string()))),
-            Some(s) if s.is_integrity() => {
-                eprintln!("reel: {s}");
-                Ok(ExitCode::from(exit::INTEGRITY))
-            }
-            _ => Err(err),
-        },
-    }
-}
-
-fn dispatch(args: Args, global: &Global) -> Result<ExitCode> {
     match args.command {
         SisCommand::Merge {
             at,

@@ -204,11 +204,7 @@ fn write(
             "reel: cannot re-create {}: {e}; nothing was written under that name",
             path.display()
         );
-        Ok(ExitCode::from(if e.is_data_error() {
-            INTEGRITY
-        } else {
-            crate::exit::MEDIA
-        }))
+        Ok(ExitCode::from(crate::exit::code(e.class())))
     };
     loop {
         let n = match src.read(&mut buf) {
