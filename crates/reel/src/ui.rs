@@ -10,30 +10,15 @@ use serde::Serialize;
 use crate::Global;
 use crate::exit::UsageError;
 
-/// Parses a size such as `16G`, `512M`, `4096`, `1.5T` (binary multiples).
+/// Parses a size such as `16G`, `512M`, `4096`, `1.5T` (binary multiples; reel-policy's
+/// parser): a bad one is a usage error.
 pub fn parse_size(text: &str) -> Result<u64, UsageError> {
-    let t = text.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (num, mult) = match t.chars().last() {
-        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
-        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let bad = || {
-        UsageError(format!(
-            "{text:?} is not a size (examples: 4096, 256K, 16G, 1.5T)"
-        ))
-    };
-    let value: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !value.is_finite() || value < 0.0 || value * mult as f64 > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok((value * mult as f64) as u64)
+    reel_policy::parse_size(text).map_err(|e| UsageError(e.to_string()))
+}
+
+/// As [`parse_size`], but a bare number counts `unit`s (`8` with `1 << 20` is 8 MiB).
+pub fn parse_size_in(text: &str, unit: u64) -> Result<u64, UsageError> {
+    reel_policy::parse_size_in(text, unit).map_err(|e| UsageError(e.to_string()))
 }
 
 /// A size for people: `1.5 GiB`.
