@@ -301,8 +301,8 @@ fn prepare_volume(
 ) -> Result<AppendPoint> {
     // A virtual cartridge is labelled with its name; a tape in a real or remote drive gets a
     // name of its own (the device path names the drive, not the tape).
-    let barcode = match (drive.describe().strip_prefix("vtape:"), name) {
-        (Some(cartridge), _) => cartridge.to_string(),
+    let barcode = match (drive.cartridge_name(), name) {
+        (Some(cartridge), _) => cartridge,
         (None, Some(name)) => name.to_string(),
         (None, None) => crate::manual::new_tape_name(),
     };
@@ -363,14 +363,14 @@ pub fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let roots = resolve_roots(&opts.paths)?;
+    let max_record = tapes.drive.max_record_len();
     if opts.block_size < 512
         || !opts.block_size.is_multiple_of(512)
-        || opts.block_size > reel_tape::vtape::MAX_BLOCK_SIZE as usize
+        || opts.block_size > max_record
     {
         return Err(CoreError::Usage(format!(
-            "block size {} must be a multiple of 512 between 512 and {}",
+            "block size {} must be a multiple of 512 between 512 and {max_record}",
             opts.block_size,
-            reel_tape::vtape::MAX_BLOCK_SIZE
         )));
     }
     let root_names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();

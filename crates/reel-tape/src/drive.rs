@@ -17,6 +17,11 @@ use serde::Serialize;
 
 use crate::error::{Result, TapeError};
 
+/// The largest record any of reel's drives reads or writes: the 24-bit transfer length of
+/// SCSI READ and WRITE, 16 MiB - 1 (a virtual cartridge and an rmt request hold the same).
+/// One drive may take less: [`TapeDrive::max_record_len`] says.
+pub const MAX_TRANSFER_LEN: usize = 0x00FF_FFFF;
+
 /// Which position [`TapeDrive::position`] reports (GetTapePosition's `dwPositionType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PositionKind {
@@ -209,6 +214,15 @@ pub struct SetDriveParameters {
 pub trait TapeDrive: Send {
     /// A short name of the drive and medium for messages, e.g. `vtape:tape-0001`.
     fn describe(&self) -> String;
+
+    /// The barcode of the cartridge in the drive, when the drive knows it: a virtual
+    /// cartridge's name. `None` for a real or remote drive, where the device names the drive
+    /// and not the tape (a tape there gets a name of its own when it is labelled).
+    fn cartridge_name(&self) -> Option<String>;
+
+    /// The largest record, in bytes, this drive reads or writes (also its
+    /// [`DriveParameters::maximum_block_size`], known here without asking the drive).
+    fn max_record_len(&self) -> usize;
 
     /// What opening the medium had to repair or found missing, one sentence each, for the
     /// user to see (a virtual cartridge cut after a crash, or shorter than its index says).

@@ -717,7 +717,7 @@ fn set(global: &Global, s: SetArgs) -> Result<ExitCode> {
                 u32::try_from(v).map_err(|_| {
                     TapeError::InvalidParameter(format!(
                         "block size {v} is outside 1..={} (0 = variable)",
-                        reel_tape::vtape::MAX_BLOCK_SIZE
+                        drive.max_record_len()
                     ))
                 })?
             }
@@ -807,7 +807,7 @@ fn dump(global: &Global, file: u64) -> Result<ExitCode> {
     // Variable mode: room for the largest record. Fixed mode: whole blocks, about 1 MiB.
     let bs = drive.media_parameters()?.block_size as usize;
     let len = if bs == 0 {
-        reel_tape::vtape::MAX_BLOCK_SIZE as usize + 1
+        drive.max_record_len() + 1
     } else {
         bs * (1usize << 20).div_ceil(bs)
     };
