@@ -603,15 +603,9 @@ fn take_snapshot(
 }
 
 /// The mount point holding `path` (from /proc/self/mountinfo), for the policy's
-/// per-file-system backup mode.
+/// per-file-system backup mode; `/` when the mount table cannot be read.
 fn mount_point_of(path: &Path) -> PathBuf {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(m.replace("\\040", " ")))
-        .filter(|m| path.starts_with(m))
-        .max_by_key(|m| m.components().count())
-        .unwrap_or_else(|| PathBuf::from("/"))
+    reel_sis::mount_point_of(path).unwrap_or_else(|_| PathBuf::from("/"))
 }
 
 /// What a backup writes, and how: the job's inputs, from [`write_set`] to [`write_to_tape`].
