@@ -1,10 +1,12 @@
-//! Output helpers: sizes, JSON documents, progress bars, asking the operator for tapes.
+//! Output helpers: sizes, member lines, JSON documents, progress bars, asking the operator for
+//! tapes.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use reel_archive::IndexEntry;
 use serde::Serialize;
 
 use crate::Global;
@@ -35,6 +37,65 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// One member as `reel list` shows it.
+pub fn entry_line(e: &IndexEntry) -> String {
+    let link = match (e.kind, &e.link) {
+        ('l', Some(t)) => format!(" -> {t}"),
+        ('h', Some(t)) => format!(" link to {t}"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {:>6}/{:<6} {:>12} {} {}{}",
+        kind_mode(e),
+        e.uid,
+        e.gid,
+        e.size,
+        when(&e.mtime),
+        e.display_path(),
+        link
+    )
+}
+
+fn kind_mode(e: &IndexEntry) -> String {
+    let kind = match e.kind {
+        'f' | 'h' => '-',
+        k => k,
+    };
+    let mut s = String::from(kind);
+    let bits = [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
+    ];
+    for (bit, c) in bits {
+        s.push(if e.mode & bit != 0 { c } else { '-' });
+    }
+    s
+}
+
+fn when(mtime: &str) -> String {
+    let secs: i64 = mtime
+        .split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| mtime.to_string())
 }
 
 /// Prints one JSON document on stdout.
