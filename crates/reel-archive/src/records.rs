@@ -309,7 +309,7 @@ impl RecordCursor {
                     return Ok(false);
                 }
                 Err(TapeError::MoreData { record_len, .. })
-                    if record_len <= reel_tape::vtape::MAX_BLOCK_SIZE as usize =>
+                    if record_len <= drive.max_record_len() =>
                 {
                     // A record larger than the buffer: grow and read it again.
                     self.buf.resize(record_len, 0);

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +23,8 @@ use reel_tape::{SeekTo, TapeDrive};
 use crate::error::{CoreError, Result};
 use crate::progress::Progress;
 use crate::scan::Walked;
+use crate::source::Source;
+pub use crate::source::{SkippedEntry, archive_name};
 use crate::span::{ClosedParts, SpanningSink};
 use crate::tapes::Tapes;
 
@@ -107,40 +108,6 @@ pub struct DryRunReport {
     /// Every entry the policy would skip, with the rule or convention responsible.
     pub skipped: Vec<SkippedEntry>,
     pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SkippedEntry {
-    pub path: String,
-    /// `rule`, `marker`, `cachedir-tag`, `nodump`, `xattr`.
-    pub kind: String,
-    pub reason: String,
-    /// Only the directory's content is skipped (the directory and its tag are kept).
-    pub contents_only: bool,
-}
-
-impl SkippedEntry {
-    /// The entry at `live` the policy left out for `reason` (with `contents_only`, the
-    /// directory and its tag are kept).
-    pub(crate) fn new(live: &Path, reason: &reel_policy::Reason<'_>, contents_only: bool) -> Self {
-        SkippedEntry {
-            path: live.display().to_string(),
-            kind: reason.kind().to_string(),
-            reason: reason.to_string(),
-            contents_only,
-        }
-    }
-}
-
-/// The archive name of an absolute path: the path without its leading slash.
-pub fn archive_name(path: &Path) -> Vec<u8> {
-    let bytes = path.as_os_str().as_bytes();
-    let trimmed = bytes
-        .iter()
-        .position(|b| *b != b'/')
-        .map(|i| &bytes[i..])
-        .unwrap_or(b"");
-    trimmed.to_vec()
 }
 
 /// Makes the backup roots absolute (without resolving a final symlink) and drops roots that
@@ -229,18 +196,6 @@ fn open_source(path: &Path) -> io::Result<File> {
     }
 }
 
-/// What the policy needs to know of an entry, from what the capture read.
-pub(crate) fn known_facts(meta: &reel_stream::FileMeta) -> reel_policy::KnownFacts {
-    reel_policy::KnownFacts {
-        nodump: meta.flags & reel_stream::flags::NODUMP != 0,
-        robots_backup_false: meta
-            .xattrs
-            .iter()
-            .find(|x| x.name == reel_policy::ROBOTS_XATTR.as_bytes())
-            .is_some_and(|x| reel_policy::KnownFacts::robots_value_says_no(&x.value)),
-    }
-}
-
 /// Files and bytes under the roots, counted by a background walk for progress totals.
 #[derive(Default)]
 struct Totals {
@@ -296,8 +251,8 @@ fn prepare_volume(
 ) -> Result<AppendPoint> {
     // A virtual cartridge is labelled with its name; a tape in a real or remote drive gets a
     // name of its own (the device path names the drive, not the tape).
-    let barcode = match (drive.describe().strip_prefix("vtape:"), name) {
-        (Some(cartridge), _) => cartridge.to_string(),
+    let barcode = match (drive.cartridge_name(), name) {
+        (Some(cartridge), _) => cartridge,
         (None, Some(name)) => name.to_string(),
         (None, None) => crate::manual::new_tape_name(),
     };
@@ -358,115 +313,38 @@ pub fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let roots = resolve_roots(&opts.paths)?;
-    if opts.block_size < 512
-        || !opts.block_size.is_multiple_of(512)
-        || opts.block_size > reel_tape::vtape::MAX_BLOCK_SIZE as usize
-    {
-        return Err(CoreError::BadBlockSize {
-            size: opts.block_size,
-            max: reel_tape::vtape::MAX_BLOCK_SIZE,
-        });
-    }
+    check_block_size(opts.block_size, &*tapes.drive)?;
     let root_names: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
     let policy = load_policy(opts)?;
     for w in &policy.warnings {
         progress.problem(w);
     }
-    // Full or incremental: as asked, else as the policy's backup-mode says.
-    let explicit = opts.incremental == Some(true);
-    let incremental = match opts.incremental {
-        Some(i) => i,
-        // One set is one mode: incremental only when every path's file system says so.
-        None => roots.iter().all(|root| {
-            let uuid = reel_policy::filesystem_uuid(root);
-            policy
-                .policy
-                .config
-                .mode_for(&mount_point_of(root), uuid.as_deref())
-                == reel_policy::ModeKind::Incremental
-        }),
-    };
-    // The parent of an incremental backup: the newest set of the same paths.
-    let parent = if !incremental {
-        None
-    } else {
-        match catalog.as_deref() {
-            None if explicit => {
-                return Err(CoreError::IncrementalNeedsCatalog);
-            }
-            None => None,
-            Some(cat) => match cat.latest_set_for_paths(&root_names)? {
-                Some(p) => Some(p),
-                None if explicit => {
-                    return Err(CoreError::NoEarlierSet {
-                        paths: root_names.clone(),
-                    });
-                }
-                None => None,
-            },
-        }
-    };
+    let parent = parent_set(
+        opts,
+        &policy.policy,
+        &roots,
+        &root_names,
+        catalog.as_deref(),
+    )?;
     let set_id = uuid::Uuid::new_v4();
-    let set_name = opts.name.clone().unwrap_or_else(|| {
-        let host = host_name();
-        let stamp: String = now_rfc3339()
-            .chars()
-            .filter(|c| c.is_ascii_digit())
-            .take(14)
-            .collect();
-        let base = format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp);
-        // Two backups in one second would share a name, and a restore by name would have
-        // to guess: the second gets `-2`.
-        let taken: Vec<String> = catalog
-            .as_deref()
-            .and_then(|c| c.sets().ok())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
-        std::iter::once(base.clone())
-            .chain((2..).map(|n| format!("{base}-{n}")))
-            .find(|name| !taken.contains(name))
-            .unwrap_or(base)
-    });
+    let set_name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| default_set_name(catalog.as_deref()));
     let hook_context = || {
         HookContext::new()
             .set_id(set_id)
             .var("REEL_SET_NAME", set_name.clone())
             .var("REEL_PATHS", root_names.join("\n"))
     };
-    let pre = policy
-        .policy
-        .run_hooks(HookPhase::PreBackup, &hook_context());
-    if pre.abort_requested() {
-        return Err(CoreError::CancelledByHook {
-            failures: pre.failures().map(|f| f.to_string()).collect(),
-        });
-    }
     let mut warnings = policy.warnings.clone();
-    for f in pre.failures() {
-        let msg = format!("pre-backup hook: {f}");
-        progress.problem(&msg);
-        warnings.push(msg);
-    }
-    let mut sources = Vec::new();
-    for root in &roots {
-        match take_snapshot(root, opts, &policy.policy)? {
-            (source, Some(note)) => {
-                progress.problem(&note);
-                warnings.push(note);
-                sources.push(source);
-            }
-            (source, None) => sources.push(source),
-        }
-    }
-    let snapshots: Vec<String> = sources
-        .iter()
-        .filter_map(|s| s.snapshot.as_ref().map(|p| p.display().to_string()))
-        .collect();
+    run_pre_backup_hooks(&policy.policy, &hook_context(), progress, &mut warnings)?;
+    let sources = take_snapshots(&roots, opts, &policy.policy, progress, &mut warnings)?;
+    let snapshots: Vec<PathBuf> = sources.iter().filter_map(|s| s.snapshot.clone()).collect();
     let mut post_context = hook_context();
     if !snapshots.is_empty() {
-        post_context = post_context.var("REEL_SNAPSHOT", snapshots.join("\n"));
+        let listed: Vec<String> = snapshots.iter().map(|p| p.display().to_string()).collect();
+        post_context = post_context.var("REEL_SNAPSHOT", listed.join("\n"));
     }
     let job = SetJob {
         opts,
@@ -492,8 +370,127 @@ pub fn backup(
         warnings.push(msg);
     }
     report.warnings = warnings;
-    report.snapshots = sources.iter().filter_map(|s| s.snapshot.clone()).collect();
+    report.snapshots = snapshots;
     Ok(report)
+}
+
+/// Set data goes in records of `block_size` bytes: a whole number of tar blocks, and no
+/// larger than the drive's largest record.
+fn check_block_size(block_size: usize, drive: &dyn TapeDrive) -> Result<()> {
+    let max_record = drive.max_record_len();
+    if block_size < 512 || !block_size.is_multiple_of(512) || block_size > max_record {
+        return Err(CoreError::BadBlockSize {
+            size: block_size,
+            max: max_record,
+        });
+    }
+    Ok(())
+}
+
+/// The set an incremental backup of `roots` is taken since: `None` for a full backup. Full
+/// or incremental is as asked, else as the policy's backup-mode says (incremental only when
+/// it says so for every root's file system); an incremental backup with no earlier set of
+/// the same paths is a full one, unless it was asked for.
+fn parent_set(
+    opts: &BackupOptions,
+    policy: &Policy,
+    roots: &[PathBuf],
+    root_names: &[String],
+    catalog: Option<&Catalog>,
+) -> Result<Option<SetInfo>> {
+    let explicit = opts.incremental == Some(true);
+    let incremental = match opts.incremental {
+        Some(i) => i,
+        // One set is one mode: incremental only when every path's file system says so.
+        None => roots.iter().all(|root| {
+            let uuid = reel_policy::filesystem_uuid(root);
+            policy
+                .config
+                .mode_for(&mount_point_of(root), uuid.as_deref())
+                == reel_policy::ModeKind::Incremental
+        }),
+    };
+    if !incremental {
+        return Ok(None);
+    }
+    // The parent of an incremental backup: the newest set of the same paths.
+    match catalog {
+        None if explicit => Err(CoreError::IncrementalNeedsCatalog),
+        None => Ok(None),
+        Some(cat) => match cat.latest_set_for_paths(root_names)? {
+            Some(p) => Ok(Some(p)),
+            None if explicit => Err(CoreError::NoEarlierSet {
+                paths: root_names.to_vec(),
+            }),
+            None => Ok(None),
+        },
+    }
+}
+
+/// The name of a set not named by the user: host and time, `-2`, `-3`… when the catalog
+/// already has a set of that name (two backups in one second would share it, and a restore
+/// by name would have to guess).
+fn default_set_name(catalog: Option<&Catalog>) -> String {
+    let host = host_name();
+    let stamp: String = now_rfc3339()
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(14)
+        .collect();
+    let base = format!("{}-{}", if host.is_empty() { "reel" } else { &host }, stamp);
+    let taken: Vec<String> = catalog
+        .and_then(|c| c.sets().ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    std::iter::once(base.clone())
+        .chain((2..).map(|n| format!("{base}-{n}")))
+        .find(|name| !taken.contains(name))
+        .unwrap_or(base)
+}
+
+/// Runs the pre-backup hooks: one that asks to cancel stops the backup; other failures are
+/// reported and added to `warnings`.
+fn run_pre_backup_hooks(
+    policy: &Policy,
+    context: &HookContext,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let pre = policy.run_hooks(HookPhase::PreBackup, context);
+    if pre.abort_requested() {
+        return Err(CoreError::CancelledByHook {
+            failures: pre.failures().map(|f| f.to_string()).collect(),
+        });
+    }
+    for f in pre.failures() {
+        let msg = format!("pre-backup hook: {f}");
+        progress.problem(&msg);
+        warnings.push(msg);
+    }
+    Ok(())
+}
+
+/// Where each root is read: a snapshot of it with `--snapshot`, else the live tree. Notes
+/// on snapshots are reported and added to `warnings`.
+fn take_snapshots(
+    roots: &[PathBuf],
+    opts: &BackupOptions,
+    policy: &Policy,
+    progress: &dyn Progress,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Source>> {
+    let mut sources = Vec::new();
+    for root in roots {
+        let (source, note) = take_snapshot(root, opts, policy)?;
+        if let Some(note) = note {
+            progress.problem(&note);
+            warnings.push(note);
+        }
+        sources.push(source);
+    }
+    Ok(sources)
 }
 
 /// The policy of one backup, loaded once.
@@ -534,34 +531,6 @@ fn load_policy(opts: &BackupOptions) -> Result<BackupPolicy> {
     })
 }
 
-/// One path to back up, and where its content is read: the live tree or a snapshot of it.
-#[derive(Debug, Clone)]
-pub(crate) struct Source {
-    live: PathBuf,
-    pub(crate) read_from: PathBuf,
-    snapshot: Option<PathBuf>,
-}
-
-impl Source {
-    /// The live tree at `root`, read where it is (no snapshot).
-    pub(crate) fn live(root: &Path) -> Source {
-        Source {
-            live: root.to_path_buf(),
-            read_from: root.to_path_buf(),
-            snapshot: None,
-        }
-    }
-
-    /// The live path of a path under `read_from`.
-    pub(crate) fn live_path(&self, real: &Path) -> PathBuf {
-        match real.strip_prefix(&self.read_from) {
-            Ok(rest) if rest.as_os_str().is_empty() => self.live.clone(),
-            Ok(rest) => self.live.join(rest),
-            Err(_) => real.to_path_buf(),
-        }
-    }
-}
-
 /// With `--snapshot`, a read-only btrfs snapshot of `root` to read from; elsewhere the live
 /// tree and a note saying why (or an error with `--require-snapshot`).
 fn take_snapshot(
@@ -583,11 +552,7 @@ fn take_snapshot(
                 )
             });
             Ok((
-                Source {
-                    live: root.to_path_buf(),
-                    read_from: snap.source_in_snapshot(),
-                    snapshot: Some(snap.path.clone()),
-                },
+                Source::in_snapshot(root, snap.source_in_snapshot(), snap.path.clone()),
                 note,
             ))
         }
@@ -597,15 +562,9 @@ fn take_snapshot(
 }
 
 /// The mount point holding `path` (from /proc/self/mountinfo), for the policy's
-/// per-file-system backup mode.
+/// per-file-system backup mode; `/` when the mount table cannot be read.
 fn mount_point_of(path: &Path) -> PathBuf {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(m.replace("\\040", " ")))
-        .filter(|m| path.starts_with(m))
-        .max_by_key(|m| m.components().count())
-        .unwrap_or_else(|| PathBuf::from("/"))
+    reel_sis::mount_point_of(path).unwrap_or_else(|_| PathBuf::from("/"))
 }
 
 /// What a backup writes, and how: the job's inputs, from [`write_set`] to [`write_to_tape`].

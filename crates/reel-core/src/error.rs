@@ -27,7 +27,7 @@ pub enum CoreError {
     ForeignVolume { drive: String, detail: String },
     /// A block size that is not a multiple of 512 between 512 and `max`.
     #[error("block size {size} must be a multiple of 512 between 512 and {max}")]
-    BadBlockSize { size: usize, max: u32 },
+    BadBlockSize { size: usize, max: usize },
     /// An incremental backup was asked for without a catalog.
     #[error("an incremental backup needs the catalog (run `reel catalog rebuild` to recreate it)")]
     IncrementalNeedsCatalog,

@@ -189,7 +189,7 @@ impl<'d> TapeFile<'d> {
                     return Ok(false);
                 }
                 Err(TapeError::MoreData { record_len, .. })
-                    if record_len <= reel_tape::vtape::MAX_BLOCK_SIZE as usize =>
+                    if record_len <= self.drive.max_record_len() =>
                 {
                     // A record larger than the buffer: grow it and read the record again.
                     self.buf.resize(record_len, 0);

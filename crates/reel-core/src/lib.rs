@@ -21,6 +21,7 @@ mod scan;
 pub mod select;
 pub mod sets;
 pub mod sis;
+mod source;
 pub mod span;
 pub mod tapes;
 pub mod verify;

@@ -339,6 +339,13 @@ impl TapeDrive for Detached {
     fn describe(&self) -> String {
         format!("{} (no tape loaded)", self.what)
     }
+    fn cartridge_name(&self) -> Option<String> {
+        None
+    }
+    fn max_record_len(&self) -> usize {
+        // Nothing is read or written without a tape; the bound of the drives reel knows.
+        reel_tape::MAX_TRANSFER_LEN
+    }
     fn read(&mut self, _: &mut [u8]) -> reel_tape::Result<usize> {
         Err(TapeError::NoMediaInDrive)
     }

@@ -15,8 +15,8 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use reel_policy::{BackupFilter, EntryKind, Verdict};
 use reel_stream::{Captured, NameCache, capture_open, capture_open_at};
 
-use crate::backup::{SkippedEntry, Source, known_facts};
 use crate::error::{CoreError, Result};
+use crate::source::{SkippedEntry, Source, known_facts};
 
 /// Items go over in batches of this many entries: one wake-up of the other thread per batch,
 /// not per entry.

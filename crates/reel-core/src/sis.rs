@@ -19,7 +19,7 @@ use reel_archive::Entry;
 use reel_archive::pax::PaxReader;
 use reel_sis::{BackupStructure, ReparseData, RestoreStructure, Volume};
 
-use crate::backup::archive_name;
+use crate::source::archive_name;
 
 /// Pax key of a SIS link: the text form of its reparse data.
 pub const PAX_KEY: &str = "REEL.sis";

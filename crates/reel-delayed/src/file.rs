@@ -96,12 +96,7 @@ impl OperationFile {
     /// Appends a `MoveFile` record for two absolute Linux paths. Refuses a duplicate, a
     /// source that is a directory, and a path inside a directory an earlier record deletes.
     pub fn append_move(&mut self, source: &Path, destination: &Path) -> Result<Record> {
-        if std::fs::symlink_metadata(source).is_ok_and(|m| m.is_dir()) {
-            return Err(DelayedError::Invalid(format!(
-                "{} is a directory; MoveFile moves files only (move its files one by one)",
-                source.display()
-            )));
-        }
+        refuse_directory_source(source)?;
         let op = Operation::move_file(
             NtPath::from_linux(source)?,
             NtPath::from_linux(destination)?,
@@ -258,4 +253,156 @@ pub fn same_filesystem(a: &Path, b: &Path) -> Option<bool> {
     let da = std::fs::metadata(fsutil::parent_dir(a)).ok()?;
     let db = std::fs::metadata(fsutil::parent_dir(b)).ok()?;
     Some(da.dev() == db.dev())
+}
+
+/// MoveFile moves files only: a directory as its source is refused when it is scheduled.
+fn refuse_directory_source(source: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(source).is_ok_and(|m| m.is_dir()) {
+        return Err(DelayedError::Invalid(format!(
+            "{} is a directory; MoveFile moves files only (schedule its files one by one)",
+            source.display()
+        )));
+    }
+    Ok(())
+}
+
+/// What may keep an operation being scheduled from working, as things are now: it is
+/// appended all the same (things may change before the run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestWarning {
+    /// MoveFile's source and destination directories are on different file systems.
+    DifferentFileSystems {
+        source: PathBuf,
+        destination: PathBuf,
+    },
+}
+
+impl std::fmt::Display for RequestWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestWarning::DifferentFileSystems {
+                source,
+                destination,
+            } => write!(
+                f,
+                "{} and {} are on different file systems now; the move will fail with ERROR_NOT_SAME_DEVICE (17) unless that changes by the time it runs",
+                source.display(),
+                destination.display()
+            ),
+        }
+    }
+}
+
+/// Checks an operation someone asks to schedule, before it goes into a file. Refused: what
+/// cannot work whatever happens before the run (a directory as MoveFile's source, a short
+/// name that is not 8.3). Warned of: what fails as things are now (a move across file
+/// systems). Windows paths are checked when they are carried out, through the map.
+pub fn check_request(op: &Operation) -> Result<Vec<RequestWarning>> {
+    let mut warnings = Vec::new();
+    match op {
+        Operation::MoveFile {
+            source,
+            destination,
+        } => {
+            if let (PathKind::Linux(s), PathKind::Linux(d)) = (source.kind(), destination.kind()) {
+                let (source, destination) = (Path::new(s), Path::new(d));
+                refuse_directory_source(source)?;
+                if same_filesystem(source, destination) == Some(false) {
+                    warnings.push(RequestWarning::DifferentFileSystems {
+                        source: source.to_path_buf(),
+                        destination: destination.to_path_buf(),
+                    });
+                }
+            }
+        }
+        Operation::SetFileShortName { short_name, .. } => {
+            if !crate::exec::is_valid_short_name(short_name) {
+                return Err(DelayedError::Invalid(format!(
+                    "{short_name:?} is not an 8.3 short name (1-8 characters, optionally a dot and 1-3 more; letters, digits and !#$%&'()-@^_`{{}}~)"
+                )));
+            }
+        }
+        Operation::DeleteFile { .. } => {}
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn linux(p: &Path) -> NtPath {
+        NtPath::from_linux(p).unwrap()
+    }
+
+    #[test]
+    fn a_directory_cannot_be_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let op = Operation::move_file(linux(&sub), linux(&dir.path().join("elsewhere")));
+        let e = check_request(&op).unwrap_err();
+        assert_eq!(e.class(), crate::ErrorClass::Usage);
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        // And a file can, on one file system without a warning.
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let op = Operation::move_file(linux(&file), linux(&dir.path().join("g")));
+        assert_eq!(check_request(&op).unwrap(), []);
+        // The same refusal through the file's own append.
+        let mut ops = OperationFile::open_or_create(dir.path().join("ops")).unwrap();
+        assert!(ops.append_move(&sub, &dir.path().join("x")).is_err());
+        assert!(ops.records().is_empty());
+    }
+
+    #[test]
+    fn a_move_across_file_systems_is_scheduled_with_a_warning() {
+        let here = tempfile::tempdir().unwrap();
+        let file = here.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        // /proc is a file system of its own wherever a test runs.
+        let there = Path::new("/proc/reel-test-destination");
+        if same_filesystem(&file, there) != Some(false) {
+            panic!(
+                "{} and /proc should be on different file systems",
+                file.display()
+            );
+        }
+        let op = Operation::move_file(linux(&file), linux(there));
+        let warnings = check_request(&op).unwrap();
+        assert_eq!(
+            warnings,
+            [RequestWarning::DifferentFileSystems {
+                source: file.clone(),
+                destination: there.to_path_buf(),
+            }]
+        );
+        assert!(
+            warnings[0]
+                .to_string()
+                .contains("ERROR_NOT_SAME_DEVICE (17)")
+        );
+    }
+
+    #[test]
+    fn a_short_name_must_be_8_3() {
+        let p = linux(Path::new("/x"));
+        assert!(check_request(&Operation::set_short_name(p.clone(), "PROGRA~1.TXT")).is_ok());
+        for bad in ["not a short name", "TOOLONGNAME.TXT", "A.LONG", ""] {
+            let e = check_request(&Operation::set_short_name(p.clone(), bad)).unwrap_err();
+            assert!(
+                e.class() == crate::ErrorClass::Usage && e.to_string().contains("8.3"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_paths_are_left_to_the_run() {
+        let op = Operation::move_file(
+            NtPath::from_user(r"C:\Stage\a.dll").unwrap(),
+            NtPath::from_user(r"D:\a.dll").unwrap(),
+        );
+        assert_eq!(check_request(&op).unwrap(), []);
+    }
 }

@@ -94,7 +94,7 @@ pub mod win32;
 
 pub use error::{DelayedError, Result};
 pub use exec::{Action, RecordOutcome, RunOptions, RunReport, is_valid_short_name, run};
-pub use file::{OperationFile, same_filesystem, same_operation};
+pub use file::{OperationFile, RequestWarning, check_request, same_filesystem, same_operation};
 pub use format::{
     FormatError, FormatErrorKind, Operation, Record, Status, UnusedField, encode, encode_new, parse,
 };

@@ -90,6 +90,15 @@ pub enum EfsError {
     BadRecipient(String),
     #[error("{path}: {what}")]
     Refused { path: PathBuf, what: String },
+    /// The recovery recipient (named by `whence`: the command line or the policy) is not one.
+    #[error("the recovery recipient of {whence}")]
+    BadRecovery {
+        whence: String,
+        #[source]
+        source: Box<EfsError>,
+    },
+    #[error("the recovery recipient must be exactly one recipient")]
+    RecoveryNotOne,
     #[error("the export callback failed: {0}")]
     Callback(#[source] io::Error),
 }
@@ -109,6 +118,7 @@ impl EfsError {
     /// missing key, existing target).
     pub fn class(&self) -> ErrorClass {
         match self {
+            EfsError::BadRecovery { source, .. } => source.class(),
             EfsError::Io { .. } | EfsError::Callback(_) | EfsError::Changed { .. } => {
                 ErrorClass::Partial
             }

@@ -13,79 +13,9 @@ use crate::error::{EfsError, Result};
 use crate::header::{self, AGE_MAGIC, Header, MAX_HEADER_LEN, X25519_TAG};
 use crate::identity::Identities;
 use crate::marker::{self, Entry, Kind, Marker, Role, marker_of, remove_marker, set_marker};
+use crate::options::{EncryptOptions, Named};
 
 const COPY_BUF: usize = 256 * 1024;
-
-/// A recipient with a name for people.
-#[derive(Debug, Clone)]
-pub struct Named {
-    pub recipient: age::x25519::Recipient,
-    pub name: String,
-}
-
-impl Named {
-    pub fn new(recipient: age::x25519::Recipient, name: impl Into<String>) -> Named {
-        Named {
-            recipient,
-            name: name.into(),
-        }
-    }
-}
-
-/// Who a file is encrypted to.
-#[derive(Debug, Clone, Default)]
-pub struct EncryptOptions {
-    /// The users (the owner first); each gets a stanza.
-    pub users: Vec<Named>,
-    /// The recovery recipient from policy (`efs-recovery`), if one is set.
-    pub recovery: Option<Named>,
-}
-
-impl EncryptOptions {
-    /// Adds the recipients recorded in a directory marker (users and recovery) that are not
-    /// there yet: a file encrypted inside a marked directory is shared like the directory.
-    pub fn inherit(&mut self, dir_marker: &Marker) -> Result<()> {
-        for e in &dir_marker.entries {
-            let named = Named::new(crate::parse_recipient(&e.recipient)?, e.name.clone());
-            match e.role {
-                Role::User => self.users.push(named),
-                Role::Recovery if self.recovery.is_none() => self.recovery = Some(named),
-                Role::Recovery => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// The recipients in stanza order, without repeats (the first role wins).
-    fn ordered(&self) -> Vec<(Role, &Named)> {
-        let mut out: Vec<(Role, &Named)> = Vec::new();
-        let all = self
-            .users
-            .iter()
-            .map(|n| (Role::User, n))
-            .chain(self.recovery.iter().map(|n| (Role::Recovery, n)));
-        for (role, n) in all {
-            let key = n.recipient.to_string();
-            if !out.iter().any(|(_, m)| m.recipient.to_string() == key) {
-                out.push((role, n));
-            }
-        }
-        out
-    }
-
-    /// The entries a directory marker records for these recipients.
-    pub fn directory_entries(&self) -> Vec<Entry> {
-        self.ordered()
-            .into_iter()
-            .map(|(role, n)| Entry {
-                role,
-                stanza: None,
-                recipient: n.recipient.to_string(),
-                name: n.name.clone(),
-            })
-            .collect()
-    }
-}
 
 fn open_nofollow(path: &Path) -> Result<File> {
     OpenOptions::new()

@@ -13,6 +13,9 @@
 //!   adopts an age file made by another tool; a directory can carry a marker
 //!   ([`mark_dir`], [`encrypt_tree`]). Identities are age X25519 keys ([`identity`]), so
 //!   `age -d -i IDENTITY` and `rage` open reel's files, and reel opens theirs.
+//!   [`EncryptOptions`] holds who a file is encrypted to, with the rules that fill it: the
+//!   recovery recipient given, else the policy's ([`EncryptOptions::choose_recovery`]), and
+//!   the recipients a marked directory passes on ([`inheriting_dir`]).
 //! - **The raw API** ([`raw`]). [`RawExport`] hands out a file's marker and ciphertext in a
 //!   small documented container (or the ciphertext alone) without any key and without ever
 //!   decrypting; [`RawImport`] recreates the file from it, checking every byte it can check
@@ -70,18 +73,19 @@ pub mod raw;
 
 mod atomic;
 mod file;
+mod options;
 
 pub use error::{EfsError, Result};
 pub use file::{
-    EncryptOptions, Named, Removal, StanzaStatus, Status, TreeEvent, add_user, decrypt_file,
-    decrypt_to, decrypt_tree, encrypt_file, encrypt_tree, mark_dir, mark_file, remove_user, status,
-    unmark_dir,
+    Removal, StanzaStatus, Status, TreeEvent, add_user, decrypt_file, decrypt_to, decrypt_tree,
+    encrypt_file, encrypt_tree, mark_dir, mark_file, remove_user, status, unmark_dir,
 };
 pub use identity::{
     IDENTITY_ENV, Identities, RECOVERY_ENV, default_identity_path, generate_identity_file,
     parse_recipient, recipients_from_arg,
 };
 pub use marker::{Entry, Kind, Marker, Role, XATTR_NAME, marker};
+pub use options::{EncryptOptions, Named, PolicyRecovery, inheriting_dir};
 pub use raw::{
     ImportSummary, RawExport, RawFlags, RawImport, RawImportWriter, RawReader, encode_raw,
     peek_kind, verify_raw,

@@ -32,6 +32,7 @@ use toml_edit::{ImDocument, Item, TableLike};
 
 use crate::diag::Diagnostic;
 use crate::rules::Source;
+use crate::size::{SizeErrorKind, parse_size};
 
 /// The default number of snapshots kept per filesystem (MaxShadowCopies).
 pub const DEFAULT_MAX_SNAPSHOTS: u32 = 64;
@@ -426,32 +427,15 @@ fn parse_backup_mode(item: &Item) -> Result<BackupMode, String> {
     }
 }
 
-/// A size: whole bytes, or a string such as `512M`, `1.5G`, `320MiB`; `auto` is `None`.
-pub fn parse_size(text: &str) -> Result<Option<u64>, String> {
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("auto") {
+/// A size setting: bytes (see [`parse_size`]), or `auto` for `None`.
+fn parse_size_setting(text: &str) -> Result<Option<u64>, String> {
+    if text.trim().eq_ignore_ascii_case("auto") {
         return Ok(None);
     }
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
-        Some((i, 'T' | 't')) => (&t[..i], 1 << 40),
-        _ => (t, 1),
-    };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 320M, 1G, auto)"))?;
-    let bytes = value * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("`{text}` is out of range"));
-    }
-    Ok(Some(bytes as u64))
+    parse_size(text).map(Some).map_err(|e| match e.kind {
+        SizeErrorKind::NotANumber => format!("`{text}` is not a size (e.g. 320M, 1G, auto)"),
+        SizeErrorKind::OutOfRange => format!("`{text}` is out of range"),
+    })
 }
 
 fn parse_size_item(item: &Item) -> Result<Option<u64>, String> {
@@ -461,7 +445,7 @@ fn parse_size_item(item: &Item) -> Result<Option<u64>, String> {
             .map_err(|_| "must not be negative".to_string());
     }
     match item.as_str() {
-        Some(s) => parse_size(s),
+        Some(s) => parse_size_setting(s),
         None => Err("expected a size such as \"320M\", a number of bytes, or \"auto\"".into()),
     }
 }
@@ -521,11 +505,17 @@ mod tests {
 
     #[test]
     fn sizes_and_durations() {
-        assert_eq!(parse_size("320M"), Ok(Some(320 << 20)));
-        assert_eq!(parse_size("1.5GiB"), Ok(Some(3 << 29)));
-        assert_eq!(parse_size("auto"), Ok(None));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("-1G").is_err());
+        assert_eq!(parse_size_setting("320M"), Ok(Some(320 << 20)));
+        assert_eq!(parse_size_setting("1.5GiB"), Ok(Some(3 << 29)));
+        assert_eq!(parse_size_setting("auto"), Ok(None));
+        assert_eq!(
+            parse_size_setting("lots"),
+            Err("`lots` is not a size (e.g. 320M, 1G, auto)".into())
+        );
+        assert_eq!(
+            parse_size_setting("-1G"),
+            Err("`-1G` is out of range".into())
+        );
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
         assert!(parse_duration("soon").is_err());

@@ -27,8 +27,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::policy::Policy;
-
 /// The exit status with which a pre-backup hook asks reel to abort the backup.
 pub const HOOK_ABORT_STATUS: i32 = 99;
 /// How long a hook has after SIGTERM before SIGKILL.
@@ -189,22 +187,6 @@ impl std::fmt::Display for HookOutcome {
             write!(f, " (last output: {last})")?;
         }
         Ok(())
-    }
-}
-
-impl Policy {
-    /// Runs the hooks of `phase` with the policy's `hook-timeout`.
-    pub fn run_hooks(&self, phase: HookPhase, ctx: &HookContext) -> HookReport {
-        let mut ctx = ctx.clone();
-        if self.roots().prefix() != std::path::Path::new("/") {
-            ctx = ctx.var("REEL_ROOT", self.roots().prefix().as_os_str());
-        }
-        run_hooks(
-            phase,
-            self.hooks(phase),
-            &ctx,
-            self.config.hook_timeout.value,
-        )
     }
 }
 

@@ -27,6 +27,8 @@
 //! and the xattr `user.xdg.robots.backup=false`. On btrfs, [`snapshot`] makes the consistent,
 //! read-only copy a backup reads.
 //!
+//! Sizes in settings and on the command line are read by one parser, [`parse_size`].
+//!
 //! Loading never fails: malformed lines and values are skipped and reported as
 //! [`Diagnostic`]s with file and line, so a broken policy file never stops a backup.
 //!
@@ -88,13 +90,14 @@ mod pattern;
 mod policy;
 mod roots;
 mod rules;
+mod size;
 pub mod snapshot;
 pub mod state;
 
 pub use config::{
     BackupMode, Config, DEFAULT_HOOK_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SNAPSHOTS,
     FilesystemMode, FsSelector, MAX_MAX_SNAPSHOTS, ModeKind, Setting, filesystem_uuid,
-    parse_duration, parse_size,
+    parse_duration,
 };
 pub use diag::{Diagnostic, Severity};
 pub use filter::{
@@ -109,6 +112,7 @@ pub use policy::{MAX_POLICY_FILE, Policy};
 pub use reel_error_class::ErrorClass;
 pub use roots::{FileState, Level, PolicyFile, Roots};
 pub use rules::{Key, Rule, RuleSet, Source};
+pub use size::{SizeError, SizeErrorKind, parse_size, parse_size_in};
 
 /// The matchers are shared across walker threads.
 const _: () = {

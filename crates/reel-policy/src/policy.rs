@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::diag::{Diagnostic, Severity};
-use crate::hooks::{Hook, HookPhase};
+use crate::hooks::{self, Hook, HookContext, HookPhase, HookReport};
 use crate::pattern::{Pattern, ProcessEnv, Vars};
 use crate::roots::{PolicyFile, Roots, find_main_file, merge_dropins};
 use crate::rules::{Key, Rule, RuleSet, Source};
@@ -139,6 +139,21 @@ impl Policy {
     /// The hooks of a phase, in the order they run (by name).
     pub fn hooks(&self, phase: HookPhase) -> &[Hook] {
         &self.hooks[phase as usize]
+    }
+
+    /// Runs the hooks of `phase` with the policy's `hook-timeout`; under a `$REEL_ROOT`
+    /// prefix, the hooks are told it as `REEL_ROOT`.
+    pub fn run_hooks(&self, phase: HookPhase, ctx: &HookContext) -> HookReport {
+        let mut ctx = ctx.clone();
+        if self.roots().prefix() != Path::new("/") {
+            ctx = ctx.var("REEL_ROOT", self.roots().prefix().as_os_str());
+        }
+        hooks::run_hooks(
+            phase,
+            self.hooks(phase),
+            &ctx,
+            self.config.hook_timeout.value,
+        )
     }
 
     /// True when a diagnostic of error severity was found (something was ignored).

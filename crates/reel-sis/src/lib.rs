@@ -50,5 +50,5 @@ pub use store::{
     MapCache, STORE_DIR, StoreLock,
 };
 pub use sys::REPARSE_XATTR;
-pub use volume::Volume;
+pub use volume::{MountEntry, Volume, mount_by_name, mount_point_of, mounts};
 pub use watch::{WatchEvent, Watcher};

@@ -32,7 +32,7 @@ impl Volume {
     /// The volume holding `path`: its mount point is the volume root.
     pub fn containing(path: &Path) -> Result<Volume> {
         let abs = std::fs::canonicalize(path).map_err(|e| SisError::io("resolve", path, e))?;
-        let mounts = read_mountinfo()?;
+        let mounts = mounts()?;
         let stx = rustix::fs::statx(
             rustix::fs::CWD,
             &abs,
@@ -44,12 +44,7 @@ impl Volume {
             stx.stx_mask & StatxFlags::MNT_ID.bits() != 0 && m.mount_id == stx.stx_mnt_id
         });
         // Fallback for kernels without STATX_MNT_ID: the longest mount point above `abs`.
-        let entry = by_id.or_else(|| {
-            mounts
-                .iter()
-                .filter(|m| abs.starts_with(&m.mount_point))
-                .max_by_key(|m| m.mount_point.components().count())
-        });
+        let entry = by_id.or_else(|| mount_by_name(&mounts, &abs));
         let entry = entry.ok_or_else(|| {
             SisError::Invalid(format!(
                 "no mount in /proc/self/mountinfo holds {}",
@@ -166,27 +161,47 @@ impl Volume {
 
 /// The filesystem type of the mount holding `path` (from the mount table).
 fn fs_type_of(path: &Path) -> Result<String> {
-    let mounts = read_mountinfo()?;
+    let mounts = mounts()?;
     let stx = rustix::fs::statx(rustix::fs::CWD, path, AtFlags::empty(), StatxFlags::MNT_ID)
         .map_err(|e| SisError::io("stat", path, e))?;
     let found = mounts
         .iter()
         .find(|m| m.mount_id == stx.stx_mnt_id)
-        .or_else(|| {
-            mounts
-                .iter()
-                .filter(|m| path.starts_with(&m.mount_point))
-                .max_by_key(|m| m.mount_point.components().count())
-        });
+        .or_else(|| mount_by_name(&mounts, path));
     Ok(found
         .map(|m| m.fs_type.clone())
         .unwrap_or_else(|| "unknown".to_string()))
 }
 
-fn read_mountinfo() -> Result<Vec<MountEntry>> {
+/// The mounts of this process, from `/proc/self/mountinfo`, in its order.
+pub fn mounts() -> Result<Vec<MountEntry>> {
     let path = Path::new("/proc/self/mountinfo");
     let bytes = std::fs::read(path).map_err(|e| SisError::io("read", path, e))?;
     parse_mountinfo(&bytes)
+}
+
+/// The mount holding `path` by its name: the one whose mount point is the longest prefix of
+/// `path` as given (symlinks in it are not resolved); of mounts on the same point, the last
+/// (the one on top).
+pub fn mount_by_name<'m>(mounts: &'m [MountEntry], path: &Path) -> Option<&'m MountEntry> {
+    mounts
+        .iter()
+        .filter(|m| path.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.components().count())
+}
+
+/// The mount point of the mount holding `path` by its name ([`mount_by_name`]), from this
+/// process's mount table.
+pub fn mount_point_of(path: &Path) -> Result<PathBuf> {
+    let mounts = mounts()?;
+    mount_by_name(&mounts, path)
+        .map(|m| m.mount_point.clone())
+        .ok_or_else(|| {
+            SisError::Invalid(format!(
+                "no mount in /proc/self/mountinfo holds {}",
+                path.display()
+            ))
+        })
 }
 
 /// Parses `/proc/self/mountinfo` (see proc(5)); defects are reported with their byte offset.
@@ -274,6 +289,45 @@ mod tests {
         assert_eq!(m[1].fs_type, "btrfs");
         assert_eq!(m[2].mount_id, 37);
         assert_eq!(m[2].fs_type, "xfs");
+    }
+
+    #[test]
+    fn every_octal_escape_is_undone() {
+        let text = "40 22 7:2 / /mnt/tab\\011new\\012line\\134back rw - ext4 /dev/x\\040y rw\n";
+        let m = parse_mountinfo(text.as_bytes()).unwrap();
+        assert_eq!(m[0].mount_point, PathBuf::from("/mnt/tab\tnew\nline\\back"));
+    }
+
+    #[test]
+    fn the_mount_by_name_is_the_longest_mount_point_above_the_path() {
+        let mounts = parse_mountinfo(SAMPLE.as_bytes()).unwrap();
+        let point = |p: &str| mount_by_name(&mounts, Path::new(p)).map(|m| m.mount_point.clone());
+        assert_eq!(
+            point("/mnt/with space/a/b"),
+            Some(PathBuf::from("/mnt/with space"))
+        );
+        assert_eq!(point("/mnt/with"), Some(PathBuf::from("/")));
+        assert_eq!(point("/srv/x"), Some(PathBuf::from("/srv/x")));
+        assert_eq!(point("/srv/xy"), Some(PathBuf::from("/")));
+        assert_eq!(point("relative"), None);
+        // Two mounts on one point: the later one is on top.
+        let stacked = format!("{SAMPLE}38 37 7:2 / /srv/x rw - ext4 /dev/loop2 rw\n");
+        let mounts = parse_mountinfo(stacked.as_bytes()).unwrap();
+        assert_eq!(
+            mount_by_name(&mounts, Path::new("/srv/x/f"))
+                .unwrap()
+                .mount_id,
+            38
+        );
+    }
+
+    #[test]
+    fn this_process_has_a_mount_point_for_every_absolute_path() {
+        assert_eq!(
+            mount_point_of(Path::new("/proc/self")).unwrap(),
+            Path::new("/proc")
+        );
+        assert!(mount_point_of(Path::new("/no/such/dir")).is_ok());
     }
 
     #[test]

@@ -1121,6 +1121,12 @@ impl<D: TapeDrive> TapeDrive for TestDrive<D> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn cartridge_name(&self) -> Option<String> {
+        self.inner.cartridge_name()
+    }
+    fn max_record_len(&self) -> usize {
+        self.inner.max_record_len()
+    }
     fn open_notes(&self) -> Vec<String> {
         self.inner.open_notes()
     }

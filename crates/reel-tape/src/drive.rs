@@ -15,7 +15,12 @@
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Result, TapeError};
+
+/// The largest record any of reel's drives reads or writes: the 24-bit transfer length of
+/// SCSI READ and WRITE, 16 MiB - 1 (a virtual cartridge and an rmt request hold the same).
+/// One drive may take less: [`TapeDrive::max_record_len`] says.
+pub const MAX_TRANSFER_LEN: usize = 0x00FF_FFFF;
 
 /// Which position [`TapeDrive::position`] reports (GetTapePosition's `dwPositionType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +103,70 @@ pub enum PartitionMethod {
     Initiator,
 }
 
+/// CreateTapePartition's three arguments, checked: how, how many, and how large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLayout {
+    pub method: PartitionMethod,
+    /// Number of partitions (ignored by the fixed method).
+    pub count: u32,
+    /// Size in megabytes (MiB) of all but the last partition (initiator method only).
+    pub size_mb: u32,
+}
+
+impl PartitionLayout {
+    /// TAPE_FIXED_PARTITIONS: the drive's own layout.
+    pub fn fixed() -> PartitionLayout {
+        PartitionLayout {
+            method: PartitionMethod::Fixed,
+            count: 0,
+            size_mb: 0,
+        }
+    }
+
+    /// TAPE_SELECT_PARTITIONS: `count` partitions of sizes the drive chooses.
+    pub fn select(count: u32) -> PartitionLayout {
+        PartitionLayout {
+            method: PartitionMethod::Select,
+            count,
+            size_mb: 0,
+        }
+    }
+
+    /// TAPE_INITIATOR_PARTITIONS: one partition of each of `sizes` (in bytes), then one with
+    /// the rest. CreateTapePartition takes one size in megabytes, so every size must be the
+    /// same whole, non-zero number of MiB.
+    pub fn initiator(sizes: &[u64]) -> Result<PartitionLayout> {
+        let mut size_mb = None;
+        for &bytes in sizes {
+            if bytes % (1 << 20) != 0 || bytes == 0 {
+                return Err(TapeError::InvalidParameter(format!(
+                    "partition size {bytes} bytes is not a whole number of MiB (CreateTapePartition takes megabytes)"
+                )));
+            }
+            let mb = u32::try_from(bytes >> 20).map_err(|_| {
+                TapeError::InvalidParameter(format!("partition size {bytes} bytes is too large"))
+            })?;
+            if size_mb.is_some_and(|m| m != mb) {
+                return Err(TapeError::InvalidParameter(
+                    "the initiator partition sizes must all be equal: CreateTapePartition makes all but the last partition the same size".into(),
+                ));
+            }
+            size_mb = Some(mb);
+        }
+        let count = u32::try_from(sizes.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .ok_or_else(|| {
+                TapeError::InvalidParameter(format!("{} partitions are too many", sizes.len()))
+            })?;
+        Ok(PartitionLayout {
+            method: PartitionMethod::Initiator,
+            count,
+            size_mb: size_mb.unwrap_or(0),
+        })
+    }
+}
+
 /// GetTapeParameters(GET_TAPE_DRIVE_INFORMATION): TAPE_GET_DRIVE_PARAMETERS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DriveParameters {
@@ -145,6 +214,15 @@ pub struct SetDriveParameters {
 pub trait TapeDrive: Send {
     /// A short name of the drive and medium for messages, e.g. `vtape:tape-0001`.
     fn describe(&self) -> String;
+
+    /// The barcode of the cartridge in the drive, when the drive knows it: a virtual
+    /// cartridge's name. `None` for a real or remote drive, where the device names the drive
+    /// and not the tape (a tape there gets a name of its own when it is labelled).
+    fn cartridge_name(&self) -> Option<String>;
+
+    /// The largest record, in bytes, this drive reads or writes (also its
+    /// [`DriveParameters::maximum_block_size`], known here without asking the drive).
+    fn max_record_len(&self) -> usize;
 
     /// What opening the medium had to repair or found missing, one sentence each, for the
     /// user to see (a virtual cartridge cut after a crash, or shorter than its index says).
@@ -201,4 +279,55 @@ pub trait TapeDrive: Send {
 
     /// Make everything written so far durable (the host-side flush of a buffered drive).
     fn flush(&mut self) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn initiator_sizes_become_one_size_in_megabytes_and_a_count() {
+        assert_eq!(
+            PartitionLayout::initiator(&[8 * MIB, 8 * MIB]).unwrap(),
+            PartitionLayout {
+                method: PartitionMethod::Initiator,
+                count: 3,
+                size_mb: 8
+            }
+        );
+        assert_eq!(
+            PartitionLayout::initiator(&[]).unwrap(),
+            PartitionLayout {
+                method: PartitionMethod::Initiator,
+                count: 1,
+                size_mb: 0
+            }
+        );
+    }
+
+    #[test]
+    fn initiator_sizes_that_createtapepartition_cannot_take_are_invalid_parameters() {
+        for sizes in [
+            &[8][..],                           // bytes, not MiB
+            &[MIB + 1],                         // not whole MiB
+            &[0],                               // empty partition
+            &[8 * MIB, 16 * MIB],               // one size only
+            &[(u64::from(u32::MAX) + 1) * MIB], // more megabytes than a DWORD holds
+        ] {
+            let e = PartitionLayout::initiator(sizes).unwrap_err();
+            assert!(
+                matches!(e, TapeError::InvalidParameter(_)),
+                "{sizes:?}: {e}"
+            );
+        }
+        let e = PartitionLayout::initiator(&[MIB + 1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1048577 bytes is not a whole number of MiB"),
+            "{e}"
+        );
+    }
 }

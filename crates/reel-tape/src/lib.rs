@@ -33,8 +33,8 @@ pub mod target;
 pub mod vtape;
 
 pub use drive::{
-    DriveParameters, EraseKind, MarkKind, MediaParameters, PartitionMethod, Position, PositionKind,
-    PrepareOp, SeekTo, SetDriveParameters, TapeDrive,
+    DriveParameters, EraseKind, MAX_TRANSFER_LEN, MarkKind, MediaParameters, PartitionLayout,
+    PartitionMethod, Position, PositionKind, PrepareOp, SeekTo, SetDriveParameters, TapeDrive,
 };
 pub use error::{Result, TapeError};
 pub use library::{CartridgeInfo, Library, reel_home};

@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::drive::{PartitionLayout, TapeDrive};
 use crate::error::{Result, TapeError};
 use crate::vtape::{
-    Cartridge, CartridgeConfig, DRIVE_STATE_FILE, StateFile, VirtualDrive, store::replace_file,
+    Cartridge, CartridgeConfig, DRIVE_STATE_FILE, MAX_PARTITIONS, StateFile, VirtualDrive,
+    store::replace_file,
 };
 
 /// File that marks a directory as a library and names the loaded cartridge.
@@ -157,6 +159,47 @@ impl Library {
             self.save()?;
         }
         Ok(dir)
+    }
+
+    /// Creates a blank cartridge `name` of `capacity` bytes in `partitions` partitions of
+    /// equal size (CreateTapePartition's select method), write-protected when asked; the
+    /// first cartridge of a library is loaded. A step that fails leaves nothing of the
+    /// cartridge behind: no directory, and the library's loaded cartridge as it was.
+    pub fn create_partitioned_cartridge(
+        &mut self,
+        name: &str,
+        capacity: u64,
+        partitions: u32,
+        write_protected: bool,
+    ) -> Result<PathBuf> {
+        if partitions == 0 || partitions > MAX_PARTITIONS {
+            return Err(TapeError::InvalidParameter(format!(
+                "{partitions} partitions: a virtual cartridge has 1 to {MAX_PARTITIONS}"
+            )));
+        }
+        let loaded_before = self.state.loaded.clone();
+        let path = self.create_cartridge(name, capacity, false)?;
+        let made = (|| -> Result<()> {
+            if partitions > 1 {
+                let mut drive = VirtualDrive::open(&path)?;
+                let layout = PartitionLayout::select(partitions);
+                drive.create_partitions(layout.method, layout.count, layout.size_mb)?;
+            }
+            if write_protected {
+                self.set_write_protected(name, true)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            // Best effort: the error that stopped the creation is the one to report.
+            let _ = std::fs::remove_dir_all(&path);
+            if self.state.loaded != loaded_before {
+                self.state.loaded = loaded_before;
+                let _ = self.save();
+            }
+            return Err(e);
+        }
+        Ok(path)
     }
 
     /// Sets or clears the write-protect switch of cartridge `name` (not while it is in use).
@@ -312,5 +355,67 @@ impl Library {
             }
         };
         Ok(self.cartridge_dir(&name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn a_new_cartridge_is_partitioned_and_protected_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lib = Library::open_or_create(dir.path()).unwrap();
+        let path = lib
+            .create_partitioned_cartridge("two", 64 * MIB, 2, true)
+            .unwrap();
+        assert_eq!(lib.loaded(), Some("two"));
+        let mut drive = VirtualDrive::open(&path).unwrap();
+        let media = drive.media_parameters().unwrap();
+        assert_eq!(media.partition_count, 2);
+        assert!(media.write_protected);
+        let one = lib
+            .create_partitioned_cartridge("one", 16 * MIB, 1, false)
+            .unwrap();
+        let media = VirtualDrive::open(&one)
+            .unwrap()
+            .media_parameters()
+            .unwrap();
+        assert_eq!((media.partition_count, media.write_protected), (1, false));
+        assert_eq!(lib.loaded(), Some("two"), "only the first is loaded");
+    }
+
+    #[test]
+    fn a_partition_count_out_of_range_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lib = Library::open_or_create(dir.path()).unwrap();
+        for n in [0, MAX_PARTITIONS + 1] {
+            let e = lib
+                .create_partitioned_cartridge("x", 64 * MIB, n, false)
+                .unwrap_err();
+            assert!(matches!(e, TapeError::InvalidParameter(_)), "{e}");
+        }
+        assert!(lib.cartridge_names().unwrap().is_empty());
+        assert_eq!(lib.loaded(), None);
+    }
+
+    #[test]
+    fn a_cartridge_that_cannot_be_partitioned_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lib = Library::open_or_create(dir.path()).unwrap();
+        // 1 MiB cannot hold two partitions of at least 1 MiB each.
+        let e = lib
+            .create_partitioned_cartridge("small", MIB, 2, false)
+            .unwrap_err();
+        assert!(!lib.cartridge_dir("small").exists(), "{e}");
+        assert!(lib.cartridge_names().unwrap().is_empty());
+        // The library does not claim a cartridge that is not there, on disk either.
+        assert_eq!(lib.loaded(), None);
+        assert_eq!(Library::open_or_create(dir.path()).unwrap().loaded(), None);
+        // And the name is free again.
+        lib.create_partitioned_cartridge("small", 8 * MIB, 2, false)
+            .unwrap();
     }
 }

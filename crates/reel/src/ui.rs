@@ -1,39 +1,26 @@
-//! Output helpers: sizes, JSON documents, progress bars, asking the operator for tapes.
+//! Output helpers: sizes, member lines, JSON documents, progress bars, asking the operator for
+//! tapes.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use reel_archive::IndexEntry;
 use serde::Serialize;
 
 use crate::Global;
 use crate::exit::UsageError;
 
-/// Parses a size such as `16G`, `512M`, `4096`, `1.5T` (binary multiples).
+/// Parses a size such as `16G`, `512M`, `4096`, `1.5T` (binary multiples; reel-policy's
+/// parser): a bad one is a usage error.
 pub fn parse_size(text: &str) -> Result<u64, UsageError> {
-    let t = text.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (num, mult) = match t.chars().last() {
-        Some('K' | 'k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
-        Some('T' | 't') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let bad = || {
-        UsageError(format!(
-            "{text:?} is not a size (examples: 4096, 256K, 16G, 1.5T)"
-        ))
-    };
-    let value: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !value.is_finite() || value < 0.0 || value * mult as f64 > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok((value * mult as f64) as u64)
+    reel_policy::parse_size(text).map_err(|e| UsageError(e.to_string()))
+}
+
+/// As [`parse_size`], but a bare number counts `unit`s (`8` with `1 << 20` is 8 MiB).
+pub fn parse_size_in(text: &str, unit: u64) -> Result<u64, UsageError> {
+    reel_policy::parse_size_in(text, unit).map_err(|e| UsageError(e.to_string()))
 }
 
 /// A size for people: `1.5 GiB`.
@@ -50,6 +37,65 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// One member as `reel list` shows it.
+pub fn entry_line(e: &IndexEntry) -> String {
+    let link = match (e.kind, &e.link) {
+        ('l', Some(t)) => format!(" -> {t}"),
+        ('h', Some(t)) => format!(" link to {t}"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {:>6}/{:<6} {:>12} {} {}{}",
+        kind_mode(e),
+        e.uid,
+        e.gid,
+        e.size,
+        when(&e.mtime),
+        e.display_path(),
+        link
+    )
+}
+
+fn kind_mode(e: &IndexEntry) -> String {
+    let kind = match e.kind {
+        'f' | 'h' => '-',
+        k => k,
+    };
+    let mut s = String::from(kind);
+    let bits = [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
+    ];
+    for (bit, c) in bits {
+        s.push(if e.mode & bit != 0 { c } else { '-' });
+    }
+    s
+}
+
+fn when(mtime: &str) -> String {
+    let secs: i64 = mtime
+        .split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| mtime.to_string())
 }
 
 /// Prints one JSON document on stdout.

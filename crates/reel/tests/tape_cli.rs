@@ -290,6 +290,40 @@ fn bad_input_is_a_win32_error_with_exit_2_and_changes_nothing() {
 }
 
 #[test]
+fn initiator_partition_sizes_are_whole_mib_and_a_bare_number_is_mib() {
+    let home = TempHome::new();
+    ok(&home, &["tape", "new", "a", "--capacity", "64M"]);
+    // As CreateTapePartition's size: 8 is 8 MiB, not 8 bytes.
+    let parts = json(&home, &["tape", "partition", "--initiator", "8", "8"]);
+    assert_eq!(parts["partitions"][0], 8 << 20);
+    assert_eq!(parts["partitions"][1], 8 << 20);
+    assert_eq!(parts["partitions"].as_array().unwrap().len(), 3);
+    let parts = json(&home, &["tape", "partition", "--initiator", "16"]);
+    assert_eq!(parts["partitions"][0], 16 << 20);
+    assert_eq!(parts["partitions"].as_array().unwrap().len(), 2);
+    // A suffix says its own unit; what CreateTapePartition cannot take is refused.
+    for args in [
+        &["tape", "partition", "--initiator", "4096B"][..],
+        &["tape", "partition", "--initiator", "1.5"],
+        &["tape", "partition", "--initiator", "8", "16"],
+        &["tape", "partition", "--initiator", "0"],
+    ] {
+        fails(&home, args, 2, "ERROR_INVALID_PARAMETER");
+    }
+    fails(
+        &home,
+        &["tape", "partition", "--initiator", "lots"],
+        2,
+        "is not a size",
+    );
+    // The refusals left the layout alone.
+    assert_eq!(
+        json(&home, &["tape", "params"])["media"]["partition_count"],
+        2
+    );
+}
+
+#[test]
 fn every_tape_subcommand_has_help_with_an_example() {
     let home = TempHome::new();
     for sub in [

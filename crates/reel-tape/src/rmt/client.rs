@@ -493,6 +493,20 @@ impl TapeDrive for RemoteDrive {
             Inner::File(f) => format!("rmt:{} (file)", f.conn.name),
         }
     }
+    fn cartridge_name(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Reel(r) => r.cartridge_name(),
+            Inner::Tape(d, _) => d.cartridge_name(),
+            Inner::File(f) => f.cartridge_name(),
+        }
+    }
+    fn max_record_len(&self) -> usize {
+        match &self.inner {
+            Inner::Reel(r) => r.max_record_len(),
+            Inner::Tape(d, _) => d.max_record_len().min(MAX_RECORD),
+            Inner::File(f) => f.max_record_len(),
+        }
+    }
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         dispatch!(self, d => d.read(buf))
     }
@@ -595,6 +609,16 @@ fn imm(b: bool) -> u8 {
 impl TapeDrive for ReelRemote {
     fn describe(&self) -> String {
         format!("rmt:{}", self.conn.name)
+    }
+
+    fn cartridge_name(&self) -> Option<String> {
+        // A remote drive's tape is labelled with a name of its own, as a real drive's.
+        None
+    }
+
+    fn max_record_len(&self) -> usize {
+        // One rmt request carries one record.
+        MAX_RECORD
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -814,6 +838,14 @@ impl FileRemote {
 impl TapeDrive for FileRemote {
     fn describe(&self) -> String {
         format!("rmt:{} (file)", self.conn.name)
+    }
+
+    fn cartridge_name(&self) -> Option<String> {
+        None
+    }
+
+    fn max_record_len(&self) -> usize {
+        MAX_RECORD
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {

@@ -443,6 +443,15 @@ impl<M: Mtio> TapeDrive for StDrive<M> {
         format!("st:{}", self.mtio.describe())
     }
 
+    fn cartridge_name(&self) -> Option<String> {
+        // The st driver does not read barcodes (a changer does).
+        None
+    }
+
+    fn max_record_len(&self) -> usize {
+        MAX_RECORD
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let bs = self.block_size as usize;
         if buf.is_empty() || (bs != 0 && !buf.len().is_multiple_of(bs)) {

@@ -683,6 +683,14 @@ impl TapeDrive for VirtualDrive {
         self.name.clone()
     }
 
+    fn cartridge_name(&self) -> Option<String> {
+        self.cartridge.as_ref().map(|c| c.config().barcode.clone())
+    }
+
+    fn max_record_len(&self) -> usize {
+        MAX_BLOCK_SIZE as usize
+    }
+
     fn open_notes(&self) -> Vec<String> {
         self.cartridge
             .as_ref()

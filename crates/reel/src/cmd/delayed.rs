@@ -8,8 +8,8 @@ use anyhow::{Result, anyhow};
 use clap::Subcommand;
 use reel_delayed::status::DEFAULT_STATE_DIR;
 use reel_delayed::{
-    Action, DelayedError, MapEntry, NtPath, Operation, OperationFile, PathKind, RecordOutcome,
-    RunOptions, Status, StatusFile, systemd, win32,
+    Action, DelayedError, MapEntry, NtPath, Operation, OperationFile, RecordOutcome, RunOptions,
+    Status, StatusFile, systemd, win32,
 };
 use serde::Serialize;
 
@@ -250,13 +250,6 @@ fn user_path(arg: &str) -> Result<NtPath> {
     NtPath::from_user(arg).map_err(|e| DelayedError::from(e).into())
 }
 
-fn linux_of(p: &NtPath) -> Option<&Path> {
-    match p.kind() {
-        PathKind::Linux(s) => Some(Path::new(s)),
-        _ => None,
-    }
-}
-
 #[derive(Serialize)]
 struct AddedJson<'a> {
     file: &'a Path,
@@ -269,35 +262,17 @@ struct AddedJson<'a> {
 
 fn add(global: &Global, file: &Path, what: Added) -> Result<ExitCode> {
     let op = match what {
-        Added::Move(s, d) => {
-            let (s, d) = (user_path(&s)?, user_path(&d)?);
-            if let (Some(ls), Some(ld)) = (linux_of(&s), linux_of(&d)) {
-                if std::fs::symlink_metadata(ls).is_ok_and(|m| m.is_dir()) {
-                    return Err(anyhow!(UsageError(format!(
-                        "{} is a directory; MoveFile moves files only (schedule its files one by one)",
-                        ls.display()
-                    ))));
-                }
-                if reel_delayed::same_filesystem(ls, ld) == Some(false) && !global.quiet {
-                    eprintln!(
-                        "reel: warning: {} and {} are on different file systems now; the move will fail with ERROR_NOT_SAME_DEVICE (17) unless that changes by the time it runs",
-                        ls.display(),
-                        ld.display()
-                    );
-                }
-            }
-            Operation::move_file(s, d)
-        }
+        Added::Move(s, d) => Operation::move_file(user_path(&s)?, user_path(&d)?),
         Added::Delete(p) => Operation::delete_file(user_path(&p)?),
-        Added::ShortName(p, name) => {
-            if !reel_delayed::is_valid_short_name(&name) {
-                return Err(anyhow!(UsageError(format!(
-                    "{name:?} is not an 8.3 short name (1-8 characters, optionally a dot and 1-3 more; letters, digits and !#$%&'()-@^_`{{}}~)"
-                ))));
-            }
-            Operation::set_short_name(user_path(&p)?, name)
-        }
+        Added::ShortName(p, name) => Operation::set_short_name(user_path(&p)?, name),
     };
+    // Refusals leave the file as it was (not even created).
+    let warnings = reel_delayed::check_request(&op)?;
+    if !global.quiet {
+        for w in warnings {
+            eprintln!("reel: warning: {w}");
+        }
+    }
     let mut ops = OperationFile::open_or_create(file)?;
     let record = ops.append(op)?;
     let number = ops.records().len();

@@ -5,11 +5,11 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Subcommand;
 use reel_efs::{
-    EfsError, EncryptOptions, ErrorClass, Identities, Kind, Named, RawExport, RawFlags, RawImport,
-    Removal, Role, TreeEvent,
+    EfsError, EncryptOptions, ErrorClass, Identities, Kind, Named, PolicyRecovery, RawExport,
+    RawFlags, RawImport, Removal, Role, TreeEvent,
 };
 
 use crate::Global;
@@ -221,45 +221,12 @@ fn dispatch(args: Args, global: &Global) -> Result<ExitCode> {
             recipients,
             recovery,
             name,
-        } => encrypt(
-            global,
-            &identity,
-            &paths,
-            recursive,
-            &recipients,
-            recovery.as_deref(),
-            name,
-        ),
-        EfsCommand::Decrypt { paths, recursive } => {
-            let ids = Identities::load(&identity)?;
-            let mut report = Report::new(global);
-            for path in &paths {
-                if recursive && path.is_dir() {
-                    reel_efs::decrypt_tree(path, &ids, |ev| {
-                        report.tree_event(ev, "decrypted", "unmarked")
-                    });
-                } else {
-                    match reel_efs::decrypt_file(path, &ids) {
-                        Ok(n) => report.ok(path, format!("decrypted ({})", human_size(n))),
-                        Err(e) => report.failed(path, e),
-                    }
-                }
-            }
-            report.finish()
+        } => {
+            let opts = encrypt_options(&identity, &recipients, recovery.as_deref(), name)?;
+            encrypt(global, &paths, recursive, &opts)
         }
-        EfsCommand::Cat { paths } => {
-            let ids = Identities::load(&identity)?;
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            let mut report = Report::new(global);
-            report.quiet_ok = true;
-            for path in &paths {
-                if let Err(e) = reel_efs::decrypt_to(path, &ids, &mut out) {
-                    report.failed(path, e);
-                }
-            }
-            report.finish()
-        }
+        EfsCommand::Decrypt { paths, recursive } => decrypt(global, &identity, &paths, recursive),
+        EfsCommand::Cat { paths } => cat(global, &identity, &paths),
         EfsCommand::Status { paths } => status(global, &identity, args.identity.is_some(), &paths),
         EfsCommand::AddUser {
             paths,
@@ -267,95 +234,24 @@ fn dispatch(args: Args, global: &Global) -> Result<ExitCode> {
             name,
             as_recovery,
         } => {
-            let ids = Identities::load(&identity)?;
-            let users = reel_efs::recipients_from_arg(&recipient)?;
             let role = if as_recovery {
                 Role::Recovery
             } else {
                 Role::User
             };
-            let mut report = Report::new(global);
-            for path in &paths {
-                for user in &users {
-                    let named = Named::new(user.clone(), name.clone());
-                    match reel_efs::add_user(path, &ids, &named, role) {
-                        Ok(m) => report.ok(
-                            path,
-                            format!("added {user}; {} recipients", m.entries.len()),
-                        ),
-                        Err(e) => report.failed(path, e),
-                    }
-                }
-            }
-            report.finish()
+            add_user(global, &identity, &paths, &recipient, &name, role)
         }
         EfsCommand::RemoveUser {
             paths,
             recipient,
             stanza,
             force,
-        } => {
-            let ids = Identities::load(&identity)?;
-            let which = match (recipient, stanza) {
-                (Some(r), _) => {
-                    let r = reel_efs::recipients_from_arg(&r)?;
-                    let [one] = r.as_slice() else {
-                        bail!(UsageError(
-                            "--recipient must name exactly one recipient".into()
-                        ));
-                    };
-                    Removal::Recipient(one.to_string())
-                }
-                (None, Some(i)) => Removal::Stanza(i),
-                (None, None) => bail!(UsageError(
-                    "say whom to remove: --recipient or --stanza".into()
-                )),
-            };
-            let mut report = Report::new(global);
-            for path in &paths {
-                match reel_efs::remove_user(path, &ids, &which, force) {
-                    Ok(m) => report.ok(
-                        path,
-                        format!("removed; {} recorded recipients left", m.entries.len()),
-                    ),
-                    Err(e) => report.failed(path, e),
-                }
-            }
-            report.finish()
-        }
+        } => remove_user(global, &identity, &paths, recipient, stanza, force),
         EfsCommand::Mark {
             paths,
             recipients,
             name,
-        } => {
-            let ids = match Identities::load(&identity) {
-                Ok(ids) => Some(ids),
-                Err(EfsError::NoIdentity { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-            let mut others = Vec::new();
-            for r in &recipients {
-                for rec in reel_efs::recipients_from_arg(r)? {
-                    others.push((Role::User, Named::new(rec, "")));
-                }
-            }
-            let name = name.unwrap_or_else(login_name);
-            let mut report = Report::new(global);
-            for path in &paths {
-                match reel_efs::mark_file(path, ids.as_ref(), &name, &others) {
-                    Ok(m) => report.ok(
-                        path,
-                        format!(
-                            "marked ({} plaintext, {} recorded recipients)",
-                            human_size(m.plaintext_size),
-                            m.entries.len()
-                        ),
-                    ),
-                    Err(e) => report.failed(path, e),
-                }
-            }
-            report.finish()
-        }
+        } => mark(global, &identity, &paths, &recipients, name),
         EfsCommand::ExportRaw { path, output } => export_raw(global, &path, output.as_deref()),
         EfsCommand::ImportRaw {
             path,
@@ -364,6 +260,142 @@ fn dispatch(args: Args, global: &Global) -> Result<ExitCode> {
             overwrite_hidden,
         } => import_raw(global, &path, input.as_deref(), overwrite, overwrite_hidden),
     }
+}
+
+fn decrypt(
+    global: &Global,
+    identity: &Path,
+    paths: &[PathBuf],
+    recursive: bool,
+) -> Result<ExitCode> {
+    let ids = Identities::load(identity)?;
+    let mut report = Report::new(global);
+    for path in paths {
+        if recursive && path.is_dir() {
+            reel_efs::decrypt_tree(path, &ids, |ev| {
+                report.tree_event(ev, "decrypted", "unmarked")
+            });
+        } else {
+            match reel_efs::decrypt_file(path, &ids) {
+                Ok(n) => report.ok(path, format!("decrypted ({})", human_size(n))),
+                Err(e) => report.failed(path, e),
+            }
+        }
+    }
+    report.finish()
+}
+
+fn cat(global: &Global, identity: &Path, paths: &[PathBuf]) -> Result<ExitCode> {
+    let ids = Identities::load(identity)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut report = Report::new(global);
+    report.quiet_ok = true;
+    for path in paths {
+        if let Err(e) = reel_efs::decrypt_to(path, &ids, &mut out) {
+            report.failed(path, e);
+        }
+    }
+    report.finish()
+}
+
+fn add_user(
+    global: &Global,
+    identity: &Path,
+    paths: &[PathBuf],
+    recipient: &str,
+    name: &str,
+    role: Role,
+) -> Result<ExitCode> {
+    let ids = Identities::load(identity)?;
+    let users = reel_efs::recipients_from_arg(recipient)?;
+    let mut report = Report::new(global);
+    for path in paths {
+        for user in &users {
+            let named = Named::new(user.clone(), name);
+            match reel_efs::add_user(path, &ids, &named, role) {
+                Ok(m) => report.ok(
+                    path,
+                    format!("added {user}; {} recipients", m.entries.len()),
+                ),
+                Err(e) => report.failed(path, e),
+            }
+        }
+    }
+    report.finish()
+}
+
+fn remove_user(
+    global: &Global,
+    identity: &Path,
+    paths: &[PathBuf],
+    recipient: Option<String>,
+    stanza: Option<usize>,
+    force: bool,
+) -> Result<ExitCode> {
+    let ids = Identities::load(identity)?;
+    let which = match (recipient, stanza) {
+        (Some(r), _) => {
+            let r = reel_efs::recipients_from_arg(&r)?;
+            let [one] = r.as_slice() else {
+                bail!(UsageError(
+                    "--recipient must name exactly one recipient".into()
+                ));
+            };
+            Removal::Recipient(one.to_string())
+        }
+        (None, Some(i)) => Removal::Stanza(i),
+        (None, None) => bail!(UsageError(
+            "say whom to remove: --recipient or --stanza".into()
+        )),
+    };
+    let mut report = Report::new(global);
+    for path in paths {
+        match reel_efs::remove_user(path, &ids, &which, force) {
+            Ok(m) => report.ok(
+                path,
+                format!("removed; {} recorded recipients left", m.entries.len()),
+            ),
+            Err(e) => report.failed(path, e),
+        }
+    }
+    report.finish()
+}
+
+fn mark(
+    global: &Global,
+    identity: &Path,
+    paths: &[PathBuf],
+    recipients: &[String],
+    name: Option<String>,
+) -> Result<ExitCode> {
+    let ids = match Identities::load(identity) {
+        Ok(ids) => Some(ids),
+        Err(EfsError::NoIdentity { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut others = Vec::new();
+    for r in recipients {
+        for rec in reel_efs::recipients_from_arg(r)? {
+            others.push((Role::User, Named::new(rec, "")));
+        }
+    }
+    let name = name.unwrap_or_else(login_name);
+    let mut report = Report::new(global);
+    for path in paths {
+        match reel_efs::mark_file(path, ids.as_ref(), &name, &others) {
+            Ok(m) => report.ok(
+                path,
+                format!(
+                    "marked ({} plaintext, {} recorded recipients)",
+                    human_size(m.plaintext_size),
+                    m.entries.len()
+                ),
+            ),
+            Err(e) => report.failed(path, e),
+        }
+    }
+    report.finish()
 }
 
 /// The user's login, for names recorded in markers.
@@ -493,19 +525,18 @@ fn named_all(args: &[String], name: &str) -> Result<Vec<Named>> {
     Ok(out)
 }
 
-fn encrypt(
-    global: &Global,
+/// Who `reel efs encrypt` encrypts to: you (your identity's recipients, named `name`), the
+/// --recipient users, and the recovery recipient (--recovery, else the policy's).
+fn encrypt_options(
     identity: &Path,
-    paths: &[PathBuf],
-    recursive: bool,
     recipients: &[String],
     recovery: Option<&str>,
     name: Option<String>,
-) -> Result<ExitCode> {
-    let mut base = EncryptOptions::default();
+) -> Result<EncryptOptions> {
+    let mut opts = EncryptOptions::default();
     let name = name.unwrap_or_else(login_name);
     match Identities::load(identity) {
-        Ok(ids) => base.users.extend(
+        Ok(ids) => opts.users.extend(
             ids.recipients()
                 .into_iter()
                 .map(|r| Named::new(r, name.clone())),
@@ -514,58 +545,35 @@ fn encrypt(
         Err(EfsError::NoIdentity { .. }) if !recipients.is_empty() => {}
         Err(e) => return Err(e.into()),
     }
-    base.users.extend(named_all(recipients, "")?);
-    // --recovery / REEL_EFS_RECOVERY, else the policy's efs-recovery (reel.conf).
-    let from_policy;
-    let (recovery, whence) = match recovery {
-        Some(r) => (Some(r), "--recovery / REEL_EFS_RECOVERY".to_string()),
-        None => {
-            let policy = reel_policy::Policy::load(&reel_policy::Roots::from_env());
-            let setting = policy.config.efs_recovery;
-            let whence = match &setting.source {
-                Some(src) => format!("efs-recovery ({src})"),
-                None => "efs-recovery".to_string(),
-            };
-            from_policy = setting.value;
-            (from_policy.as_deref(), whence)
+    opts.users.extend(named_all(recipients, "")?);
+    opts.choose_recovery(recovery, || {
+        let setting = reel_policy::Policy::load(&reel_policy::Roots::from_env())
+            .config
+            .efs_recovery;
+        PolicyRecovery {
+            recipient: setting.value,
+            set_in: setting.source.map(|src| src.to_string()),
         }
-    };
-    if let Some(r) = recovery.filter(|r| !r.trim().is_empty()) {
-        let list = reel_efs::recipients_from_arg(r)
-            .with_context(|| format!("the recovery recipient of {whence}"))?;
-        let [one] = list.as_slice() else {
-            bail!(UsageError(
-                "the recovery recipient must be exactly one recipient".into()
-            ));
-        };
-        base.recovery = Some(Named::new(one.clone(), "recovery"));
-    }
+    })?;
+    Ok(opts)
+}
+
+fn encrypt(
+    global: &Global,
+    paths: &[PathBuf],
+    recursive: bool,
+    base: &EncryptOptions,
+) -> Result<ExitCode> {
     let mut report = Report::new(global);
     for path in paths {
         let mut opts = base.clone();
-        let is_dir = path.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
-        // Inherit what a marked directory records: the directory itself with -r, else the parent.
-        let marked_dir = if is_dir {
-            Some(path.as_path())
-        } else {
-            path.parent().filter(|p| !p.as_os_str().is_empty())
-        };
-        if let Some(dir) = marked_dir {
-            match reel_efs::marker(dir) {
-                Ok(Some(m)) if m.kind == Kind::Directory => {
-                    if let Err(e) = opts.inherit(&m) {
-                        report.failed(dir, e);
-                        continue;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    report.failed(dir, e);
-                    continue;
-                }
-            }
+        if let Some(dir) = reel_efs::inheriting_dir(path)
+            && let Err(e) = opts.inherit_from_dir(dir)
+        {
+            report.failed(dir, e);
+            continue;
         }
-        if is_dir {
+        if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
             if !recursive {
                 report.failed(
                     path,
@@ -579,23 +587,23 @@ fn encrypt(
             reel_efs::encrypt_tree(path, &opts, |ev| {
                 report.tree_event(ev, "encrypted", "marked")
             });
-        } else {
-            match reel_efs::encrypt_file(path, &opts) {
-                Ok(m) => report.ok(
-                    path,
-                    format!(
-                        "encrypted ({}, {} recipients{})",
-                        human_size(m.plaintext_size),
-                        m.entries.len(),
-                        if m.has_recovery() {
-                            " incl. recovery"
-                        } else {
-                            ""
-                        }
-                    ),
+            continue;
+        }
+        match reel_efs::encrypt_file(path, &opts) {
+            Ok(m) => report.ok(
+                path,
+                format!(
+                    "encrypted ({}, {} recipients{})",
+                    human_size(m.plaintext_size),
+                    m.entries.len(),
+                    if m.has_recovery() {
+                        " incl. recovery"
+                    } else {
+                        ""
+                    }
                 ),
-                Err(e) => report.failed(path, e),
-            }
+            ),
+            Err(e) => report.failed(path, e),
         }
     }
     report.finish()

@@ -76,7 +76,7 @@ pub fn list(source: ForeignSource, patterns: Vec<String>, global: &Global) -> Re
                     .map_err(std::io::Error::from)
                     .and_then(|line| write!(out, "{sep}\n{line}"))
             } else {
-                writeln!(out, "{}", crate::cmd::list::entry_line(e))
+                writeln!(out, "{}", crate::ui::entry_line(e))
             };
             if let Err(err) = r {
                 io_error.get_or_insert(err);

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use reel_archive::IndexEntry;
 
 use crate::Global;
 use crate::cmd::{open_catalog_for_reading_or_warn, open_tapes, split_set_and_patterns};
-use crate::ui::{human_size, print_json};
+use crate::ui::{entry_line, human_size, print_json};
 
 /// The sets on the tape, or the files of one set.
 #[derive(clap::Args, Debug)]
@@ -42,65 +41,6 @@ pub struct Args {
     /// `reel catalog scan` has read it.
     #[arg(long, value_name = "N")]
     file: Option<u64>,
-}
-
-/// One member as `reel list` shows it.
-pub(crate) fn entry_line(e: &IndexEntry) -> String {
-    let link = match (e.kind, &e.link) {
-        ('l', Some(t)) => format!(" -> {t}"),
-        ('h', Some(t)) => format!(" link to {t}"),
-        _ => String::new(),
-    };
-    format!(
-        "{} {:>6}/{:<6} {:>12} {} {}{}",
-        kind_mode(e),
-        e.uid,
-        e.gid,
-        e.size,
-        when(&e.mtime),
-        e.display_path(),
-        link
-    )
-}
-
-fn kind_mode(e: &IndexEntry) -> String {
-    let kind = match e.kind {
-        'f' | 'h' => '-',
-        k => k,
-    };
-    let mut s = String::from(kind);
-    let bits = [
-        (0o400, 'r'),
-        (0o200, 'w'),
-        (0o100, 'x'),
-        (0o040, 'r'),
-        (0o020, 'w'),
-        (0o010, 'x'),
-        (0o004, 'r'),
-        (0o002, 'w'),
-        (0o001, 'x'),
-    ];
-    for (bit, c) in bits {
-        s.push(if e.mode & bit != 0 { c } else { '-' });
-    }
-    s
-}
-
-fn when(mtime: &str) -> String {
-    let secs: i64 = mtime
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| mtime.to_string())
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {

@@ -11,14 +11,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use reel_tape::{
-    EraseKind, Library, MarkKind, PartitionMethod, PositionKind, PrepareOp, SeekTo,
+    EraseKind, Library, MarkKind, PartitionLayout, PositionKind, PrepareOp, SeekTo,
     SetDriveParameters, TapeDrive, TapeError, Target,
 };
 use serde::Serialize;
 
 use crate::Global;
 use crate::exit::UsageError;
-use crate::ui::{human_size, parse_size, print_json};
+use crate::ui::{human_size, parse_size, parse_size_in, print_json};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -207,8 +207,9 @@ struct PartitionArgs {
     /// N partitions of sizes the drive chooses (equal).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     select: Option<i64>,
-    /// Partitions of SIZE (whole MiB) each, then one with the rest; repeat SIZE for more
-    /// partitions (all sizes must be equal, as CreateTapePartition takes one size).
+    /// Partitions of SIZE (whole MiB; a bare number is MiB) each, then one with the rest;
+    /// repeat SIZE for more partitions (all sizes must be equal, as CreateTapePartition takes
+    /// one size).
     #[arg(long, value_name = "SIZE", num_args = 1..)]
     initiator: Option<Vec<String>>,
 }
@@ -364,30 +365,11 @@ fn new(
 ) -> Result<ExitCode> {
     let capacity = parse_size(capacity)?;
     let partitions = small("partition count", partitions)?;
-    if partitions == 0 || partitions > reel_tape::vtape::MAX_PARTITIONS {
-        bail!(TapeError::InvalidParameter(format!(
-            "--partitions {partitions}: a virtual cartridge has 1 to {}",
-            reel_tape::vtape::MAX_PARTITIONS
-        )));
-    }
     let dir = library_dir(global)?;
     let mut lib = Library::open_or_create(&dir)?;
-    let path = lib.create_cartridge(name, capacity, false)?;
-    let made = (|| -> Result<(), TapeError> {
-        if partitions > 1 {
-            let mut d = reel_tape::vtape::VirtualDrive::open(&path)?;
-            d.create_partitions(PartitionMethod::Select, partitions, 0)?;
-        }
-        if write_protect {
-            lib.set_write_protected(name, true)?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = made {
-        // Do not leave a half-made cartridge behind.
-        let _ = std::fs::remove_dir_all(&path);
-        return Err(anyhow::Error::new(e).context(format!("creating cartridge {name}")));
-    }
+    let path = lib
+        .create_partitioned_cartridge(name, capacity, partitions, write_protect)
+        .with_context(|| format!("creating cartridge {name}"))?;
     if global.json {
         print_json(&serde_json::json!({
             "name": name, "path": path, "capacity": capacity, "partitions": partitions,
@@ -623,41 +605,24 @@ fn seek(global: &Global, s: SeekArgs, partition: i64) -> Result<ExitCode> {
 }
 
 fn partition(global: &Global, how: PartitionArgs) -> Result<ExitCode> {
-    let (method, count, size_mb) = if how.fixed {
-        (PartitionMethod::Fixed, 0, 0)
+    let layout = if how.fixed {
+        PartitionLayout::fixed()
     } else if let Some(n) = how.select {
-        (PartitionMethod::Select, small("partition count", n)?, 0)
+        PartitionLayout::select(small("partition count", n)?)
     } else if let Some(sizes) = how.initiator {
-        let mut mb = None;
-        for s in &sizes {
-            let bytes = parse_size(s)?;
-            if bytes % (1 << 20) != 0 || bytes == 0 {
-                bail!(TapeError::InvalidParameter(format!(
-                    "partition size {s} is not a whole number of MiB (CreateTapePartition takes megabytes)"
-                )));
-            }
-            let this = u32::try_from(bytes >> 20).map_err(|_| {
-                TapeError::InvalidParameter(format!("partition size {s} is too large"))
-            })?;
-            if mb.is_some_and(|m| m != this) {
-                bail!(UsageError(
-                    "--initiator sizes must all be equal: CreateTapePartition makes all but the last partition the same size".into()
-                ));
-            }
-            mb = Some(this);
-        }
-        (
-            PartitionMethod::Initiator,
-            sizes.len() as u32 + 1,
-            mb.unwrap_or(0),
-        )
+        // Sizes are whole MiB, as CreateTapePartition takes them: a bare number is MiB.
+        let bytes = sizes
+            .iter()
+            .map(|s| parse_size_in(s, 1 << 20))
+            .collect::<Result<Vec<u64>, _>>()?;
+        PartitionLayout::initiator(&bytes)?
     } else {
         bail!(UsageError(
             "say how to partition (see reel tape partition --help)".into()
         ));
     };
     let mut drive = open(global)?;
-    drive.create_partitions(method, count, size_mb)?;
+    drive.create_partitions(layout.method, layout.count, layout.size_mb)?;
     let parts = drive.media_parameters()?.partition_count;
     let mut sizes = Vec::new();
     for p in 1..=parts {
@@ -752,7 +717,7 @@ fn set(global: &Global, s: SetArgs) -> Result<ExitCode> {
                 u32::try_from(v).map_err(|_| {
                     TapeError::InvalidParameter(format!(
                         "block size {v} is outside 1..={} (0 = variable)",
-                        reel_tape::vtape::MAX_BLOCK_SIZE
+                        drive.max_record_len()
                     ))
                 })?
             }
@@ -842,7 +807,7 @@ fn dump(global: &Global, file: u64) -> Result<ExitCode> {
     // Variable mode: room for the largest record. Fixed mode: whole blocks, about 1 MiB.
     let bs = drive.media_parameters()?.block_size as usize;
     let len = if bs == 0 {
-        reel_tape::vtape::MAX_BLOCK_SIZE as usize + 1
+        drive.max_record_len() + 1
     } else {
         bs * (1usize << 20).div_ceil(bs)
     };
