@@ -14,6 +14,7 @@ pub mod error;
 pub mod foreign;
 pub mod list;
 pub mod manual;
+mod plan;
 pub mod progress;
 pub mod rebuild;
 pub mod restore;
