@@ -9,6 +9,7 @@
 //! It is not for formats or devices: those belong to the crates it drives.
 
 pub mod backup;
+pub mod changer;
 pub mod efs;
 pub mod error;
 pub mod foreign;
@@ -27,11 +28,12 @@ pub mod tapes;
 pub mod verify;
 
 pub use backup::{BackupOptions, BackupReport, backup};
+pub use changer::{LibraryChanger, NoChanger, VolumeChanger};
 pub use error::{CoreError, FailureKind, Result};
 pub use list::{SetListing, VolumeListing, list_entries, list_sets};
 pub use manual::{ManualChanger, NoOperator, Operator};
 pub use progress::{NoProgress, Progress};
 pub use restore::{RestoreOptions, RestoreReport, Rules, apply_member, restore};
 pub use select::Selector;
-pub use tapes::{LibraryChanger, NoChanger, Tapes, VolumeChanger};
+pub use tapes::Tapes;
 pub use verify::{VerifyOptions, VerifyReport, verify};
