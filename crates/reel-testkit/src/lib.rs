@@ -159,6 +159,19 @@ impl Default for TempHome {
     }
 }
 
+/// The program under test, `reel`, as a command for a [`TempHome`] (given as a value or a
+/// reference): `reel!(home).arg("backup")`. See [`TempHome::command`] for its environment.
+///
+/// A macro, because only the integration tests of the `reel` package know where cargo built
+/// the program (`CARGO_BIN_EXE_reel`, set when they are compiled).
+#[macro_export]
+macro_rules! reel {
+    ($home:expr) => {{
+        let home: &$crate::TempHome = &$home;
+        home.command(env!("CARGO_BIN_EXE_reel"))
+    }};
+}
+
 /// Writes a file, creating parent directories.
 pub fn write_file(path: &Path, content: &[u8]) {
     if let Some(parent) = path.parent() {
