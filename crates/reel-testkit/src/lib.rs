@@ -172,6 +172,17 @@ macro_rules! reel {
     }};
 }
 
+/// Creates an empty virtual cartridge `NAME.vtape` in `dir`, with barcode NAME and room for
+/// `capacity` bytes; returns its path.
+#[cfg(feature = "tape")]
+pub fn new_cartridge(dir: &Path, name: &str, capacity: u64) -> PathBuf {
+    use reel_tape::vtape::{Cartridge, CartridgeConfig};
+    let path = dir.join(format!("{name}.vtape"));
+    Cartridge::create(&path, &CartridgeConfig::new(name, capacity))
+        .unwrap_or_else(|e| panic!("create the cartridge {}: {e}", path.display()));
+    path
+}
+
 /// Writes a file, creating parent directories.
 pub fn write_file(path: &Path, content: &[u8]) {
     if let Some(parent) = path.parent() {

@@ -472,12 +472,7 @@ fn restore_refuses_unsafe_members_and_writes_nothing_outside_the_target() {
     use reel_archive::Entry;
     use reel_stream::{FileKind, FileMeta};
     let home = TempHome::new();
-    let cart = home.path().join("c.vtape");
-    reel_tape::vtape::Cartridge::create(
-        &cart,
-        &reel_tape::vtape::CartridgeConfig::new("c", 64 << 20),
-    )
-    .unwrap();
+    let cart = reel_testkit::new_cartridge(home.path(), "c", 64 << 20);
     {
         let mut drive = reel_tape::vtape::VirtualDrive::open(&cart).unwrap();
         reel_archive::write_label(&mut drive, &reel_archive::VolumeLabel::new("c")).unwrap();
