@@ -223,16 +223,60 @@ pub struct FileFacts {
     pub link_group: usize,
 }
 
-/// Facts about every entry under `root` (relative paths; the root itself excluded).
-pub fn tree_facts(root: &Path) -> std::collections::BTreeMap<PathBuf, FileFacts> {
+/// A tree scanned into comparable facts ([`scan_tree`]).
+#[derive(Debug)]
+pub struct TreeScan<T> {
+    /// A fact per entry, by path relative to the root.
+    pub facts: std::collections::BTreeMap<PathBuf, T>,
+    /// The relative paths of non-directories that share an inode, one group per inode, each
+    /// sorted, the groups sorted. A group of one is a file whose other names are outside
+    /// the tree.
+    pub link_groups: Vec<Vec<PathBuf>>,
+}
+
+/// Scans every entry under `root` (the root itself excluded, symlinks not followed), in
+/// file-name order, making each into a fact with `fact(path, lstat)`; notes which share an
+/// inode.
+pub fn scan_tree<T>(
+    root: &Path,
+    mut fact: impl FnMut(&Path, &std::fs::Metadata) -> T,
+) -> TreeScan<T> {
     use std::os::unix::fs::MetadataExt;
-    let mut groups: std::collections::HashMap<(u64, u64), Vec<PathBuf>> = Default::default();
-    let mut out = std::collections::BTreeMap::new();
-    for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
+    let mut groups: std::collections::BTreeMap<(u64, u64), Vec<PathBuf>> = Default::default();
+    let mut facts = std::collections::BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
         let entry = entry.expect("walk tree");
         let md = entry.path().symlink_metadata().expect("lstat");
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .expect("under root")
+            .to_path_buf();
+        if !md.is_dir() && md.nlink() > 1 {
+            groups
+                .entry((md.dev(), md.ino()))
+                .or_default()
+                .push(rel.clone());
+        }
+        facts.insert(rel, fact(entry.path(), &md));
+    }
+    let mut link_groups: Vec<Vec<PathBuf>> = groups.into_values().collect();
+    for g in &mut link_groups {
+        g.sort();
+    }
+    link_groups.sort();
+    TreeScan { facts, link_groups }
+}
+
+/// Facts about every entry under `root` (relative paths; the root itself excluded).
+pub fn tree_facts(root: &Path) -> std::collections::BTreeMap<PathBuf, FileFacts> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let scan = scan_tree(root, |path, md| {
         let ft = md.file_type();
-        use std::os::unix::fs::FileTypeExt;
         let kind = if ft.is_file() {
             'f'
         } else if ft.is_dir() {
@@ -248,49 +292,28 @@ pub fn tree_facts(root: &Path) -> std::collections::BTreeMap<PathBuf, FileFacts>
         } else {
             's'
         };
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .expect("under root")
-            .to_path_buf();
         let content = (kind == 'f').then(|| {
             let mut h = blake3::Hasher::new();
-            let mut f = std::fs::File::open(entry.path()).expect("open");
+            let mut f = std::fs::File::open(path).expect("open");
             std::io::copy(&mut f, &mut h).expect("read");
             h.finalize().to_hex().to_string()
         });
-        if kind != 'd' && md.nlink() > 1 {
-            groups
-                .entry((md.dev(), md.ino()))
-                .or_default()
-                .push(rel.clone());
+        FileFacts {
+            kind,
+            mode: md.mode() & 0o7777,
+            uid: md.uid(),
+            gid: md.gid(),
+            size: if kind == 'f' { md.size() } else { 0 },
+            mtime: (md.mtime(), md.mtime_nsec()),
+            content,
+            symlink: (kind == 'l')
+                .then(|| std::fs::read_link(path).expect("readlink").into_os_string()),
+            link_group: 0,
         }
-        out.insert(
-            rel,
-            FileFacts {
-                kind,
-                mode: md.mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-                size: if kind == 'f' { md.size() } else { 0 },
-                mtime: (md.mtime(), md.mtime_nsec()),
-                content,
-                symlink: (kind == 'l').then(|| {
-                    std::fs::read_link(entry.path())
-                        .expect("readlink")
-                        .into_os_string()
-                }),
-                link_group: 0,
-            },
-        );
-    }
-    // Number the hard-link groups by their first member so two trees compare equal.
-    let mut numbered: Vec<Vec<PathBuf>> = groups.into_values().filter(|g| g.len() > 1).collect();
-    for g in &mut numbered {
-        g.sort();
-    }
-    numbered.sort();
-    for (i, g) in numbered.iter().enumerate() {
+    });
+    let mut out = scan.facts;
+    // Number the hard-link groups (sorted, so two trees compare equal).
+    for (i, g) in scan.link_groups.iter().filter(|g| g.len() > 1).enumerate() {
         for p in g {
             if let Some(f) = out.get_mut(p) {
                 f.link_group = i + 1;

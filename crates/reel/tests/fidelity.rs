@@ -311,13 +311,7 @@ const FULL: Compare = Compare {
 };
 
 fn tree_facts(root: &Path, how: Compare) -> (BTreeMap<PathBuf, Facts>, Vec<Vec<PathBuf>>) {
-    let mut out = BTreeMap::new();
-    let mut groups: BTreeMap<(u64, u64), Vec<PathBuf>> = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e.unwrap();
-        let p = e.path();
-        let rel = p.strip_prefix(root).unwrap().to_path_buf();
-        let md = std::fs::symlink_metadata(p).unwrap();
+    let scan = reel_testkit::scan_tree(root, |p, md| {
         let ft = md.file_type();
         // atime: directories and symlinks have theirs touched by every walk and readlink.
         let atime = if how.atime && !ft.is_dir() && !ft.is_symlink() {
@@ -338,12 +332,6 @@ fn tree_facts(root: &Path, how: Compare) -> (BTreeMap<PathBuf, Facts>, Vec<Vec<P
             md.mtime_nsec(),
             md.rdev()
         );
-        if !ft.is_dir() && md.nlink() > 1 {
-            groups
-                .entry((md.dev(), md.ino()))
-                .or_default()
-                .push(rel.clone());
-        }
         let mut xattrs = tool_output(
             Command::new("getfattr")
                 .args(["-d", "-m", "-", "-e", "hex", "-h", "--absolute-names"])
@@ -376,22 +364,17 @@ fn tree_facts(root: &Path, how: Compare) -> (BTreeMap<PathBuf, Facts>, Vec<Vec<P
             String::new()
         };
         let sparse = ft.is_file() && md.blocks() * 512 < md.size();
-        out.insert(
-            rel,
-            Facts {
-                stat,
-                xattrs,
-                acl,
-                lsattr,
-                content: ft.is_file().then(|| content_hash(p)),
-                link: ft.is_symlink().then(|| std::fs::read_link(p).unwrap()),
-                blocks: sparse.then_some(md.blocks()),
-            },
-        );
-    }
-    let mut g: Vec<Vec<PathBuf>> = groups.into_values().collect();
-    g.sort();
-    (out, g)
+        Facts {
+            stat,
+            xattrs,
+            acl,
+            lsattr,
+            content: ft.is_file().then(|| content_hash(p)),
+            link: ft.is_symlink().then(|| std::fs::read_link(p).unwrap()),
+            blocks: sparse.then_some(md.blocks()),
+        }
+    });
+    (scan.facts, scan.link_groups)
 }
 
 fn assert_same(a: &Path, b: &Path, how: Compare, what: &str) {
