@@ -10,6 +10,14 @@
 //! if !reel_testkit::require_root("mounts a btrfs image") { return; }
 //! # }
 //! ```
+//!
+//! Besides the checks, what several test files would otherwise each write again: a temporary
+//! `REEL_HOME` ([`TempHome`]) and the program under test in it ([`reel!`]); commands run
+//! with their output checked ([`cli`], [`run_ok`]); varied trees to back up ([`make_tree`]);
+//! trees scanned into comparable facts ([`scan_tree`], [`tree_facts`],
+//! [`assert_same_tree`]); loop-mounted file systems ([`LoopFs`]). Behind features, so that
+//! crates below them need not build them: virtual cartridges (`tape`: `new_cartridge`) and
+//! archives read back (`archive`: `pax::read_members`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -439,6 +447,41 @@ pub fn make_tree(root: &Path, files: usize, seed: u64) {
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         )
         .expect("set times");
+    }
+}
+
+/// Archives read back, to compare with what was written.
+#[cfg(feature = "archive")]
+pub mod pax {
+    use reel_archive::pax::{DataReader, PaxReader};
+    use reel_archive::{ArchiveError, Entry};
+
+    /// A member as the reader gives it back.
+    #[derive(Debug)]
+    pub struct ReadMember {
+        /// Byte offset of the member's first header.
+        pub header_offset: u64,
+        pub entry: Entry,
+        /// The content as stored: the whole file, or the data extents of a sparse one.
+        pub content: Vec<u8>,
+    }
+
+    /// Reads every member of `bytes` with its content; the first error ends the reading
+    /// (never a panic).
+    pub fn read_members(bytes: &[u8]) -> Result<Vec<ReadMember>, ArchiveError> {
+        let mut r = PaxReader::new(bytes);
+        let mut out = Vec::new();
+        while let Some(e) = r.next_entry()? {
+            let mut content = Vec::new();
+            std::io::copy(&mut DataReader(&mut r), &mut content)
+                .map_err(|e| ArchiveError::from_io("read", e))?;
+            out.push(ReadMember {
+                header_offset: e.header_offset,
+                entry: e.entry,
+                content,
+            });
+        }
+        Ok(out)
     }
 }
 
