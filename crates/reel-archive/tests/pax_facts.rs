@@ -2,13 +2,13 @@
 //! sparse 1.0 maps round-trip through the writer and reader; damaged or cut archives give
 //! an error naming the byte offset, never a panic. GNU tar reads reel's sparse members.
 
-use std::io::Read;
 use std::process::Command;
 
 use proptest::prelude::*;
 use reel_archive::Entry;
-use reel_archive::pax::{DataReader, PaxReader, PaxWriter};
+use reel_archive::pax::PaxWriter;
 use reel_stream::{Acl, Extent, FileKind, FileMeta, NameCache, SparseMap, Timestamp, Xattr};
+use reel_testkit::pax::{ReadMember, read_members};
 
 #[derive(Debug, Clone)]
 struct Member {
@@ -123,28 +123,15 @@ fn write_archive(members: &[Member]) -> Vec<u8> {
     w.finish().unwrap()
 }
 
-fn read_all(bytes: &[u8]) -> Result<Vec<(Entry, Vec<u8>)>, reel_archive::ArchiveError> {
-    let mut r = PaxReader::new(bytes);
-    let mut out = Vec::new();
-    while let Some(e) = r.next_entry()? {
-        let mut content = Vec::new();
-        DataReader(&mut r)
-            .read_to_end(&mut content)
-            .map_err(|e| reel_archive::ArchiveError::from_io("read", e))?;
-        out.push((e.entry, content));
-    }
-    Ok(out)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn facts_round_trip(members in proptest::collection::vec(member_strategy(), 1..8)) {
         let bytes = write_archive(&members);
-        let read = read_all(&bytes).unwrap();
+        let read = read_members(&bytes).unwrap();
         prop_assert_eq!(read.len(), members.len());
-        for ((got, content), m) in read.iter().zip(&members) {
+        for (ReadMember { entry: got, content, .. }, m) in read.iter().zip(&members) {
             let want = &m.entry.meta;
             prop_assert_eq!(&got.path, &m.entry.path);
             prop_assert_eq!(&got.meta.xattrs, &want.xattrs);
@@ -172,7 +159,7 @@ proptest! {
             bytes[i] ^= v;
         }
         let cut = cut.index(bytes.len());
-        if let Err(e) = read_all(&bytes[..cut]) {
+        if let Err(e) = read_members(&bytes[..cut]) {
             let msg = e.to_string();
             prop_assert!(msg.contains("byte"), "{}", msg);
         }
@@ -206,7 +193,7 @@ fn sparse_map_lies_are_refused_with_an_offset() {
     ] {
         let mut b = good.clone();
         b[map_at..map_at + bad.len()].copy_from_slice(bad);
-        let err = read_all(&b).unwrap_err().to_string();
+        let err = read_members(&b).unwrap_err().to_string();
         assert!(
             err.contains(&format!("byte {map_at}")) && err.contains(what),
             "{err}"

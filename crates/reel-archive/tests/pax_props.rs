@@ -6,8 +6,9 @@ use std::os::unix::ffi::OsStringExt;
 
 use proptest::prelude::*;
 use reel_archive::Entry;
-use reel_archive::pax::{DataReader, PaxReader, PaxWriter};
+use reel_archive::pax::PaxWriter;
 use reel_stream::{FileKind, FileMeta, Timestamp};
+use reel_testkit::pax::{ReadMember, read_members};
 
 fn name_strategy() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -108,19 +109,6 @@ fn write_archive(members: &[Member]) -> (Vec<u8>, Vec<u64>) {
     (w.finish().unwrap(), offsets)
 }
 
-/// Reads everything, returning the members or the first error; never panics.
-fn read_all(bytes: &[u8]) -> Result<Vec<(u64, Entry, Vec<u8>)>, reel_archive::ArchiveError> {
-    let mut r = PaxReader::new(bytes);
-    let mut out = Vec::new();
-    while let Some(e) = r.next_entry()? {
-        let mut content = Vec::new();
-        std::io::copy(&mut DataReader(&mut r), &mut content)
-            .map_err(|e| reel_archive::ArchiveError::from_io("read", e))?;
-        out.push((e.header_offset, e.entry, content));
-    }
-    Ok(out)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -128,9 +116,9 @@ proptest! {
     fn members_round_trip(members in proptest::collection::vec(member_strategy(), 1..12)) {
         let (bytes, offsets) = write_archive(&members);
         prop_assert_eq!(bytes.len() % 512, 0);
-        let read = read_all(&bytes).unwrap();
+        let read = read_members(&bytes).unwrap();
         prop_assert_eq!(read.len(), members.len());
-        for ((off, got, content), (want_off, m)) in read.iter().zip(offsets.iter().zip(&members)) {
+        for (ReadMember { header_offset: off, entry: got, content }, (want_off, m)) in read.iter().zip(offsets.iter().zip(&members)) {
             prop_assert_eq!(off, want_off);
             let want = &m.entry;
             prop_assert_eq!(&got.path, &want.path);
@@ -155,7 +143,7 @@ proptest! {
     ) {
         let (bytes, _) = write_archive(&members);
         let cut = cut.index(bytes.len());
-        let _ = read_all(&bytes[..cut]);
+        let _ = read_members(&bytes[..cut]);
     }
 
     #[test]
@@ -168,7 +156,7 @@ proptest! {
             let i = at.index(bytes.len());
             bytes[i] ^= v | 1;
         }
-        if let Err(e) = read_all(&bytes) {
+        if let Err(e) = read_members(&bytes) {
             // Every error names where.
             let msg = e.to_string();
             prop_assert!(msg.contains("byte"), "{}", msg);
@@ -178,7 +166,7 @@ proptest! {
     #[test]
     fn garbage_is_refused_with_an_offset(garbage in proptest::collection::vec(any::<u8>(), 512..4096)) {
         prop_assume!(!garbage[..512].iter().all(|b| *b == 0));
-        let r = read_all(&garbage);
+        let r = read_members(&garbage);
         prop_assert!(r.is_err());
     }
 }

@@ -9,7 +9,7 @@ use reel_archive::{
 };
 use reel_stream::{FileKind, FileMeta};
 use reel_tape::TapeDrive;
-use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
+use reel_tape::vtape::VirtualDrive;
 
 const BLOCK: usize = 4096;
 
@@ -96,8 +96,7 @@ fn interrupted_set(drive: &mut VirtualDrive) {
 }
 
 fn new_volume(dir: &std::path::Path) -> (VirtualDrive, VolumeLabel) {
-    let cart = dir.join("c.vtape");
-    Cartridge::create(&cart, &CartridgeConfig::new("c", 64 << 20)).unwrap();
+    let cart = reel_testkit::new_cartridge(dir, "c", 64 << 20);
     let mut drive = VirtualDrive::open(&cart).unwrap();
     let label = VolumeLabel::new("c");
     reel_archive::write_label(&mut drive, &label).unwrap();

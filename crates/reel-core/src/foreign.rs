@@ -36,7 +36,6 @@
 //!   read through rather than seeked (a seek would miss them).
 //! - A tape read error (a bad record) ends the read with the error (exit code 3).
 
-use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +48,7 @@ use reel_stream::{Existing, FileKind, RestoreRoot};
 use reel_tape::{PositionKind, SeekTo, TapeDrive, TapeError};
 
 use crate::error::{CoreError, Result};
+use crate::plan::{Approach, Planner};
 use crate::progress::Progress;
 use crate::restore::{RestoreReport, Rules, apply_member};
 use crate::select::Selector;
@@ -795,12 +795,6 @@ fn restore_sequential<R: Read>(
     Ok(())
 }
 
-/// One member to restore, from the catalog.
-struct Planned {
-    offset: u64,
-    path: Vec<u8>,
-}
-
 fn restore_seeking(
     tf: TapeFile<'_>,
     catalog: &Catalog,
@@ -809,61 +803,28 @@ fn restore_seeking(
     r: &mut Restorer<'_>,
     source: &str,
 ) -> Result<()> {
-    // The selected members, and the regular files selected hard links need.
-    let mut plan: Vec<Planned> = Vec::new();
-    let mut chosen: Vec<bool> = Vec::new();
-    let mut files: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut needed: Vec<Vec<u8>> = Vec::new();
-    let mut total = 0u64;
-    let everything = selector.is_everything();
+    // The selected members, and the regular files selected hard links need; each keeps its
+    // path, to check the catalog against the tape.
+    let mut planner = Planner::new(selector, match_path, IndexEntry::path);
     catalog.for_each_entry(scan.id, |e: IndexEntry| -> Result<()> {
-        let path = e.path();
-        let selected = selector.matches(match_path(&path));
-        if !everything && e.kind == 'f' {
-            files.insert(match_path(&path).to_vec(), plan.len());
-        }
-        if selected
-            && e.kind == 'h'
-            && let Some(t) = &e.link
-        {
-            needed.push(match_path(t.as_bytes()).to_vec());
-        }
-        if selected {
-            total += e.size;
-        }
-        plan.push(Planned {
-            offset: e.offset,
-            path,
-        });
-        chosen.push(selected);
+        planner.offer(&e);
         Ok(())
     })?;
-    for t in needed {
-        if let Some(&i) = files.get(&t)
-            && !chosen[i]
-        {
-            chosen[i] = true;
-            r.report
-                .restore
-                .added_link_targets
-                .push(String::from_utf8_lossy(&t).into_owned());
-        }
-    }
-    let plan: Vec<Planned> = plan
-        .into_iter()
-        .zip(chosen)
-        .filter_map(|(p, c)| c.then_some(p))
-        .collect();
-    r.progress.total(total, plan.len() as u64);
+    let plan = planner.finish(|_| Ok::<_, CoreError>(None))?;
+    r.report
+        .restore
+        .added_link_targets
+        .extend(plan.added_link_targets);
+    r.progress.total(plan.total_bytes, plan.members);
     let record_size = scan.record_size as usize;
     let mut pax = PaxReader::new(tf);
-    let mut need_seek = true;
-    for planned in &plan {
-        let gap = planned.offset.saturating_sub(pax.offset());
-        if need_seek || planned.offset < pax.offset() || gap > 2 * record_size as u64 {
+    let mut approach = Approach::new(record_size);
+    // A tape file has one source: the groups are one.
+    for planned in plan.groups.into_values().flatten() {
+        if approach.must_seek(pax.offset(), planned.offset) {
             pax.get_mut().seek_to(planned.offset, record_size)?;
             pax.reset_at(planned.offset);
-            need_seek = false;
+            approach.arrived();
         }
         // Read on to the member (a few headers at most when near).
         loop {
@@ -873,34 +834,34 @@ fn restore_seeking(
                         source,
                         format!(
                             "the tape file ends before {} (at byte {} by the catalog): the catalog is out of date; run `reel catalog scan` again",
-                            String::from_utf8_lossy(&planned.path),
+                            String::from_utf8_lossy(&planned.detail),
                             planned.offset
                         ),
                     );
-                    need_seek = true;
+                    approach.lost();
                     break;
                 }
                 Some(Next::Damage(d)) => {
                     r.damage(source, d);
-                    need_seek = true;
+                    approach.lost();
                     break;
                 }
                 Some(Next::Member(read)) => {
                     if read.header_offset < planned.offset {
                         continue;
                     }
-                    if read.header_offset != planned.offset || read.entry.path != planned.path {
+                    if read.header_offset != planned.offset || read.entry.path != planned.detail {
                         r.damage(
                             source,
                             format!(
                                 "the catalog places {} at byte {} but the tape has {} at byte {}: the catalog is out of date; run `reel catalog scan` again",
-                                String::from_utf8_lossy(&planned.path),
+                                String::from_utf8_lossy(&planned.detail),
                                 planned.offset,
                                 read.entry.display_path(),
                                 read.header_offset
                             ),
                         );
-                        need_seek = true;
+                        approach.lost();
                         break;
                     }
                     r.member(&mut pax, read)?;

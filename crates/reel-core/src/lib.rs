@@ -9,11 +9,13 @@
 //! It is not for formats or devices: those belong to the crates it drives.
 
 pub mod backup;
+pub mod changer;
 pub mod efs;
 pub mod error;
 pub mod foreign;
 pub mod list;
 pub mod manual;
+mod plan;
 pub mod progress;
 pub mod rebuild;
 pub mod restore;
@@ -27,6 +29,7 @@ pub mod tapes;
 pub mod verify;
 
 pub use backup::{BackupOptions, BackupReport, backup};
+pub use changer::{LibraryChanger, NoChanger, VolumeChanger};
 pub use error::{CoreError, Result};
 pub use list::{SetListing, VolumeListing, list_entries, list_sets};
 pub use manual::{ManualChanger, NoOperator, Operator};
@@ -34,5 +37,5 @@ pub use progress::{NoProgress, Progress};
 pub use reel_error_class::ErrorClass;
 pub use restore::{RestoreOptions, RestoreReport, Rules, apply_member, restore};
 pub use select::Selector;
-pub use tapes::{LibraryChanger, NoChanger, Tapes, VolumeChanger};
+pub use tapes::Tapes;
 pub use verify::{VerifyOptions, VerifyReport, verify};

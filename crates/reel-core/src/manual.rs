@@ -15,8 +15,8 @@ use reel_tape::{
     PrepareOp, SeekTo, SetDriveParameters, TapeDrive, TapeError, Target,
 };
 
+use crate::changer::VolumeChanger;
 use crate::error::{CoreError, Result};
-use crate::tapes::VolumeChanger;
 
 /// The person at the drive.
 pub trait Operator {

@@ -7,18 +7,18 @@
 //! symlink. A damaged record costs the member it is in: the restore seeks to the next
 //! selected member and goes on.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use reel_archive::pax::PaxReader;
-use reel_archive::{ArchiveError, Entry, SetInfo};
+use reel_archive::{ArchiveError, Entry, IndexEntry, SetInfo};
 use reel_catalog::Catalog;
 use reel_stream::{Committed, Existing, FileKind, Outcome, RestoreRoot, StreamError, check_path};
 
 use crate::error::Result;
+use crate::plan::{self, Approach, Plan, Planner};
 use crate::progress::Progress;
 use crate::select::Selector;
 use crate::sets::{self, ResolvedSet};
@@ -102,64 +102,17 @@ impl RestoreReport {
     }
 }
 
-/// One selected member: where its data is and what it must hash to.
-struct Planned {
-    offset: u64,
-    hash: Option<blake3::Hash>,
-    /// Content size, which bounds the copy buffer a group needs.
-    size: u64,
-}
+/// One selected member: where its data is; its detail is the content hash it must match.
+type Planned = plan::Planned<Option<blake3::Hash>>;
 
-/// Selected members grouped by the set that holds their data (`None` = the set restored;
-/// `Some(id)` = an earlier set of an incremental chain), each in archive order.
-struct Plan {
-    groups: BTreeMap<Option<uuid::Uuid>, Vec<Planned>>,
-    total_bytes: u64,
-    members: u64,
-    added_link_targets: Vec<String>,
-}
-
+/// The selected members of `set`, with the hard-link targets they need.
 fn make_plan(
     tapes: &mut Tapes,
     catalog: Option<&Catalog>,
     set: &ResolvedSet,
     selector: &Selector,
-) -> Result<Plan> {
-    struct Row {
-        source: Option<uuid::Uuid>,
-        offset: u64,
-        hash: Option<blake3::Hash>,
-        size: u64,
-    }
-    if selector.is_everything() {
-        // A whole set: every member once, straight into its group, with none of the
-        // bookkeeping patterns and link targets need (a third of the memory per member).
-        let mut plan = Plan {
-            groups: BTreeMap::new(),
-            total_bytes: 0,
-            members: 0,
-            added_link_targets: Vec::new(),
-        };
-        sets::for_each_member(tapes, catalog, set, |e| {
-            plan.total_bytes += e.size;
-            plan.members += 1;
-            plan.groups.entry(e.source_set).or_default().push(Planned {
-                offset: e.offset,
-                hash: e.content_hash(),
-                size: e.size,
-            });
-            Ok(())
-        })?;
-        for group in plan.groups.values_mut() {
-            group.sort_by_key(|p| p.offset);
-        }
-        return Ok(plan);
-    }
-    let mut rows: Vec<Row> = Vec::new();
-    let mut chosen: Vec<bool> = Vec::new();
-    // For selective restores: regular files by path, so hard links can pull in their target.
-    let mut file_rows: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut needed_targets: Vec<Vec<u8>> = Vec::new();
+) -> Result<Plan<Option<blake3::Hash>>> {
+    let mut planner = Planner::new(selector, |path| path, IndexEntry::content_hash);
     // Patterns that start with plain components, against the catalog: range lookups under
     // them on the path index, not a scan of the set (a restore of one file touches a handful
     // of rows however large the set).
@@ -167,88 +120,25 @@ fn make_plan(
         .lookup_paths()
         .filter(|_| set.from_catalog())
         .zip(catalog);
-    let mut visit = |e: reel_archive::IndexEntry| -> Result<()> {
-        let path = e.path();
-        let selected = selector.matches(&path);
-        if e.kind == 'f' {
-            file_rows.insert(path.clone(), rows.len());
-        }
-        if selected
-            && e.kind == 'h'
-            && let Some(t) = &e.link
-        {
-            needed_targets.push(t.as_bytes().to_vec());
-        }
-        rows.push(Row {
-            source: e.source_set,
-            offset: e.offset,
-            hash: e.content_hash(),
-            size: e.size,
-        });
-        chosen.push(selected);
-        Ok(())
-    };
     match ranges {
         Some((paths, cat)) => {
             for p in paths {
-                cat.for_each_entry_under(set.info.id, p, &mut visit)?;
+                cat.for_each_entry_under(set.info.id, p, |e: IndexEntry| -> Result<()> {
+                    planner.offer(&e);
+                    Ok(())
+                })?;
             }
         }
-        None => sets::for_each_member(tapes, catalog, set, visit)?,
+        None => sets::for_each_member(tapes, catalog, set, |e| {
+            planner.offer(&e);
+            Ok(())
+        })?,
     }
-    let mut added_link_targets = Vec::new();
-    for t in needed_targets {
-        if let Some(&i) = file_rows.get(&t) {
-            if !chosen[i] {
-                chosen[i] = true;
-                added_link_targets.push(String::from_utf8_lossy(&t).into_owned());
-            }
-            continue;
-        }
+    planner.finish(|target| match ranges {
         // A target outside the looked-up ranges: one more lookup.
-        if let Some((_, cat)) = ranges
-            && let Some(e) = cat.entry(set.info.id, &t)?
-            && e.kind == 'f'
-        {
-            rows.push(Row {
-                source: e.source_set,
-                offset: e.offset,
-                hash: e.content_hash(),
-                size: e.size,
-            });
-            chosen.push(true);
-            added_link_targets.push(String::from_utf8_lossy(&t).into_owned());
-        }
-    }
-    // Overlapping patterns name some members twice: each is restored once.
-    let mut seen = std::collections::HashSet::new();
-    for (row, c) in rows.iter().zip(chosen.iter_mut()) {
-        if *c && !seen.insert((row.source, row.offset)) {
-            *c = false;
-        }
-    }
-    let mut plan = Plan {
-        groups: BTreeMap::new(),
-        total_bytes: 0,
-        members: 0,
-        added_link_targets,
-    };
-    for (row, selected) in rows.into_iter().zip(chosen) {
-        if selected {
-            plan.total_bytes += row.size;
-            plan.members += 1;
-            plan.groups.entry(row.source).or_default().push(Planned {
-                offset: row.offset,
-                hash: row.hash,
-                size: row.size,
-            });
-        }
-    }
-    // Every group is read in archive order (ranges of several patterns interleave).
-    for group in plan.groups.values_mut() {
-        group.sort_by_key(|p| p.offset);
-    }
-    Ok(plan)
+        Some((_, cat)) => Ok(cat.entry(set.info.id, target)?),
+        None => Ok::<_, crate::error::CoreError>(None),
+    })
 }
 
 /// Restores the selected members of a set. Members an incremental set left in earlier sets
@@ -371,11 +261,9 @@ fn restore_group(
     // buffer zeroed.
     let largest = plan.iter().map(|p| p.size).max().unwrap_or(0);
     let mut buf = vec![0u8; largest.clamp(4096, 1 << 20) as usize];
-    let mut need_seek = true;
+    let mut approach = Approach::new(block_size);
     for planned in plan {
-        // Far ahead, behind, or after an error: seek; near: read on.
-        let gap = planned.offset.saturating_sub(pax.offset());
-        if need_seek || gap > 2 * block_size as u64 || planned.offset < pax.offset() {
+        if approach.must_seek(pax.offset(), planned.offset) {
             if let Err(e) = seek(pax, planned.offset) {
                 if let Some(stop) = pax.get_mut().stopped() {
                     return Err(stop);
@@ -386,10 +274,10 @@ fn restore_group(
                 );
                 progress.problem(&msg);
                 report.integrity_failures.push(msg);
-                need_seek = true;
+                approach.lost();
                 continue;
             }
-            need_seek = false;
+            approach.arrived();
         }
         match restore_one(pax, root, rules, planned, &mut buf, report, progress) {
             Ok(()) => {}
@@ -407,7 +295,7 @@ fn restore_group(
                 );
                 progress.problem(&msg);
                 report.integrity_failures.push(msg);
-                need_seek = true;
+                approach.lost();
             }
             Err(e) => return Err(e.into()),
         }
@@ -460,7 +348,7 @@ fn restore_one(
         root,
         rules,
         read.entry,
-        planned.hash,
+        planned.detail,
         buf,
         report,
         progress,

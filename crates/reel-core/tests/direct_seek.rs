@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use reel_core::{BackupOptions, NoProgress, RestoreOptions, Tapes};
 use reel_tape::conformance::TestDrive;
-use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
+use reel_tape::vtape::VirtualDrive;
 
 #[test]
 fn one_small_file_is_restored_with_a_few_record_reads() {
@@ -22,8 +22,7 @@ fn one_small_file_is_restored_with_a_few_record_reads() {
         .unwrap();
     }
     std::fs::write(src.join("big24-needle"), b"the needle, a small file").unwrap();
-    let cart = tmp.path().join("c.vtape");
-    Cartridge::create(&cart, &CartridgeConfig::new("c", 1 << 30)).unwrap();
+    let cart = reel_testkit::new_cartridge(tmp.path(), "c", 1 << 30);
     let reads = Arc::new(AtomicU64::new(0));
     let catalog_path = tmp.path().join("catalog.sqlite");
     {

@@ -90,33 +90,28 @@ fn run_lenient(cmd: &mut Command) {
 /// What `assert_same_tree` does not compare: xattrs, ACLs, and which parts are holes.
 fn extended_facts(root: &Path) -> BTreeMap<PathBuf, String> {
     let mut names = NameCache::new();
-    let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1) {
-        let e = e.unwrap();
-        let meta = reel_stream::capture(e.path(), &mut names).unwrap();
+    reel_testkit::scan_tree(root, |path, _| {
+        let meta = reel_stream::capture(path, &mut names).unwrap();
         let holes = meta.sparse.as_ref().map(|m| {
             // Allocation granularity differs between writers; what matters is that the
             // data is where the map says and the rest are holes.
             m.data_len().div_ceil(65536)
         });
-        out.insert(
-            e.path().strip_prefix(root).unwrap().to_path_buf(),
-            format!(
-                "xattrs={:?} acl={:?} default={:?} sparse-64k-blocks={holes:?} rdev={:?}",
-                meta.xattrs
-                    .iter()
-                    .map(|x| (
-                        String::from_utf8_lossy(&x.name).into_owned(),
-                        x.value.clone()
-                    ))
-                    .collect::<Vec<_>>(),
-                meta.acl_access,
-                meta.acl_default,
-                meta.rdev
-            ),
-        );
-    }
-    out
+        format!(
+            "xattrs={:?} acl={:?} default={:?} sparse-64k-blocks={holes:?} rdev={:?}",
+            meta.xattrs
+                .iter()
+                .map(|x| (
+                    String::from_utf8_lossy(&x.name).into_owned(),
+                    x.value.clone()
+                ))
+                .collect::<Vec<_>>(),
+            meta.acl_access,
+            meta.acl_default,
+            meta.rdev
+        )
+    })
+    .facts
 }
 
 /// How the reference tree is made. GNU tar is `tar -xpf`; for bsdtar's archives, which list

@@ -76,12 +76,7 @@ fn a_backup_onto_a_tape_past_early_warning_starts_on_the_next_cartridge() {
 #[test]
 fn without_another_cartridge_a_full_tape_is_refused_with_what_to_do() {
     let tmp = tempfile::tempdir().unwrap();
-    let cart = tmp.path().join("c.vtape");
-    reel_tape::vtape::Cartridge::create(
-        &cart,
-        &reel_tape::vtape::CartridgeConfig::new("c", 64 << 20),
-    )
-    .unwrap();
+    let cart = reel_testkit::new_cartridge(tmp.path(), "c", 64 << 20);
     let src = tmp.path().join("src");
     reel_testkit::make_tree(&src, 10, 5);
     let Err(err) = reel_core::backup(

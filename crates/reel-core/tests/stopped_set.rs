@@ -7,7 +7,7 @@ use std::path::Path;
 use reel_catalog::Catalog;
 use reel_core::{BackupOptions, CoreError, ErrorClass, NoProgress, Tapes, VolumeChanger};
 use reel_tape::TapeDrive;
-use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
+use reel_tape::vtape::VirtualDrive;
 
 /// A changer whose blank cartridge is gone by the time it is loaded.
 struct LostBlank;
@@ -71,8 +71,7 @@ fn a_set_that_cannot_continue_is_recorded_and_its_space_reused() {
     reel_testkit::make_tree(&small, 30, 5);
     std::fs::write(small.join("note"), b"kept").unwrap();
     // 12 MiB: early warning after 8 MiB, well before the 12 MiB of `big`.
-    let cart = tmp.path().join("c.vtape");
-    Cartridge::create(&cart, &CartridgeConfig::new("c", 12 << 20)).unwrap();
+    let cart = reel_testkit::new_cartridge(tmp.path(), "c", 12 << 20);
     let mut catalog = Catalog::open(&tmp.path().join("catalog.sqlite")).unwrap();
 
     // A first set that stays, then the one that fills the volume.
@@ -151,8 +150,7 @@ fn a_set_that_cannot_continue_is_recorded_and_its_space_reused() {
 fn without_a_catalog_the_stop_is_said_not_to_be_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let big = big_tree(tmp.path());
-    let cart = tmp.path().join("c.vtape");
-    Cartridge::create(&cart, &CartridgeConfig::new("c", 12 << 20)).unwrap();
+    let cart = reel_testkit::new_cartridge(tmp.path(), "c", 12 << 20);
     let mut opts = BackupOptions::new(vec![big]);
     opts.name = Some("big".into());
     let err = reel_core::backup(&mut tapes(&cart), None, &opts, &NoProgress)

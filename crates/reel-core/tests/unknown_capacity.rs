@@ -3,15 +3,14 @@
 
 use reel_core::{BackupOptions, NoProgress, RestoreOptions, Tapes};
 use reel_tape::conformance::TestDrive;
-use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
+use reel_tape::vtape::VirtualDrive;
 
 #[test]
 fn a_drive_without_capacity_keeps_the_set_and_its_index_on_one_tape() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     reel_testkit::make_tree(&src, 200, 7);
-    let cart = tmp.path().join("c.vtape");
-    Cartridge::create(&cart, &CartridgeConfig::new("c", 256 << 20)).unwrap();
+    let cart = reel_testkit::new_cartridge(tmp.path(), "c", 256 << 20);
     let open = || {
         let drive = TestDrive::new(VirtualDrive::open(&cart).unwrap()).capacity_unknown();
         // No changer: asking for a second tape would fail the backup.

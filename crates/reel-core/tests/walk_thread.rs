@@ -23,12 +23,7 @@ fn many_files(dir: &std::path::Path, files: usize) {
 #[test]
 fn a_job_that_fails_midway_stops_the_walk_and_returns_its_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let cart = tmp.path().join("c.vtape");
-    reel_tape::vtape::Cartridge::create(
-        &cart,
-        &reel_tape::vtape::CartridgeConfig::new("c", 4 << 20),
-    )
-    .unwrap();
+    let cart = reel_testkit::new_cartridge(tmp.path(), "c", 4 << 20);
     let src = tmp.path().join("src");
     many_files(&src, 3000);
     // A 4 MiB tape for a 12 MiB set, with no other tape to go on to. On a thread, so that

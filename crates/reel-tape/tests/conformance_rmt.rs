@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use reel_tape::TapeDrive;
 use reel_tape::conformance::{Fail, Harness};
 use reel_tape::rmt::{Connection, RemoteDrive, RemoteKind, ServerConfig, serve};
-use reel_tape::vtape::{Cartridge, CartridgeConfig, store::DirStore};
+use reel_tape::vtape::{Cartridge, store::DirStore};
 use reel_tape::{SeekTo, TapeError};
 
 /// Opens `name` on an rmt server over `root` running on its own thread.
@@ -53,8 +53,7 @@ impl RmtHarness {
     fn new_cartridge(&mut self, capacity: u64) -> String {
         self.made += 1;
         let name = format!("c{}", self.made);
-        let path = self.root.path().join(format!("{name}.vtape"));
-        Cartridge::create(&path, &CartridgeConfig::new(&name, capacity)).expect("create");
+        reel_testkit::new_cartridge(self.root.path(), &name, capacity);
         name
     }
 

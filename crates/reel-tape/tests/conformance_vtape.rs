@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use reel_tape::TapeDrive;
 use reel_tape::conformance::{Fail, Harness};
-use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive, store::DirStore};
+use reel_tape::vtape::{Cartridge, VirtualDrive, store::DirStore};
 
 struct VtapeHarness {
     dir: tempfile::TempDir,
@@ -24,10 +24,7 @@ impl VtapeHarness {
 
     fn new_cartridge(&mut self, capacity: u64) -> PathBuf {
         self.made += 1;
-        let path = self.dir.path().join(format!("c{}.vtape", self.made));
-        let config = CartridgeConfig::new(&format!("c{}", self.made), capacity);
-        Cartridge::create(&path, &config).expect("create cartridge");
-        path
+        reel_testkit::new_cartridge(self.dir.path(), &format!("c{}", self.made), capacity)
     }
 }
 

@@ -6,13 +6,14 @@
 //! `crash_child` test does the writing then and nothing otherwise).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reel_tape::conformance::record;
-use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
+use reel_tape::vtape::VirtualDrive;
 use reel_tape::{MarkKind, PartitionMethod, PositionKind, SeekTo, TapeDrive, TapeError};
+use reel_testkit::new_cartridge;
 
 const MAGIC: &[u8; 4] = b"RCRS";
 
@@ -117,12 +118,6 @@ fn crash_child() {
     }
 }
 
-fn new_cartridge(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.vtape"));
-    Cartridge::create(&path, &CartridgeConfig::new(name, 1 << 30)).unwrap();
-    path
-}
-
 /// What a cartridge holds: per partition, the objects ('R' + seq, 'F', 'S').
 fn contents(path: &Path) -> Vec<Vec<String>> {
     let mut d = VirtualDrive::open(path)
@@ -172,7 +167,7 @@ fn contents(path: &Path) -> Vec<Vec<String>> {
 }
 
 fn crash_round(dir: &Path, round: u64, append_only: bool) {
-    let path = new_cartridge(dir, &format!("r{round}"));
+    let path = new_cartridge(dir, &format!("r{round}"), 1 << 30);
     let seed = round.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ u64::from(std::process::id());
     let mut rng = Rng(seed | 1);
     let mut child = Command::new(std::env::current_exe().unwrap());
@@ -269,7 +264,7 @@ fn a_crash_after_an_overwrite_keeps_the_records_before_it() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), "over");
+    let path = new_cartridge(tmp.path(), "over", 1 << 30);
     let mut d = VirtualDrive::open(&path).unwrap();
     for seq in 0..6 {
         d.write(&payload(seq, 100 + seq as usize)).unwrap();

@@ -8,12 +8,11 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use reel_tape::conformance::record;
-use reel_tape::vtape::{Cartridge, CartridgeConfig, StateFile, VirtualDrive};
+use reel_tape::vtape::{StateFile, VirtualDrive};
 use reel_tape::{MarkKind, SeekTo, TapeDrive, TapeError};
 
 fn sample(dir: &Path) -> PathBuf {
-    let path = dir.join("g.vtape");
-    Cartridge::create(&path, &CartridgeConfig::new("g", 64 << 20)).unwrap();
+    let path = reel_testkit::new_cartridge(dir, "g", 64 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     d.write(&record(0, 100)).unwrap();
     d.write_marks(MarkKind::Filemarks, 1, false).unwrap();

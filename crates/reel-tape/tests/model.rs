@@ -7,8 +7,7 @@ use proptest::prelude::*;
 use reel_tape::conformance::record;
 use reel_tape::error::code;
 use reel_tape::vtape::{
-    COMPRESSION_LEVEL, Cartridge, CartridgeConfig, DRIVE_STATE_FILE, MAX_BLOCK_SIZE, StateFile,
-    VirtualDrive,
+    COMPRESSION_LEVEL, DRIVE_STATE_FILE, MAX_BLOCK_SIZE, StateFile, VirtualDrive,
 };
 use reel_tape::{
     EraseKind, MarkKind, PartitionMethod, PositionKind, PrepareOp, SeekTo, SetDriveParameters,
@@ -458,8 +457,7 @@ fn set_params(rs: bool, compression: bool) -> SetDriveParameters {
 
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("m.vtape");
-    Cartridge::create(&path, &CartridgeConfig::new("m", CAPACITY)).unwrap();
+    let path = reel_testkit::new_cartridge(tmp.path(), "m", CAPACITY);
     let state = StateFile {
         path: tmp.path().join(DRIVE_STATE_FILE),
         keep_position: true,

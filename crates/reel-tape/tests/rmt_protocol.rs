@@ -7,7 +7,6 @@ use proptest::prelude::*;
 use reel_tape::TapeError;
 use reel_tape::rmt::protocol::*;
 use reel_tape::rmt::{ServerConfig, SessionEnd, serve};
-use reel_tape::vtape::{Cartridge, CartridgeConfig};
 
 /// Parses everything; checks every request stays within the limits.
 fn parse_all(bytes: &[u8]) -> usize {
@@ -55,11 +54,7 @@ fn parse_all(bytes: &[u8]) -> usize {
 /// output and how it ended.
 fn session(input: &[u8]) -> (Vec<u8>, SessionEnd, tempfile::TempDir) {
     let root = tempfile::tempdir().unwrap();
-    Cartridge::create(
-        &root.path().join("c.vtape"),
-        &CartridgeConfig::new("c", 16 << 20),
-    )
-    .unwrap();
+    reel_testkit::new_cartridge(root.path(), "c", 16 << 20);
     let mut out = Vec::new();
     let end = serve(
         Cursor::new(input.to_vec()),
@@ -230,11 +225,7 @@ fn tape_errors_cross_the_wire_intact() {
 #[test]
 fn malformed_requests_get_an_error_reply() {
     let outside = tempfile::tempdir().unwrap();
-    Cartridge::create(
-        &outside.path().join("secret.vtape"),
-        &CartridgeConfig::new("secret", 16 << 20),
-    )
-    .unwrap();
+    reel_testkit::new_cartridge(outside.path(), "secret", 16 << 20);
     let secret = outside.path().join("secret.vtape");
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
         ("garbage bytes", b"\x00\xff\xfegarbage\n".to_vec(), true),
@@ -376,8 +367,7 @@ fn a_filemark_on_close_only_when_asked() {
     use reel_tape::vtape::VirtualDrive;
     for mark in [false, true] {
         let root = tempfile::tempdir().unwrap();
-        let cart = root.path().join("c.vtape");
-        Cartridge::create(&cart, &CartridgeConfig::new("c", 16 << 20)).unwrap();
+        let cart = reel_testkit::new_cartridge(root.path(), "c", 16 << 20);
         let mut config = ServerConfig::new(root.path());
         config.mark_on_close = mark;
         let mut out = Vec::new();

@@ -9,8 +9,9 @@ use std::path::Path;
 
 use reel_tape::conformance::record;
 use reel_tape::rmt::{Connection, RemoteDrive, RemoteKind, ServerConfig, serve};
-use reel_tape::vtape::{Cartridge, CartridgeConfig, store::DirStore};
+use reel_tape::vtape::{Cartridge, store::DirStore};
 use reel_tape::{MarkKind, PositionKind, PrepareOp, SeekTo, TapeDrive, TapeError};
+use reel_testkit::new_cartridge;
 
 fn open_plain(root: &Path, name: &str, extended: bool) -> RemoteDrive {
     let (client, server) = UnixStream::pair().expect("socket pair");
@@ -34,14 +35,6 @@ fn open_plain(root: &Path, name: &str, extended: bool) -> RemoteDrive {
         }
     );
     d
-}
-
-fn cartridge(root: &Path, name: &str, capacity: u64) {
-    Cartridge::create(
-        &root.join(format!("{name}.vtape")),
-        &CartridgeConfig::new(name, capacity),
-    )
-    .expect("create cartridge");
 }
 
 fn read(d: &mut dyn TapeDrive) -> Result<Vec<u8>, TapeError> {
@@ -70,7 +63,7 @@ fn sample(d: &mut dyn TapeDrive) {
 
 fn records_marks_and_spacing(extended: bool) {
     let root = tempfile::tempdir().unwrap();
-    cartridge(root.path(), "t", 64 << 20);
+    new_cartridge(root.path(), "t", 64 << 20);
     let mut d = open_plain(root.path(), "t", extended);
     let d: &mut dyn TapeDrive = &mut d;
     sample(d);
@@ -148,7 +141,7 @@ fn records_marks_and_spacing_over_the_extended_protocol() {
 #[test]
 fn fixed_blocks_load_lock_and_write_protection_over_rmt() {
     let root = tempfile::tempdir().unwrap();
-    cartridge(root.path(), "t", 64 << 20);
+    new_cartridge(root.path(), "t", 64 << 20);
     {
         let mut d = open_plain(root.path(), "t", false);
         d.set_media_parameters(512).unwrap();
@@ -191,7 +184,7 @@ fn fixed_blocks_load_lock_and_write_protection_over_rmt() {
 #[test]
 fn early_warning_over_rmt_follows_st() {
     let root = tempfile::tempdir().unwrap();
-    cartridge(root.path(), "small", 4 << 20);
+    new_cartridge(root.path(), "small", 4 << 20);
     let mut d = open_plain(root.path(), "small", false);
     let rec = record(9, 64 * 1024);
     let (mut written, mut warnings) = (0u32, 0u32);

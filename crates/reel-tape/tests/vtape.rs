@@ -5,14 +5,9 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use reel_tape::vtape::{Cartridge, CartridgeConfig, VirtualDrive};
+use reel_tape::vtape::{Cartridge, VirtualDrive};
 use reel_tape::{MarkKind, PositionKind, SeekTo, TapeDrive, TapeError};
-
-fn new_cartridge(dir: &Path, capacity: u64) -> PathBuf {
-    let path = dir.join("t.vtape");
-    Cartridge::create(&path, &CartridgeConfig::new("t", capacity)).expect("create cartridge");
-    path
-}
+use reel_testkit::new_cartridge;
 
 fn record(n: u32, len: usize) -> Vec<u8> {
     (0..len)
@@ -41,7 +36,7 @@ fn write_sample(d: &mut dyn TapeDrive) {
 #[test]
 fn records_and_marks_read_back_in_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     write_sample(&mut d);
     d.set_position(SeekTo::Rewind, false).unwrap();
@@ -67,7 +62,7 @@ fn records_and_marks_read_back_in_order() {
 #[test]
 fn short_buffer_gets_more_data_and_moves_past_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     d.write(&record(7, 1000)).unwrap();
     d.write(&record(8, 10)).unwrap();
@@ -86,7 +81,7 @@ fn short_buffer_gets_more_data_and_moves_past_record() {
 #[test]
 fn writing_in_the_middle_makes_new_end_of_data() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     write_sample(&mut d);
     d.set_position(
@@ -116,7 +111,7 @@ fn writing_in_the_middle_makes_new_end_of_data() {
 #[test]
 fn spacing_filemarks_forward_and_backward() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     write_sample(&mut d); // objects: 0 r0, 1 FM, 2 r1, 3 r2, 4 FM, 5 r3, 6 FM
     d.set_position(SeekTo::Rewind, false).unwrap();
@@ -144,7 +139,7 @@ fn spacing_filemarks_forward_and_backward() {
 #[test]
 fn cartridge_persists_across_reopen() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     {
         let mut d = VirtualDrive::open(&path).unwrap();
         write_sample(&mut d);
@@ -164,7 +159,7 @@ fn cartridge_persists_across_reopen() {
 #[test]
 fn second_open_of_a_loaded_cartridge_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     let _d = VirtualDrive::open(&path).unwrap();
     let e = VirtualDrive::open(&path)
         .err()
@@ -175,7 +170,7 @@ fn second_open_of_a_loaded_cartridge_is_refused() {
 #[test]
 fn torn_tail_is_cut_and_the_cartridge_accepts_writes() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     {
         let mut d = VirtualDrive::open(&path).unwrap();
         write_sample(&mut d);
@@ -213,7 +208,7 @@ fn torn_tail_is_cut_and_the_cartridge_accepts_writes() {
 #[test]
 fn records_after_the_last_sync_survive_a_crash() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     write_sample(&mut d);
     d.write(&record(5, 999)).unwrap();
@@ -241,7 +236,7 @@ fn records_after_the_last_sync_survive_a_crash() {
 #[test]
 fn lost_index_is_rebuilt_from_the_image() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     {
         let mut d = VirtualDrive::open(&path).unwrap();
         write_sample(&mut d);
@@ -255,7 +250,7 @@ fn lost_index_is_rebuilt_from_the_image() {
 #[test]
 fn flipped_bit_in_a_record_is_a_crc_error_naming_the_object() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     {
         let mut d = VirtualDrive::open(&path).unwrap();
         write_sample(&mut d);
@@ -284,7 +279,7 @@ fn flipped_bit_in_a_record_is_a_crc_error_naming_the_object() {
 #[test]
 fn damaged_framing_without_index_refuses_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     {
         let mut d = VirtualDrive::open(&path).unwrap();
         write_sample(&mut d);
@@ -322,7 +317,7 @@ fn plain_simh_image_from_another_tool_reads() {
     // Class-0 records and zero-length tape marks, with an erase gap and an end-of-medium
     // marker, as other SIMH tools write them.
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     let mut img = Vec::new();
     let rec = |img: &mut Vec<u8>, data: &[u8]| {
         img.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -354,7 +349,7 @@ fn plain_simh_image_from_another_tool_reads() {
 #[test]
 fn capacity_and_early_warning() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 16 << 20);
+    let path = new_cartridge(tmp.path(), "t", 16 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     let zone = d.drive_parameters().unwrap().eot_warning_zone_size as u64;
     assert!(zone > 0);
@@ -390,7 +385,7 @@ fn capacity_and_early_warning() {
 #[test]
 fn bad_cartridge_description_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     std::fs::write(
         path.join("cartridge.toml"),
         "format = 1\ncapacity = \"lots\"\n",
@@ -417,7 +412,7 @@ fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 }
 
 fn sample_cartridge(dir: &Path) -> PathBuf {
-    let path = new_cartridge(dir, 64 << 20);
+    let path = new_cartridge(dir, "t", 64 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     write_sample(&mut d);
     path
@@ -661,7 +656,7 @@ fn reel_cartridges_are_plain_simh_images() {
 fn compression_stores_less_and_reads_back() {
     use reel_tape::SetDriveParameters;
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     let mut d = VirtualDrive::open(&path).unwrap();
     let zone = d.drive_parameters().unwrap().eot_warning_zone_size;
     d.set_drive_parameters(&SetDriveParameters {
@@ -715,7 +710,7 @@ fn compression_stores_less_and_reads_back() {
 fn partitions_persist_and_are_positioned_independently() {
     use reel_tape::PartitionMethod;
     let tmp = tempfile::tempdir().unwrap();
-    let path = new_cartridge(tmp.path(), 64 << 20);
+    let path = new_cartridge(tmp.path(), "t", 64 << 20);
     {
         let mut d = VirtualDrive::open(&path).unwrap();
         d.write(b"gone after partitioning").unwrap();

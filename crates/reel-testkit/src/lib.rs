@@ -10,6 +10,14 @@
 //! if !reel_testkit::require_root("mounts a btrfs image") { return; }
 //! # }
 //! ```
+//!
+//! Besides the checks, what several test files would otherwise each write again: a temporary
+//! `REEL_HOME` ([`TempHome`]) and the program under test in it ([`reel!`]); commands run
+//! with their output checked ([`cli`], [`run_ok`]); varied trees to back up ([`make_tree`]);
+//! trees scanned into comparable facts ([`scan_tree`], [`tree_facts`],
+//! [`assert_same_tree`]); loop-mounted file systems ([`LoopFs`]). Behind features, so that
+//! crates below them need not build them: virtual cartridges (`tape`: `new_cartridge`) and
+//! archives read back (`archive`: `pax::read_members`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -159,6 +167,30 @@ impl Default for TempHome {
     }
 }
 
+/// The program under test, `reel`, as a command for a [`TempHome`] (given as a value or a
+/// reference): `reel!(home).arg("backup")`. See [`TempHome::command`] for its environment.
+///
+/// A macro, because only the integration tests of the `reel` package know where cargo built
+/// the program (`CARGO_BIN_EXE_reel`, set when they are compiled).
+#[macro_export]
+macro_rules! reel {
+    ($home:expr) => {{
+        let home: &$crate::TempHome = &$home;
+        home.command(env!("CARGO_BIN_EXE_reel"))
+    }};
+}
+
+/// Creates an empty virtual cartridge `NAME.vtape` in `dir`, with barcode NAME and room for
+/// `capacity` bytes; returns its path.
+#[cfg(feature = "tape")]
+pub fn new_cartridge(dir: &Path, name: &str, capacity: u64) -> PathBuf {
+    use reel_tape::vtape::{Cartridge, CartridgeConfig};
+    let path = dir.join(format!("{name}.vtape"));
+    Cartridge::create(&path, &CartridgeConfig::new(name, capacity))
+        .unwrap_or_else(|e| panic!("create the cartridge {}: {e}", path.display()));
+    path
+}
+
 /// Writes a file, creating parent directories.
 pub fn write_file(path: &Path, content: &[u8]) {
     if let Some(parent) = path.parent() {
@@ -199,16 +231,60 @@ pub struct FileFacts {
     pub link_group: usize,
 }
 
-/// Facts about every entry under `root` (relative paths; the root itself excluded).
-pub fn tree_facts(root: &Path) -> std::collections::BTreeMap<PathBuf, FileFacts> {
+/// A tree scanned into comparable facts ([`scan_tree`]).
+#[derive(Debug)]
+pub struct TreeScan<T> {
+    /// A fact per entry, by path relative to the root.
+    pub facts: std::collections::BTreeMap<PathBuf, T>,
+    /// The relative paths of non-directories that share an inode, one group per inode, each
+    /// sorted, the groups sorted. A group of one is a file whose other names are outside
+    /// the tree.
+    pub link_groups: Vec<Vec<PathBuf>>,
+}
+
+/// Scans every entry under `root` (the root itself excluded, symlinks not followed), in
+/// file-name order, making each into a fact with `fact(path, lstat)`; notes which share an
+/// inode.
+pub fn scan_tree<T>(
+    root: &Path,
+    mut fact: impl FnMut(&Path, &std::fs::Metadata) -> T,
+) -> TreeScan<T> {
     use std::os::unix::fs::MetadataExt;
-    let mut groups: std::collections::HashMap<(u64, u64), Vec<PathBuf>> = Default::default();
-    let mut out = std::collections::BTreeMap::new();
-    for entry in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
+    let mut groups: std::collections::BTreeMap<(u64, u64), Vec<PathBuf>> = Default::default();
+    let mut facts = std::collections::BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
         let entry = entry.expect("walk tree");
         let md = entry.path().symlink_metadata().expect("lstat");
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .expect("under root")
+            .to_path_buf();
+        if !md.is_dir() && md.nlink() > 1 {
+            groups
+                .entry((md.dev(), md.ino()))
+                .or_default()
+                .push(rel.clone());
+        }
+        facts.insert(rel, fact(entry.path(), &md));
+    }
+    let mut link_groups: Vec<Vec<PathBuf>> = groups.into_values().collect();
+    for g in &mut link_groups {
+        g.sort();
+    }
+    link_groups.sort();
+    TreeScan { facts, link_groups }
+}
+
+/// Facts about every entry under `root` (relative paths; the root itself excluded).
+pub fn tree_facts(root: &Path) -> std::collections::BTreeMap<PathBuf, FileFacts> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let scan = scan_tree(root, |path, md| {
         let ft = md.file_type();
-        use std::os::unix::fs::FileTypeExt;
         let kind = if ft.is_file() {
             'f'
         } else if ft.is_dir() {
@@ -224,49 +300,28 @@ pub fn tree_facts(root: &Path) -> std::collections::BTreeMap<PathBuf, FileFacts>
         } else {
             's'
         };
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .expect("under root")
-            .to_path_buf();
         let content = (kind == 'f').then(|| {
             let mut h = blake3::Hasher::new();
-            let mut f = std::fs::File::open(entry.path()).expect("open");
+            let mut f = std::fs::File::open(path).expect("open");
             std::io::copy(&mut f, &mut h).expect("read");
             h.finalize().to_hex().to_string()
         });
-        if kind != 'd' && md.nlink() > 1 {
-            groups
-                .entry((md.dev(), md.ino()))
-                .or_default()
-                .push(rel.clone());
+        FileFacts {
+            kind,
+            mode: md.mode() & 0o7777,
+            uid: md.uid(),
+            gid: md.gid(),
+            size: if kind == 'f' { md.size() } else { 0 },
+            mtime: (md.mtime(), md.mtime_nsec()),
+            content,
+            symlink: (kind == 'l')
+                .then(|| std::fs::read_link(path).expect("readlink").into_os_string()),
+            link_group: 0,
         }
-        out.insert(
-            rel,
-            FileFacts {
-                kind,
-                mode: md.mode() & 0o7777,
-                uid: md.uid(),
-                gid: md.gid(),
-                size: if kind == 'f' { md.size() } else { 0 },
-                mtime: (md.mtime(), md.mtime_nsec()),
-                content,
-                symlink: (kind == 'l').then(|| {
-                    std::fs::read_link(entry.path())
-                        .expect("readlink")
-                        .into_os_string()
-                }),
-                link_group: 0,
-            },
-        );
-    }
-    // Number the hard-link groups by their first member so two trees compare equal.
-    let mut numbered: Vec<Vec<PathBuf>> = groups.into_values().filter(|g| g.len() > 1).collect();
-    for g in &mut numbered {
-        g.sort();
-    }
-    numbered.sort();
-    for (i, g) in numbered.iter().enumerate() {
+    });
+    let mut out = scan.facts;
+    // Number the hard-link groups (sorted, so two trees compare equal).
+    for (i, g) in scan.link_groups.iter().filter(|g| g.len() > 1).enumerate() {
         for p in g {
             if let Some(f) = out.get_mut(p) {
                 f.link_group = i + 1;
@@ -392,6 +447,41 @@ pub fn make_tree(root: &Path, files: usize, seed: u64) {
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         )
         .expect("set times");
+    }
+}
+
+/// Archives read back, to compare with what was written.
+#[cfg(feature = "archive")]
+pub mod pax {
+    use reel_archive::pax::{DataReader, PaxReader};
+    use reel_archive::{ArchiveError, Entry};
+
+    /// A member as the reader gives it back.
+    #[derive(Debug)]
+    pub struct ReadMember {
+        /// Byte offset of the member's first header.
+        pub header_offset: u64,
+        pub entry: Entry,
+        /// The content as stored: the whole file, or the data extents of a sparse one.
+        pub content: Vec<u8>,
+    }
+
+    /// Reads every member of `bytes` with its content; the first error ends the reading
+    /// (never a panic).
+    pub fn read_members(bytes: &[u8]) -> Result<Vec<ReadMember>, ArchiveError> {
+        let mut r = PaxReader::new(bytes);
+        let mut out = Vec::new();
+        while let Some(e) = r.next_entry()? {
+            let mut content = Vec::new();
+            std::io::copy(&mut DataReader(&mut r), &mut content)
+                .map_err(|e| ArchiveError::from_io("read", e))?;
+            out.push(ReadMember {
+                header_offset: e.header_offset,
+                entry: e.entry,
+                content,
+            });
+        }
+        Ok(out)
     }
 }
 

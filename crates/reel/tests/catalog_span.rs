@@ -4,11 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use reel_testkit::cli::{ok, run};
-use reel_testkit::{TempHome, assert_same_tree, make_tree, pseudo_random, require_tool};
-
-fn reel(home: &TempHome) -> Command {
-    home.command(env!("CARGO_BIN_EXE_reel"))
-}
+use reel_testkit::{TempHome, assert_same_tree, make_tree, pseudo_random, reel, require_tool};
 
 /// Everything a command printed, for messages that may go to either stream.
 fn stdout_and_stderr(out: &Output) -> String {
@@ -39,7 +35,7 @@ fn snapshot(src: &Path, to: &Path) {
 /// a tree `src` of `files` files of 2 MiB.
 fn small_cartridge_and_files(home: &TempHome, files: u64) -> (PathBuf, PathBuf) {
     let lib = home.path().join("lib");
-    ok(reel(home)
+    ok(reel!(home)
         .arg("--tape")
         .arg(&lib)
         .args(["tape", "new", "small-1", "--capacity", "12M"]));
@@ -56,12 +52,12 @@ fn a_set_larger_than_a_cartridge_spans_volumes_and_restores() {
     let home = TempHome::new();
     let (lib, src) = small_cartridge_and_files(&home, 14);
     make_tree(&src.join("tree"), 200, 9);
-    let out = ok(reel(&home)
+    let out = ok(reel!(&home)
         .arg("--tape")
         .arg(&lib)
         .args(["backup", "--name", "big"])
         .arg(&src));
-    let carts = ok(reel(&home).arg("--tape").arg(&lib).args(["tape", "list"]));
+    let carts = ok(reel!(&home).arg("--tape").arg(&lib).args(["tape", "list"]));
     let used = carts
         .lines()
         .filter(|l| l.contains("tape-") || l.contains("small-1"))
@@ -78,7 +74,7 @@ fn a_set_larger_than_a_cartridge_spans_volumes_and_restores() {
     drop(f);
     // Restore across volumes.
     let t = home.path().join("r");
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .arg("--tape")
         .arg(&lib)
         .args(["restore", "big", "--to"])
@@ -91,16 +87,16 @@ fn a_set_larger_than_a_cartridge_spans_volumes_and_restores() {
     );
     assert_same_tree(&src, &restored(&t, &src));
     // The listing survives losing the catalog.
-    let before = ok(reel(&home).arg("--tape").arg(&lib).args(["list", "big"]));
+    let before = ok(reel!(&home).arg("--tape").arg(&lib).args(["list", "big"]));
     std::fs::remove_file(home.path().join("reel-home/catalog.sqlite")).unwrap();
-    ok(reel(&home)
+    ok(reel!(&home)
         .arg("--tape")
         .arg(&lib)
         .args(["catalog", "rebuild"]));
-    let after = ok(reel(&home).arg("--tape").arg(&lib).args(["list", "big"]));
+    let after = ok(reel!(&home).arg("--tape").arg(&lib).args(["list", "big"]));
     assert_eq!(before, after);
     let t2 = home.path().join("r2");
-    ok(reel(&home)
+    ok(reel!(&home)
         .arg("--tape")
         .arg(&lib)
         .args(["restore", "big", "--to"])
@@ -108,7 +104,7 @@ fn a_set_larger_than_a_cartridge_spans_volumes_and_restores() {
     assert_same_tree(&src, &restored(&t2, &src));
     // A missing volume is named.
     std::fs::rename(lib.join("tape-0001.vtape"), home.path().join("away.vtape")).unwrap();
-    let outp = run(reel(&home)
+    let outp = run(reel!(&home)
         .arg("--tape")
         .arg(&lib)
         .args(["restore", "big", "--to"])
@@ -135,7 +131,7 @@ fn incremental_chain_restores_every_point_in_time() {
     std::fs::write(src.join("old-name.txt"), b"renamed later").unwrap();
     std::fs::write(src.join("mode.txt"), b"chmod later").unwrap();
     let snaps = home.path().join("snaps");
-    ok(reel(&home).args(["backup", "--name", "full"]).arg(&src));
+    ok(reel!(&home).args(["backup", "--name", "full"]).arg(&src));
     snapshot(&src, &snaps.join("0"));
     // Changes: add, modify, delete, rename, chmod.
     std::fs::write(src.join("added.txt"), b"new file").unwrap();
@@ -144,7 +140,7 @@ fn incremental_chain_restores_every_point_in_time() {
     std::fs::rename(src.join("old-name.txt"), src.join("new-name.txt")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(src.join("mode.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = ok(reel(&home)
+    let out = ok(reel!(&home)
         .args(["backup", "--incremental", "--name", "inc1"])
         .arg(&src));
     assert!(out.contains("unchanged"), "{out}");
@@ -153,13 +149,13 @@ fn incremental_chain_restores_every_point_in_time() {
     std::fs::remove_file(src.join("added.txt")).unwrap();
     std::fs::create_dir(src.join("newdir")).unwrap();
     std::fs::write(src.join("newdir/x"), b"x").unwrap();
-    ok(reel(&home)
+    ok(reel!(&home)
         .args(["backup", "--incremental", "--name", "inc2"])
         .arg(&src));
     snapshot(&src, &snaps.join("2"));
     // The incremental sets are small: only what changed is in their data.
     let listing: serde_json::Value =
-        serde_json::from_str(&ok(reel(&home).args(["list", "--json"]))).unwrap();
+        serde_json::from_str(&ok(reel!(&home).args(["list", "--json"]))).unwrap();
     let sets = listing["sets"].as_array().unwrap();
     assert_eq!(sets.len(), 3);
     let full_bytes = sets[0]["info"]["archive_bytes"].as_u64().unwrap();
@@ -170,14 +166,14 @@ fn incremental_chain_restores_every_point_in_time() {
     );
     for (i, name) in ["full", "inc1", "inc2"].iter().enumerate() {
         let t = home.path().join(format!("r{i}"));
-        ok(reel(&home).args(["restore", name, "--to"]).arg(&t));
+        ok(reel!(&home).args(["restore", name, "--to"]).arg(&t));
         let snap = snaps.join(i.to_string()).join("data");
         assert_same_tree(&snap, &restored(&t, &src));
     }
     // Without the catalog, an incremental restore still works from the tapes alone.
     std::fs::remove_file(home.path().join("reel-home/catalog.sqlite")).unwrap();
     let t = home.path().join("r-nocat");
-    ok(reel(&home).args(["restore", "inc2", "--to"]).arg(&t));
+    ok(reel!(&home).args(["restore", "inc2", "--to"]).arg(&t));
     assert_same_tree(&snaps.join("2/data"), &restored(&t, &src));
 }
 
@@ -189,8 +185,8 @@ fn verify_names_the_damaged_file_and_passes_the_rest() {
     for i in 0..6 {
         std::fs::write(src.join(format!("f{i}")), pseudo_random(i, 600_000)).unwrap();
     }
-    ok(reel(&home).args(["backup"]).arg(&src));
-    let out = ok(reel(&home).args(["verify", "--against-disk"]));
+    ok(reel!(&home).args(["backup"]).arg(&src));
+    let out = ok(reel!(&home).args(["verify", "--against-disk"]));
     assert!(
         out.contains("6 files verified") && out.contains("the disk matches"),
         "{out}"
@@ -205,21 +201,21 @@ fn verify_names_the_damaged_file_and_passes_the_rest() {
         .expect("f3 content on tape");
     bytes[at + 10] ^= 0x01;
     std::fs::write(&tap, &bytes).unwrap();
-    let outp = run(reel(&home).args(["verify"]));
+    let outp = run(reel!(&home).args(["verify"]));
     assert_eq!(outp.status.code(), Some(4));
     let all = stdout_and_stderr(&outp);
     assert!(all.contains("/f3"), "names f3: {all}");
     assert!(all.contains("5 files verified"), "the others verify: {all}");
     // A file changed on disk is reported by --against-disk.
     std::fs::write(src.join("f1"), b"changed").unwrap();
-    let outp = run(reel(&home).args(["verify", "--against-disk"]));
+    let outp = run(reel!(&home).args(["verify", "--against-disk"]));
     let all = stdout_and_stderr(&outp);
     assert!(all.contains("/f1: differs"), "{all}");
 
     // With the drive's ECC off the record CRC no longer catches the flip: the BLAKE3 of
     // the content is what finds it.
-    ok(reel(&home).args(["tape", "set", "--ecc", "off"]));
-    let outp = run(reel(&home).args(["verify"]));
+    ok(reel!(&home).args(["tape", "set", "--ecc", "off"]));
+    let outp = run(reel!(&home).args(["verify"]));
     assert_eq!(outp.status.code(), Some(4));
     let all = stdout_and_stderr(&outp);
     assert!(all.contains("/f3"), "names f3: {all}");
@@ -236,22 +232,22 @@ fn a_damaged_catalog_is_reported_with_what_to_do() {
     let home = TempHome::new();
     let src = home.path().join("src");
     make_tree(&src, 50, 2);
-    ok(reel(&home).args(["backup"]).arg(&src));
+    ok(reel!(&home).args(["backup"]).arg(&src));
     let cat = home.path().join("reel-home/catalog.sqlite");
     std::fs::write(&cat, vec![0x42u8; 10_000]).unwrap();
     for ext in ["sqlite-wal", "sqlite-shm"] {
         let _ = std::fs::remove_file(cat.with_extension(ext));
     }
     // Reading still works from the tape, with a warning that says what to do.
-    let outp = run(reel(&home).args(["list", "1"]));
+    let outp = run(reel!(&home).args(["list", "1"]));
     assert!(outp.status.success());
     assert!(String::from_utf8_lossy(&outp.stderr).contains("reel catalog rebuild"));
     // An incremental backup needs it: a clear error.
-    let outp = run(reel(&home).args(["backup", "--incremental"]).arg(&src));
+    let outp = run(reel!(&home).args(["backup", "--incremental"]).arg(&src));
     assert_eq!(outp.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&outp.stderr).contains("catalog rebuild"));
-    ok(reel(&home).args(["catalog", "rebuild"]));
-    ok(reel(&home).args(["backup", "--incremental"]).arg(&src));
+    ok(reel!(&home).args(["catalog", "rebuild"]));
+    ok(reel!(&home).args(["backup", "--incremental"]).arg(&src));
 }
 
 #[test]
@@ -259,10 +255,10 @@ fn rebuild_reports_a_set_whose_index_is_damaged_and_keeps_the_others() {
     let home = TempHome::new();
     let src = home.path().join("src");
     make_tree(&src, 400, 3);
-    ok(reel(&home).args(["backup", "--name", "first"]).arg(&src));
-    ok(reel(&home).args(["backup", "--name", "second"]).arg(&src));
+    ok(reel!(&home).args(["backup", "--name", "first"]).arg(&src));
+    ok(reel!(&home).args(["backup", "--name", "second"]).arg(&src));
     // Damage set 1's index (tape file 2) in the middle.
-    let index = reel(&home)
+    let index = reel!(&home)
         .args(["tape", "dump", "--file", "2"])
         .output()
         .unwrap();
@@ -283,7 +279,7 @@ fn rebuild_reports_a_set_whose_index_is_damaged_and_keeps_the_others() {
         let _ = std::fs::remove_file(home.path().join("reel-home/catalog").with_extension(ext));
     }
 
-    let out = run(reel(&home).args(["catalog", "rebuild"]));
+    let out = run(reel!(&home).args(["catalog", "rebuild"]));
     let all = stdout_and_stderr(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
@@ -291,9 +287,9 @@ fn rebuild_reports_a_set_whose_index_is_damaged_and_keeps_the_others() {
         "{all}"
     );
     // The second set made it into the catalog, the first did not.
-    let listed = ok(reel(&home).args(["list", "second"]));
+    let listed = ok(reel!(&home).args(["list", "second"]));
     assert!(listed.contains("src/"), "{listed}");
-    let out = run(reel(&home).args(["list", "first"]));
+    let out = run(reel!(&home).args(["list", "first"]));
     assert!(
         !out.status.success(),
         "set 1 is not listed from a damaged index"
@@ -304,14 +300,14 @@ fn rebuild_reports_a_set_whose_index_is_damaged_and_keeps_the_others() {
 fn a_volume_a_set_filled_and_continued_from_takes_no_new_set() {
     let home = TempHome::new();
     let (lib, src) = small_cartridge_and_files(&home, 10);
-    ok(reel(&home)
+    ok(reel!(&home)
         .arg("--tape")
         .arg(&lib)
         .args(["backup", "--name", "big"])
         .arg(&src));
     let small = home.path().join("small");
     make_tree(&small, 20, 4);
-    let cartridges = || ok(reel(&home).arg("--tape").arg(&lib).args(["tape", "list"]));
+    let cartridges = || ok(reel!(&home).arg("--tape").arg(&lib).args(["tape", "list"]));
     let before = cartridges();
     assert!(
         before.contains("tape-0001") && before.contains("tape-0002"),
@@ -328,7 +324,7 @@ fn a_volume_a_set_filled_and_continued_from_takes_no_new_set() {
     ] {
         let tap = lib.join(format!("{cartridge}.vtape/p1.tap"));
         let image = std::fs::read(&tap).unwrap();
-        let out = run(reel(&home)
+        let out = run(reel!(&home)
             .arg("--tape")
             .arg(lib.join(format!("{cartridge}.vtape")))
             .args(["backup", "--name", &format!("after-{part}")])
@@ -348,7 +344,7 @@ fn a_volume_a_set_filled_and_continued_from_takes_no_new_set() {
     // Without a library to take a blank cartridge from, the full volume is refused.
     let lone = home.path().join("lone");
     snapshot(&lib.join("small-1.vtape"), &lone);
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .arg("--tape")
         .arg(lone.join("small-1.vtape"))
         .args(["backup", "--name", "refused"])
@@ -360,21 +356,21 @@ fn a_volume_a_set_filled_and_continued_from_takes_no_new_set() {
         "{all}"
     );
     // The volume big ends on takes the set, and big is still whole.
-    let out = ok(reel(&home)
+    let out = ok(reel!(&home)
         .arg("--tape")
         .arg(lib.join("tape-0002.vtape"))
         .args(["backup", "--name", "after"])
         .arg(&small));
     assert!(out.contains("set 2 \"after\" on tape-0002:"), "{out}");
     let t = home.path().join("r");
-    ok(reel(&home)
+    ok(reel!(&home)
         .arg("--tape")
         .arg(&lib)
         .args(["restore", "big", "--to"])
         .arg(&t));
     assert_same_tree(&src, &restored(&t, &src));
     let t2 = home.path().join("r2");
-    ok(reel(&home)
+    ok(reel!(&home)
         .arg("--tape")
         .arg(lib.join("tape-0002.vtape"))
         .args(["restore", "after", "--to"])

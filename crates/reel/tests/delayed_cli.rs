@@ -26,7 +26,7 @@ impl Env {
         self.p("state")
     }
     fn reel(&self) -> Command {
-        let mut c = self.home.command(env!("CARGO_BIN_EXE_reel"));
+        let mut c = reel_testkit::reel!(&self.home);
         c.env("REEL_STATE_DIR", self.state());
         c.env_remove("REEL_DELAYED_TEST_KILL_AT");
         c.env_remove("REEL_DELAYED_FILE");

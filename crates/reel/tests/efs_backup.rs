@@ -24,7 +24,7 @@ fn encrypted_files_are_backed_up_raw_and_open_after_restore() {
     }
     let home = TempHome::new();
     let reel = || {
-        let mut c = home.command(env!("CARGO_BIN_EXE_reel"));
+        let mut c = reel_testkit::reel!(&home);
         c.env_remove("REEL_EFS_IDENTITY")
             .env_remove("REEL_EFS_RECOVERY");
         c.env("XDG_CONFIG_HOME", home.path().join("nowhere"));

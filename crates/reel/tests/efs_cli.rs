@@ -31,7 +31,7 @@ impl User {
     }
 
     fn reel(&self) -> Command {
-        let mut c = self.home.command(env!("CARGO_BIN_EXE_reel"));
+        let mut c = reel_testkit::reel!(&self.home);
         c.env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.config())
             .env_remove("REEL_EFS_IDENTITY")

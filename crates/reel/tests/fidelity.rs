@@ -20,14 +20,10 @@ use std::process::{Command, Stdio};
 
 use reel_stream::sparse::{ContentReader, Extent, SparseHasher, SparseMap};
 use reel_testkit::cli::{ok, run};
-use reel_testkit::{TempHome, require_root, require_tool};
+use reel_testkit::{TempHome, reel, require_root, require_tool};
 
 const TIB: u64 = 1 << 40;
 const MIB: u64 = 1 << 20;
-
-fn reel(home: &TempHome) -> Command {
-    home.command(env!("CARGO_BIN_EXE_reel"))
-}
 
 /// Removes +i/+a everywhere below `dir` when dropped, so temporary trees can be deleted.
 struct Unflag(Vec<PathBuf>);
@@ -315,13 +311,7 @@ const FULL: Compare = Compare {
 };
 
 fn tree_facts(root: &Path, how: Compare) -> (BTreeMap<PathBuf, Facts>, Vec<Vec<PathBuf>>) {
-    let mut out = BTreeMap::new();
-    let mut groups: BTreeMap<(u64, u64), Vec<PathBuf>> = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e.unwrap();
-        let p = e.path();
-        let rel = p.strip_prefix(root).unwrap().to_path_buf();
-        let md = std::fs::symlink_metadata(p).unwrap();
+    let scan = reel_testkit::scan_tree(root, |p, md| {
         let ft = md.file_type();
         // atime: directories and symlinks have theirs touched by every walk and readlink.
         let atime = if how.atime && !ft.is_dir() && !ft.is_symlink() {
@@ -342,12 +332,6 @@ fn tree_facts(root: &Path, how: Compare) -> (BTreeMap<PathBuf, Facts>, Vec<Vec<P
             md.mtime_nsec(),
             md.rdev()
         );
-        if !ft.is_dir() && md.nlink() > 1 {
-            groups
-                .entry((md.dev(), md.ino()))
-                .or_default()
-                .push(rel.clone());
-        }
         let mut xattrs = tool_output(
             Command::new("getfattr")
                 .args(["-d", "-m", "-", "-e", "hex", "-h", "--absolute-names"])
@@ -380,22 +364,17 @@ fn tree_facts(root: &Path, how: Compare) -> (BTreeMap<PathBuf, Facts>, Vec<Vec<P
             String::new()
         };
         let sparse = ft.is_file() && md.blocks() * 512 < md.size();
-        out.insert(
-            rel,
-            Facts {
-                stat,
-                xattrs,
-                acl,
-                lsattr,
-                content: ft.is_file().then(|| content_hash(p)),
-                link: ft.is_symlink().then(|| std::fs::read_link(p).unwrap()),
-                blocks: sparse.then_some(md.blocks()),
-            },
-        );
-    }
-    let mut g: Vec<Vec<PathBuf>> = groups.into_values().collect();
-    g.sort();
-    (out, g)
+        Facts {
+            stat,
+            xattrs,
+            acl,
+            lsattr,
+            content: ft.is_file().then(|| content_hash(p)),
+            link: ft.is_symlink().then(|| std::fs::read_link(p).unwrap()),
+            blocks: sparse.then_some(md.blocks()),
+        }
+    });
+    (scan.facts, scan.link_groups)
 }
 
 fn assert_same(a: &Path, b: &Path, how: Compare, what: &str) {
@@ -527,7 +506,7 @@ fn backup_restore_and_tar_extraction_keep_every_fact() {
 
     // --ignore-exclusions: the policy would leave the +d (nodump) files out, as dump, bsdtar
     // --nodump and borg do; here every file of the tree goes in.
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["backup", "--ignore-exclusions"])
         .arg(&src));
     assert!(
@@ -536,7 +515,7 @@ fn backup_restore_and_tar_extraction_keep_every_fact() {
         String::from_utf8_lossy(&out.stderr)
     );
     let target = home.path().join("restored");
-    let out = run(reel(&home).args(["restore", "--to"]).arg(&target));
+    let out = run(reel!(&home).args(["restore", "--to"]).arg(&target));
     assert!(
         out.status.success(),
         "restore: {}\n{}",
@@ -561,7 +540,7 @@ fn backup_restore_and_tar_extraction_keep_every_fact() {
 
     // The set as a tar archive.
     let tar_path = home.path().join("set.tar");
-    let status = reel(&home)
+    let status = reel!(&home)
         .args(["tape", "dump", "--file", "1"])
         .stdout(std::fs::File::create(&tar_path).unwrap())
         .status()
@@ -656,7 +635,7 @@ fn stream_read_then_write_gives_every_file_back() {
         let rel = p.strip_prefix(&src).unwrap();
         let md = std::fs::symlink_metadata(p).unwrap();
         let bks = streams.join(format!("{i}.bks"));
-        let mut read = reel(&home);
+        let mut read = reel!(&home);
         read.args(["stream", "read", "--output"]).arg(&bks);
         if md.is_file() && md.nlink() > 1 {
             match seen.get(&(md.dev(), md.ino())) {
@@ -669,7 +648,7 @@ fn stream_read_then_write_gives_every_file_back() {
             }
         }
         ok(read.arg(p));
-        ok(reel(&home)
+        ok(reel!(&home)
             .args(["stream", "write", "--root"])
             .arg(&copy)
             .arg("--input")
@@ -682,14 +661,14 @@ fn stream_read_then_write_gives_every_file_back() {
         .iter()
         .position(|p| p.ends_with("sparse/one-tebibyte"))
         .unwrap();
-    let shown = ok(reel(&home)
+    let shown = ok(reel!(&home)
         .args(["stream", "show"])
         .arg(streams.join(format!("{idx}.bks"))));
     assert!(
         shown.contains("SPARSE_BLOCK") && shown.contains("$LXMOD") && shown.contains("EA_DATA"),
         "{shown}"
     );
-    let json: serde_json::Value = serde_json::from_str(&ok(reel(&home)
+    let json: serde_json::Value = serde_json::from_str(&ok(reel!(&home)
         .args(["--json", "stream", "show"])
         .arg(streams.join(format!("{idx}.bks")))))
     .unwrap();
@@ -756,7 +735,7 @@ fn a_windows_layout_stream_restores() {
     let input = home.path().join("win.bks");
     std::fs::write(&input, &s).unwrap();
     let dest = home.path().join("from-windows");
-    ok(reel(&home)
+    ok(reel!(&home)
         .args(["stream", "write", "--input"])
         .arg(&input)
         .arg(&dest));
@@ -780,7 +759,7 @@ fn a_windows_layout_stream_restores() {
     assert_eq!(&b, b"world");
     f.read_exact_at(&mut b, 5 * MIB).unwrap();
     assert_eq!(b, [0; 5]);
-    let shown = ok(reel(&home).args(["stream", "show"]).arg(&input));
+    let shown = ok(reel!(&home).args(["stream", "show"]).arg(&input));
     assert!(
         shown.contains("$LXUID") && shown.contains("at offset 3145728"),
         "{shown}"
@@ -789,7 +768,7 @@ fn a_windows_layout_stream_restores() {
     let cut = home.path().join("cut.bks");
     std::fs::write(&cut, &s[..s.len() - 7]).unwrap();
     let dest2 = home.path().join("never");
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["stream", "write", "--input"])
         .arg(&cut)
         .arg(&dest2));
@@ -854,7 +833,7 @@ fn a_4_gib_file_streams_in_bounded_memory() {
     drop(f);
     let bks = home.path().join("big.bks");
     let (st, read_kib) = max_rss_kib_of(
-        reel(&home)
+        reel!(&home)
             .args(["stream", "read", "--output"])
             .arg(&bks)
             .arg(&big),
@@ -863,7 +842,7 @@ fn a_4_gib_file_streams_in_bounded_memory() {
     assert!(std::fs::metadata(&bks).unwrap().len() > 256 << 20);
     let copy = home.path().join("copy");
     let (st, write_kib) = max_rss_kib_of(
-        reel(&home)
+        reel!(&home)
             .args(["stream", "write", "--input"])
             .arg(&bks)
             .arg(&copy),

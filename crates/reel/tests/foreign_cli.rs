@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use reel_testkit::cli::{ok, run};
-use reel_testkit::{TempHome, assert_same_tree, make_tree, require_tool, write_file};
-
-fn reel(home: &TempHome) -> Command {
-    home.command(env!("CARGO_BIN_EXE_reel"))
-}
+use reel_testkit::{TempHome, assert_same_tree, make_tree, reel, require_tool, write_file};
 
 fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
@@ -53,9 +49,9 @@ fn list_and_restore_a_tar_file_and_standard_input() {
     let archive = home.path().join("a.tar");
     gnu_tar(&["-c", "--format=posix"], &archive, &src, &["."]);
 
-    let listing = ok(reel(&home).args(["list", "--archive"]).arg(&archive));
+    let listing = ok(reel!(&home).args(["list", "--archive"]).arg(&archive));
     assert!(listing.contains("./etc/fstab"), "{listing}");
-    let json = ok(reel(&home)
+    let json = ok(reel!(&home)
         .args(["--json", "list", "--archive"])
         .arg(&archive)
         .arg("etc"));
@@ -67,7 +63,7 @@ fn list_and_restore_a_tar_file_and_standard_input() {
 
     // Whole archive: the same tree as the source (which is what tar -xpf gives too).
     let out = home.path().join("out");
-    let text = ok(reel(&home)
+    let text = ok(reel!(&home)
         .args(["restore", "--allow-outside-symlinks", "--archive"])
         .arg(&archive)
         .arg("--to")
@@ -77,7 +73,7 @@ fn list_and_restore_a_tar_file_and_standard_input() {
 
     // One file from standard input.
     let out2 = home.path().join("out2");
-    let mut child = reel(&home)
+    let mut child = reel!(&home)
         .args(["restore", "--archive", "-", "etc/fstab", "--to"])
         .arg(&out2)
         .stdin(Stdio::piped())
@@ -109,7 +105,7 @@ fn usage_errors_say_what_to_do() {
     let home = TempHome::new();
     let tmp = home.path();
     write_file(&tmp.join("x.tar.gz"), &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["list", "--archive"])
         .arg(tmp.join("x.tar.gz")));
     assert_eq!(code(&out), 2);
@@ -118,21 +114,21 @@ fn usage_errors_say_what_to_do() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["restore", "--archive"])
         .arg(corpus("bad-checksum")));
     assert_eq!(code(&out), 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--to"));
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["list", "--archive"])
         .arg(tmp.join("missing.tar")));
     assert_eq!(code(&out), 2);
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["list", "--file", "1", "--archive"])
         .arg(corpus("bad-checksum")));
     assert_eq!(code(&out), 2);
     // Staging busy files is for sets only: refused, not silently ignored.
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["restore", "--schedule-busy", "--to"])
         .arg(tmp.join("out"))
         .arg("--archive")
@@ -162,7 +158,7 @@ fn hostile_and_damaged_archives_exit_codes_and_messages() {
         ("sparse-0.1-unsorted-map", 4, "sparse extent"),
     ] {
         let target = home.path().join(format!("t-{name}"));
-        let out = run(reel(&home)
+        let out = run(reel!(&home)
             .args(["restore", "--archive"])
             .arg(corpus(name))
             .arg("--to")
@@ -173,7 +169,7 @@ fn hostile_and_damaged_archives_exit_codes_and_messages() {
         assert!(!home.path().join("escape-dotdot").exists());
     }
     // Listing a damaged archive shows the members around the damage and exits 4.
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["list", "--archive"])
         .arg(corpus("garbage-between-members")));
     assert_eq!(code(&out), 4);
@@ -227,7 +223,7 @@ fn gnu_multi_volume_archive_given_in_order() {
         String::from_utf8_lossy(&out.stderr)
     );
     let target = home.path().join("out");
-    ok(reel(&home)
+    ok(reel!(&home)
         .args(["restore", "--to"])
         .arg(&target)
         .arg("--archive")
@@ -239,7 +235,7 @@ fn gnu_multi_volume_archive_given_in_order() {
     assert_same_tree(&src, &target);
     // Out of order: reported, not joined wrongly.
     let target = home.path().join("out-wrong");
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["restore", "--to"])
         .arg(&target)
         .arg("--archive")
@@ -305,10 +301,10 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
     );
     let tape = cart.to_str().unwrap().to_string();
 
-    let listing = ok(reel(&home).args(["--tape", &tape, "list", "--file", "0"]));
+    let listing = ok(reel!(&home).args(["--tape", &tape, "list", "--file", "0"]));
     assert!(listing.contains("./needle.txt"), "{listing}");
     let target = home.path().join("whole");
-    ok(reel(&home)
+    ok(reel!(&home)
         .args([
             "--tape",
             &tape,
@@ -321,18 +317,18 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
         .arg(&target));
     assert_same_tree(&src, &target);
 
-    let json = ok(reel(&home).args(["--tape", &tape, "--json", "catalog", "scan", "--file", "0"]));
+    let json = ok(reel!(&home).args(["--tape", &tape, "--json", "catalog", "scan", "--file", "0"]));
     let scan: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(scan["record_size"], 10240, "{json}");
     assert_eq!(scan["seekable"], true);
     let id = scan["id"].as_str().unwrap().to_string();
-    let scans = ok(reel(&home).args(["catalog", "scans"]));
+    let scans = ok(reel!(&home).args(["catalog", "scans"]));
     assert!(scans.contains(&id), "{scans}");
 
     // One member, seeking from the catalog's scan.
     let restore_needle = |into: &str| {
         let target = home.path().join(into);
-        let json = ok(reel(&home)
+        let json = ok(reel!(&home)
             .args([
                 "--tape",
                 &tape,
@@ -363,7 +359,7 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("./needle.txt"));
 
     // A rebuild keeps the scan (no tape holds it): the restore still seeks from the catalog.
-    let json = ok(reel(&home).args(["--json", "catalog", "rebuild"]));
+    let json = ok(reel!(&home).args(["--json", "catalog", "rebuild"]));
     let rebuilt: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rebuilt["foreign_scans_kept"], 1, "{json}");
     // The old catalog it copied them from is gone once the rebuild succeeded, logs included.
@@ -373,7 +369,7 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
         .filter(|name| name.contains(".old"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    let scans = ok(reel(&home).args(["catalog", "scans"]));
+    let scans = ok(reel!(&home).args(["catalog", "scans"]));
     assert!(scans.contains(&id), "{scans}");
     restore_needle("after-rebuild");
 
@@ -383,14 +379,14 @@ fn gnu_tar_onto_a_cartridge_through_reel_rmt_then_scan_and_restore() {
     let shelf2 = tape.replace("shelf1", "shelf2");
     let catalog = home.path().join("reel-home/catalog.sqlite");
     let holder = reel_catalog::Catalog::open_read_only(&catalog).unwrap();
-    ok(reel(&home).args(["--tape", &shelf2, "catalog", "scan", "--file", "0"]));
+    ok(reel!(&home).args(["--tape", &shelf2, "catalog", "scan", "--file", "0"]));
     drop(holder);
     let wal = home.path().join("reel-home/catalog.sqlite-wal");
     assert!(
         std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0,
         "the scan is not in the log"
     );
-    let json = ok(reel(&home).args(["--json", "catalog", "rebuild"]));
+    let json = ok(reel!(&home).args(["--json", "catalog", "rebuild"]));
     let rebuilt: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rebuilt["foreign_scans_kept"], 2, "{json}");
     restore_needle("after-crash-and-rebuild");

@@ -5,11 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use reel_testkit::cli::{ok, run};
-use reel_testkit::{TempHome, assert_same_tree, make_tree, require_tool, write_file};
-
-fn reel(home: &TempHome) -> Command {
-    home.command(env!("CARGO_BIN_EXE_reel"))
-}
+use reel_testkit::{TempHome, assert_same_tree, make_tree, reel, require_tool, write_file};
 
 /// Where a backed-up absolute path lands under a restore target.
 fn restored(target: &Path, src: &Path) -> PathBuf {
@@ -25,10 +21,10 @@ fn backup_then_restore_gives_back_an_identical_tree() {
     let home = TempHome::new();
     let src = home.path().join("src");
     make_tree(&src, 3000, 7);
-    let out = ok(reel(&home).args(["backup"]).arg(&src));
+    let out = ok(reel!(&home).args(["backup"]).arg(&src));
     assert!(out.contains("set 1"), "{out}");
     let target = home.path().join("out");
-    ok(reel(&home).args(["restore", "--to"]).arg(&target));
+    ok(reel!(&home).args(["restore", "--to"]).arg(&target));
     assert_same_tree(&src, &restored(&target, &src));
     // diff -r agrees on content.
     if require_tool("diff") {
@@ -47,10 +43,10 @@ fn dumped_set_is_a_tar_archive_for_gnu_tar_and_bsdtar() {
     let home = TempHome::new();
     let src = home.path().join("src");
     make_tree(&src, 400, 11);
-    ok(reel(&home).args(["backup"]).arg(&src));
+    ok(reel!(&home).args(["backup"]).arg(&src));
     let tar_path = home.path().join("s.tar");
     let file = std::fs::File::create(&tar_path).unwrap();
-    let status = reel(&home)
+    let status = reel!(&home)
         .args(["tape", "dump", "--file", "1"])
         .stdout(file)
         .status()
@@ -106,31 +102,33 @@ fn two_backups_make_two_sets_and_the_first_still_restores() {
     let b = home.path().join("b");
     make_tree(&a, 200, 1);
     make_tree(&b, 200, 2);
-    ok(reel(&home).args(["backup", "--name", "first"]).arg(&a));
-    ok(reel(&home).args(["backup", "--name", "second"]).arg(&b));
-    let listing = ok(reel(&home).args(["list"]));
+    ok(reel!(&home).args(["backup", "--name", "first"]).arg(&a));
+    ok(reel!(&home).args(["backup", "--name", "second"]).arg(&b));
+    let listing = ok(reel!(&home).args(["list"]));
     assert!(
         listing.contains("first") && listing.contains("second"),
         "{listing}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&ok(reel(&home).args(["list", "--json"]))).unwrap();
+        serde_json::from_str(&ok(reel!(&home).args(["list", "--json"]))).unwrap();
     assert_eq!(json["sets"].as_array().map(|s| s.len()), Some(2));
     let target = home.path().join("out1");
-    ok(reel(&home).args(["restore", "1", "--to"]).arg(&target));
+    ok(reel!(&home).args(["restore", "1", "--to"]).arg(&target));
     assert_same_tree(&a, &restored(&target, &a));
     assert!(
         !restored(&target, &b).exists(),
         "set 1 must not hold set 2's files"
     );
     let target = home.path().join("out2");
-    ok(reel(&home).args(["restore", "second", "--to"]).arg(&target));
+    ok(reel!(&home)
+        .args(["restore", "second", "--to"])
+        .arg(&target));
     assert_same_tree(&b, &restored(&target, &b));
     // Listing one set's files, as text and JSON.
-    let files = ok(reel(&home).args(["list", "1"]));
+    let files = ok(reel!(&home).args(["list", "1"]));
     assert!(files.lines().count() > 200);
     let json: serde_json::Value =
-        serde_json::from_str(&ok(reel(&home).args(["list", "--json", "2"]))).unwrap();
+        serde_json::from_str(&ok(reel!(&home).args(["list", "--json", "2"]))).unwrap();
     assert_eq!(json["set"]["name"], "second");
     assert!(json["entries"].as_array().unwrap().len() > 200);
 }
@@ -147,10 +145,10 @@ fn selective_restore_takes_a_subtree_and_hard_link_targets() {
     std::fs::write(src.join("a-first/shared"), b"shared content").unwrap();
     std::fs::hard_link(src.join("a-first/shared"), src.join("keep/link")).unwrap();
     std::fs::write(src.join("other/b"), b"b").unwrap();
-    ok(reel(&home).args(["backup"]).arg(&src));
+    ok(reel!(&home).args(["backup"]).arg(&src));
     let target = home.path().join("out");
     let pattern = format!("{}/keep", src.strip_prefix("/").unwrap().display());
-    let out = ok(reel(&home)
+    let out = ok(reel!(&home)
         .args(["restore", "latest", &pattern, "--to"])
         .arg(&target));
     let r = restored(&target, &src);
@@ -169,7 +167,7 @@ fn selective_restore_takes_a_subtree_and_hard_link_targets() {
     // Listing plain paths (a catalog range lookup): each member once, nothing else, even
     // when one path is inside another.
     let inner = format!("{pattern}/deep");
-    let listed = ok(reel(&home).args(["list", "latest", &inner, &pattern]));
+    let listed = ok(reel!(&home).args(["list", "latest", &inner, &pattern]));
     let names: Vec<&str> = listed
         .lines()
         .filter_map(|l| l.split_whitespace().find(|t| t.contains("/keep")))
@@ -208,12 +206,12 @@ fn wildcard_patterns_list_and_restore_alike_with_and_without_the_catalog() {
     }
     // Walked after its target (`a/target-first` < `z`): the link is the one in `z`.
     std::fs::hard_link(src.join("a/target-first"), src.join("z/link.md")).unwrap();
-    ok(reel(&home).args(["backup"]).arg(&src));
+    ok(reel!(&home).args(["backup"]).arg(&src));
     let base = src.strip_prefix("/").unwrap().display().to_string();
     let patterns = [format!("{base}/a/b*"), format!("{base}/z/*.md")];
-    let list = |home: &TempHome| ok(reel(home).args(["list", "latest"]).args(&patterns));
+    let list = |home: &TempHome| ok(reel!(home).args(["list", "latest"]).args(&patterns));
     let restore = |home: &TempHome, to: &Path| {
-        ok(reel(home)
+        ok(reel!(home)
             .args(["restore", "latest"])
             .args(&patterns)
             .arg("--to")
@@ -292,7 +290,9 @@ fn sigkill_mid_backup_leaves_a_cartridge_that_opens_lists_and_accepts_the_next_b
     let home = TempHome::new();
     let small = home.path().join("small");
     make_tree(&small, 100, 3);
-    ok(reel(&home).args(["backup", "--name", "before"]).arg(&small));
+    ok(reel!(&home)
+        .args(["backup", "--name", "before"])
+        .arg(&small));
     let tap = cartridge(&home).join("p1.tap");
     let before = std::fs::metadata(&tap).unwrap().len();
     // Enough data that the kill lands mid-set.
@@ -305,7 +305,7 @@ fn sigkill_mid_backup_leaves_a_cartridge_that_opens_lists_and_accepts_the_next_b
         )
         .unwrap();
     }
-    let mut child = reel(&home)
+    let mut child = reel!(&home)
         .args(["backup", "--name", "killed"])
         .arg(&big)
         .stdout(Stdio::null())
@@ -333,7 +333,7 @@ fn sigkill_mid_backup_leaves_a_cartridge_that_opens_lists_and_accepts_the_next_b
     )
     .unwrap();
     child.wait().unwrap();
-    let listing = ok(reel(&home).args(["list"]));
+    let listing = ok(reel!(&home).args(["list"]));
     assert!(listing.contains("before"), "{listing}");
     assert!(!listing.contains("killed  "), "{listing}");
     assert!(
@@ -342,17 +342,17 @@ fn sigkill_mid_backup_leaves_a_cartridge_that_opens_lists_and_accepts_the_next_b
     );
     let after = home.path().join("after");
     make_tree(&after, 50, 4);
-    ok(reel(&home).args(["backup", "--name", "after"]).arg(&after));
-    let listing = ok(reel(&home).args(["list"]));
+    ok(reel!(&home).args(["backup", "--name", "after"]).arg(&after));
+    let listing = ok(reel!(&home).args(["list"]));
     assert!(
         listing.contains("before") && listing.contains("after"),
         "{listing}"
     );
     let t1 = home.path().join("r1");
-    ok(reel(&home).args(["restore", "before", "--to"]).arg(&t1));
+    ok(reel!(&home).args(["restore", "before", "--to"]).arg(&t1));
     assert_same_tree(&small, &restored(&t1, &small));
     let t2 = home.path().join("r2");
-    ok(reel(&home).args(["restore", "after", "--to"]).arg(&t2));
+    ok(reel!(&home).args(["restore", "after", "--to"]).arg(&t2));
     assert_same_tree(&after, &restored(&t2, &after));
 }
 
@@ -389,14 +389,14 @@ fn a_flipped_bit_is_named_by_volume_file_and_block_and_the_rest_restores() {
         )
         .unwrap();
     }
-    ok(reel(&home).args(["backup"]).arg(&src));
+    ok(reel!(&home).args(["backup"]).arg(&src));
     let tap_path = cartridge(&home).join("p1.tap");
     let mut tap = std::fs::read(&tap_path).unwrap();
     let at = record_offset(&tap, 1, 3) + 1000;
     tap[at] ^= 0x04;
     std::fs::write(&tap_path, &tap).unwrap();
     let target = home.path().join("out");
-    let out = run(reel(&home).args(["restore", "--to"]).arg(&target));
+    let out = run(reel!(&home).args(["restore", "--to"]).arg(&target));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -425,8 +425,8 @@ fn a_truncated_tape_image_is_reported_not_panicked_on() {
     let home = TempHome::new();
     let src = home.path().join("src");
     make_tree(&src, 300, 5);
-    ok(reel(&home).args(["backup", "--name", "one"]).arg(&src));
-    ok(reel(&home).args(["backup", "--name", "two"]).arg(&src));
+    ok(reel!(&home).args(["backup", "--name", "one"]).arg(&src));
+    ok(reel!(&home).args(["backup", "--name", "two"]).arg(&src));
     let tap_path = cartridge(&home).join("p1.tap");
     let len = std::fs::metadata(&tap_path).unwrap().len();
     let f = std::fs::OpenOptions::new()
@@ -435,7 +435,7 @@ fn a_truncated_tape_image_is_reported_not_panicked_on() {
         .unwrap();
     f.set_len(len - len / 4).unwrap();
     drop(f);
-    let out = run(reel(&home).args(["list"]));
+    let out = run(reel!(&home).args(["list"]));
     assert!(
         out.status.success(),
         "{}",
@@ -449,7 +449,7 @@ fn a_truncated_tape_image_is_reported_not_panicked_on() {
         stderr.contains("warning") && stderr.contains("before the end its index recorded"),
         "the cut is reported: {stderr}"
     );
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["restore", "two", "--to"])
         .arg(home.path().join("x")));
     assert!(!out.status.success());
@@ -461,7 +461,7 @@ fn a_truncated_tape_image_is_reported_not_panicked_on() {
     assert!(stderr.contains("tape-0001"), "names the volume: {stderr}");
     // The first set is intact.
     let t = home.path().join("r1");
-    ok(reel(&home).args(["restore", "one", "--to"]).arg(&t));
+    ok(reel!(&home).args(["restore", "one", "--to"]).arg(&t));
     assert_same_tree(&src, &restored(&t, &src));
 }
 
@@ -472,12 +472,7 @@ fn restore_refuses_unsafe_members_and_writes_nothing_outside_the_target() {
     use reel_archive::Entry;
     use reel_stream::{FileKind, FileMeta};
     let home = TempHome::new();
-    let cart = home.path().join("c.vtape");
-    reel_tape::vtape::Cartridge::create(
-        &cart,
-        &reel_tape::vtape::CartridgeConfig::new("c", 64 << 20),
-    )
-    .unwrap();
+    let cart = reel_testkit::new_cartridge(home.path(), "c", 64 << 20);
     {
         let mut drive = reel_tape::vtape::VirtualDrive::open(&cart).unwrap();
         reel_archive::write_label(&mut drive, &reel_archive::VolumeLabel::new("c")).unwrap();
@@ -533,7 +528,7 @@ fn restore_refuses_unsafe_members_and_writes_nothing_outside_the_target() {
         w.finish(info).unwrap();
     }
     let target = home.path().join("target");
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .arg("--tape")
         .arg(&cart)
         .args(["restore", "--to"])
@@ -562,12 +557,12 @@ fn default_set_names_are_unique_and_an_incremental_names_its_parent() {
     make_tree(&src, 20, 5);
     // Three backups in a row, most likely within one second: the names a restore by name
     // takes must still differ.
-    ok(reel(&home).arg("backup").arg(&src));
-    ok(reel(&home).arg("backup").arg(&src));
+    ok(reel!(&home).arg("backup").arg(&src));
+    ok(reel!(&home).arg("backup").arg(&src));
     write_file(&src.join("new.txt"), b"new\n");
-    let out = ok(reel(&home).args(["backup", "--incremental"]).arg(&src));
+    let out = ok(reel!(&home).args(["backup", "--incremental"]).arg(&src));
     let json: serde_json::Value =
-        serde_json::from_str(&ok(reel(&home).args(["list", "--json"]))).unwrap();
+        serde_json::from_str(&ok(reel!(&home).args(["list", "--json"]))).unwrap();
     let names: Vec<String> = json["sets"]
         .as_array()
         .unwrap()
@@ -582,7 +577,7 @@ fn default_set_names_are_unique_and_an_incremental_names_its_parent() {
         "{out}"
     );
     let target = home.path().join("out");
-    ok(reel(&home)
+    ok(reel!(&home)
         .args(["restore", &names[2], "--to"])
         .arg(&target));
     assert_same_tree(&src, &restored(&target, &src));

@@ -7,11 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use reel_testkit::cli::run;
-use reel_testkit::{LoopFs, TempHome, require_tool, write_file};
-
-fn reel(home: &TempHome) -> Command {
-    home.command(env!("CARGO_BIN_EXE_reel"))
-}
+use reel_testkit::{LoopFs, TempHome, reel, require_tool, write_file};
 
 fn ok(cmd: &mut Command) -> (String, String) {
     let out = reel_testkit::cli::succeeded(cmd);
@@ -23,7 +19,7 @@ fn ok(cmd: &mut Command) -> (String, String) {
 
 /// Member paths of a set, relative to `src`.
 fn members(home: &TempHome, set: &str, src: &Path) -> BTreeSet<String> {
-    let (json, _) = ok(reel(home).args(["list", "--json", set]));
+    let (json, _) = ok(reel!(home).args(["list", "--json", set]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let prefix = format!("{}/", src.strip_prefix("/").unwrap().display());
     v["entries"]
@@ -94,7 +90,7 @@ fn backup_skips_exactly_what_the_policy_says_and_dry_run_says_why() {
         "relative/pattern.txt\n",
     );
 
-    let (dry, _) = ok(reel(&home)
+    let (dry, _) = ok(reel!(&home)
         .args(["backup", "--dry-run", "--exclude", "*.iso"])
         .arg(&src));
     for (what, why) in [
@@ -116,12 +112,14 @@ fn backup_skips_exactly_what_the_policy_says_and_dry_run_says_why() {
         "wrong signature is not a cache: {dry}"
     );
     assert!(
-        run(reel(&home).args(["list"])).stdout.is_empty()
+        run(reel!(&home).args(["list"])).stdout.is_empty()
             || !home.path().join("reel-home/library").exists(),
         "dry run writes nothing"
     );
 
-    let (_, err) = ok(reel(&home).args(["backup", "--exclude", "*.iso"]).arg(&src));
+    let (_, err) = ok(reel!(&home)
+        .args(["backup", "--exclude", "*.iso"])
+        .arg(&src));
     assert!(
         err.contains("broken.conf:1"),
         "malformed policy reported with file and line: {err}"
@@ -144,7 +142,7 @@ fn backup_skips_exactly_what_the_policy_says_and_dry_run_says_why() {
     assert_eq!(got, want);
 
     // --ignore-exclusions: every one of them goes in (and --exclude is refused with it).
-    ok(reel(&home)
+    ok(reel!(&home)
         .args(["backup", "--ignore-exclusions"])
         .arg(&src));
     let all = members(&home, "2", &src);
@@ -158,7 +156,7 @@ fn backup_skips_exactly_what_the_policy_says_and_dry_run_says_why() {
     ] {
         assert!(all.contains(what), "{what} backed up: {all:?}");
     }
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["backup", "--ignore-exclusions", "--exclude", "*.iso"])
         .arg(&src));
     assert_eq!(out.status.code(), Some(2));
@@ -173,7 +171,7 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
     let src = home.path().join("src");
     write_file(&src.join("a.txt"), b"a");
     write_file(&src.join("machine-id"), b"old id");
-    ok(reel(&home).arg("backup").arg(&src));
+    ok(reel!(&home).arg("backup").arg(&src));
     let hook_out = home.path().join("hook.out");
     let hook = home.root().join("etc/reel/post-restore.d/10-note");
     write_file(
@@ -194,7 +192,7 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
     );
     // A whole set restored elsewhere than the system's places tells no application.
     let elsewhere = home.path().join("elsewhere");
-    ok(reel(&home).args(["restore", "--to"]).arg(&elsewhere));
+    ok(reel!(&home).args(["restore", "--to"]).arg(&elsewhere));
     assert!(
         elsewhere
             .join(src.strip_prefix("/").unwrap())
@@ -212,7 +210,7 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
     );
     // To the system root (REEL_ROOT stands in for /): a whole-system restore.
     let target = home.root().to_path_buf();
-    let (out, _) = ok(reel(&home).args(["restore", "--to"]).arg(&target));
+    let (out, _) = ok(reel!(&home).args(["restore", "--to"]).arg(&target));
     assert!(out.contains("machine-id"), "reported: {out}");
     let r = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(std::fs::read(r.join("a.txt")).unwrap(), b"a");
@@ -223,7 +221,7 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
     let id = std::fs::read_to_string(&id_path).unwrap();
     let id = id.trim();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
-    let (json, _) = ok(reel(&home).args(["list", "--json"]));
+    let (json, _) = ok(reel!(&home).args(["list", "--json"]));
     let set_id = serde_json::from_str::<serde_json::Value>(&json).unwrap()["sets"][0]["info"]["id"]
         .as_str()
         .unwrap()
@@ -231,12 +229,12 @@ fn whole_set_restore_sets_last_restore_id_runs_hooks_and_leaves_protected_paths(
     let note = std::fs::read_to_string(&hook_out).expect("post-restore hook ran");
     assert_eq!(note.trim(), format!("{set_id} {id}"));
     // A second whole restore makes a new id; a partial one does not.
-    ok(reel(&home)
+    ok(reel!(&home)
         .args(["restore", "--overwrite", "--to"])
         .arg(&target));
     let id2 = std::fs::read_to_string(&id_path).unwrap();
     assert_ne!(id2.trim(), id);
-    ok(reel(&home)
+    ok(reel!(&home)
         .args(["restore", "latest", "*/a.txt", "--overwrite", "--to"])
         .arg(&target));
     assert_eq!(std::fs::read_to_string(&id_path).unwrap(), id2);
@@ -272,7 +270,7 @@ fn snapshot_backups_drop_files_not_to_snapshot_and_keep_at_most_max_snapshots() 
     let mut snapshots_seen = Vec::new();
     for i in 0..3 {
         write_file(&vol.join(format!("new-{i}.txt")), b"n");
-        let (out, _) = ok(reel(&home)
+        let (out, _) = ok(reel!(&home)
             .args(["backup", "--snapshot", "--require-snapshot"])
             .arg(&vol));
         assert!(out.contains("read from snapshot"), "{out}");
@@ -309,12 +307,12 @@ fn snapshot_backups_drop_files_not_to_snapshot_and_keep_at_most_max_snapshots() 
     // Elsewhere, --require-snapshot fails clearly and plain --snapshot reads the live tree.
     let plain = home.path().join("plain");
     write_file(&plain.join("x"), b"x");
-    let out = run(reel(&home)
+    let out = run(reel!(&home)
         .args(["backup", "--snapshot", "--require-snapshot"])
         .arg(&plain));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("btrfs"));
-    let (_, err) = ok(reel(&home).args(["backup", "--snapshot"]).arg(&plain));
+    let (_, err) = ok(reel!(&home).args(["backup", "--snapshot"]).arg(&plain));
     assert!(err.contains("live tree"), "{err}");
 }
 
@@ -342,8 +340,8 @@ fn backup_hooks_see_the_set_and_a_pre_backup_hook_can_cancel_it() {
         );
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    ok(reel(&home).args(["backup", "--name", "nightly"]).arg(&src));
-    let (json, _) = ok(reel(&home).args(["list", "--json"]));
+    ok(reel!(&home).args(["backup", "--name", "nightly"]).arg(&src));
+    let (json, _) = ok(reel!(&home).args(["list", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let set_id = v["sets"][0]["info"]["id"].as_str().unwrap().to_string();
     let src_s = src.display().to_string();
@@ -362,11 +360,11 @@ fn backup_hooks_see_the_set_and_a_pre_backup_hook_can_cancel_it() {
         b"#!/bin/sh\necho busy >&2\nexit \"$REEL_HOOK_ABORT_STATUS\"\n",
     );
     std::fs::set_permissions(&veto, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = run(reel(&home).arg("backup").arg(&src));
+    let out = run(reel!(&home).arg("backup").arg(&src));
     assert_eq!(out.status.code(), Some(2), "a cancelled backup is exit 2");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cancel"), "{err}");
-    let (json, _) = ok(reel(&home).args(["list", "--json"]));
+    let (json, _) = ok(reel!(&home).args(["list", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["sets"].as_array().unwrap().len(), 1, "no second set");
 }
@@ -394,7 +392,7 @@ fn backup_mode_custom_picks_each_file_systems_mode_by_uuid() {
     let elsewhere = home.path().join("elsewhere");
     write_file(&elsewhere.join("b.txt"), b"b");
     let mode_of_latest = |home: &TempHome| {
-        let (json, _) = ok(reel(home).args(["list", "--json"]));
+        let (json, _) = ok(reel!(home).args(["list", "--json"]));
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         v["sets"].as_array().unwrap().last().unwrap()["info"]["mode"]
             .as_str()
@@ -402,16 +400,16 @@ fn backup_mode_custom_picks_each_file_systems_mode_by_uuid() {
             .to_string()
     };
     // The first backup has no parent: full.
-    ok(reel(&home).arg("backup").arg(&data));
+    ok(reel!(&home).arg("backup").arg(&data));
     assert_eq!(mode_of_latest(&home), "full");
     write_file(&data.join("c.txt"), b"added");
-    ok(reel(&home).arg("backup").arg(&data));
+    ok(reel!(&home).arg("backup").arg(&data));
     assert_eq!(
         mode_of_latest(&home),
         "incremental",
         "the file system's entry (by UUID) makes plain backups incremental"
     );
     // With a path on a file system that has no entry (full by default), the set is full.
-    ok(reel(&home).arg("backup").arg(&data).arg(&elsewhere));
+    ok(reel!(&home).arg("backup").arg(&data).arg(&elsewhere));
     assert_eq!(mode_of_latest(&home), "full");
 }

@@ -6,7 +6,7 @@ use std::process::Output;
 use reel_testkit::{TempHome, write_file};
 
 fn reel(home: &TempHome, root: &Path, args: &[&str]) -> Output {
-    home.command(env!("CARGO_BIN_EXE_reel"))
+    reel_testkit::reel!(home)
         .env("REEL_ROOT", root)
         .env("TREE_FOR_TEST", home.path().join("tree"))
         .args(args)
@@ -138,8 +138,7 @@ fn check_says_whether_and_why() {
     );
 
     // --exclude, relative to the current directory, and JSON.
-    let o = home
-        .command(env!("CARGO_BIN_EXE_reel"))
+    let o = reel_testkit::reel!(home)
         .env("REEL_ROOT", &root)
         .env("TREE_FOR_TEST", &tree)
         .current_dir(&tree)

@@ -21,7 +21,7 @@ fn a_busy_file_is_staged_and_moved_into_place_later() {
         return;
     }
     let home = TempHome::new();
-    let reel = || home.command(env!("CARGO_BIN_EXE_reel"));
+    let reel = || reel_testkit::reel!(&home);
     let src = home.path().join("src");
     write_file(&src.join("lib.so"), b"the restored library");
     write_file(&src.join("other.txt"), b"other");

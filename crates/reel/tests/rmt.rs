@@ -24,7 +24,7 @@ fn gnu(home: &TempHome, tool: &str, rsh: &Path) -> Command {
 }
 
 fn reel(home: &TempHome) -> Command {
-    let mut c = home.command(REEL);
+    let mut c = reel_testkit::reel!(home);
     c.env_remove("REEL_RSH_COMMAND")
         .env_remove("REEL_RMT_COMMAND");
     c

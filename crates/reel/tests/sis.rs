@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use reel_testkit::{LoopFs, TempHome, pseudo_random, write_file};
 
 fn reel(home: &TempHome, args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
-    let mut c = home.command(env!("CARGO_BIN_EXE_reel"));
+    let mut c = reel_testkit::reel!(home);
     for a in args {
         c.arg(a);
     }

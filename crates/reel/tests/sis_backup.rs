@@ -44,7 +44,7 @@ fn merged_trees_are_backed_up_once_and_restored_shared(fs: &str) {
         return;
     }
     let home = TempHome::new();
-    let reel = || home.command(env!("CARGO_BIN_EXE_reel"));
+    let reel = || reel_testkit::reel!(&home);
     let tree = src_fs.path().join("tree");
     // 60 files, 6 distinct 1 MiB contents.
     for i in 0..60u64 {
@@ -135,7 +135,7 @@ fn links_restored_where_there_are_no_reflinks_are_full_copies_and_say_so() {
         return;
     };
     let home = TempHome::new();
-    let reel = || home.command(env!("CARGO_BIN_EXE_reel"));
+    let reel = || reel_testkit::reel!(&home);
     let tree = src_fs.path().join("tree");
     for i in 0..10u64 {
         write_file(&tree.join(format!("f{i}")), &pseudo_random(i % 2, 300_000));

@@ -7,7 +7,7 @@ use reel_testkit::TempHome;
 use serde_json::Value;
 
 fn reel(home: &TempHome, args: &[&str]) -> Output {
-    home.command(env!("CARGO_BIN_EXE_reel"))
+    reel_testkit::reel!(home)
         .args(args)
         .output()
         .expect("run reel")
