@@ -197,3 +197,185 @@ fn every_golden_line_decodes_and_encodes_to_the_same_bytes() {
         assert_eq!(serde_json::to_string(&e).unwrap(), *line);
     }
 }
+
+#[test]
+fn golden_entries_are_typed() {
+    use reel_archive::{EntryKind, HashScheme};
+    let entries = golden_entries();
+    let kinds: Vec<EntryKind> = entries.iter().map(|e| e.kind).collect();
+    use EntryKind::*;
+    assert_eq!(
+        kinds,
+        [
+            File,
+            File,
+            File,
+            HardLink,
+            Directory,
+            Symlink,
+            Fifo,
+            CharDevice,
+            BlockDevice,
+            Socket,
+            File,
+            File,
+            File,
+            Directory
+        ]
+    );
+    for k in kinds {
+        assert_eq!(EntryKind::from_code(k.code()), Some(k));
+    }
+    assert_eq!(entries[0].hash, Some(blake3::hash(b"hello")));
+    assert_eq!(entries[0].hash_scheme, HashScheme::Blake3);
+    assert_eq!(entries[2].hash_scheme, HashScheme::Sparse64k);
+    assert_eq!(entries[2].size, 1 << 20);
+    assert_eq!(entries[1].path, b"srv/bin/\xff\xfeprog");
+    assert_eq!(
+        entries[3].link.as_deref(),
+        Some("srv/bin/\u{fffd}\u{fffd}prog")
+    );
+    assert_eq!(entries[6].mtime, Timestamp::new(-2, 500_000_000));
+    assert_eq!(entries[8].mtime, Timestamp::new(i64::MAX - 1, 999_999_999));
+    assert_eq!(entries[9].mtime, Timestamp::new(i64::MIN, 0));
+    assert_eq!(entries[10].hash, None);
+    assert_eq!(entries[10].ino, None);
+    assert_eq!(entries[12].ctime, None);
+    assert_eq!(
+        entries[0].meta_digest.to_string(),
+        "4e43166b59d68ea57b4ed1130750a7e8"
+    );
+    assert!(entries[13].path.is_empty());
+}
+
+/// The golden index with entry line `n` (from 1) replaced by `line`, compressed.
+fn with_line(n: usize, line: &str) -> Vec<u8> {
+    let mut lines: Vec<&str> = GOLDEN.lines().collect();
+    lines[n] = line;
+    zstd::encode_all(format!("{}\n", lines.join("\n")).as_bytes(), 1).unwrap()
+}
+
+/// The error reading the golden index with entry line `n` replaced by `line`.
+fn error_with_line(n: usize, line: &str) -> String {
+    let bytes = with_line(n, line);
+    let (_, mut reader) = IndexReader::open(&bytes[..]).unwrap();
+    loop {
+        match reader.next_entry() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("accepted {line}"),
+            Err(e) => {
+                assert!(
+                    matches!(e, reel_archive::ArchiveError::Corrupt { offset, .. } if offset == n as u64 + 1),
+                    "{e:?}"
+                );
+                return e.to_string();
+            }
+        }
+    }
+}
+
+#[test]
+fn garbage_in_a_line_is_an_error_saying_what_and_where() {
+    let lines: Vec<&str> = GOLDEN.lines().collect();
+    let first = lines[1];
+    let sparse = lines[3];
+    let non_utf8 = lines[2];
+    let cases: Vec<(usize, String, &[&str])> = vec![
+        (
+            1,
+            first.replace("\"t\":\"f\"", "\"t\":\"z\""),
+            &["\"z\"", "member kind"],
+        ),
+        (
+            1,
+            first.replace("\"t\":\"f\"", "\"t\":\"ff\""),
+            &["\"ff\"", "member kind"],
+        ),
+        (
+            1,
+            first.replace("\"t\":\"f\"", "\"t\":\"\""),
+            &["member kind"],
+        ),
+        (1, first.replace("\"t\":\"f\"", "\"t\":5"), &["member kind"]),
+        (
+            1,
+            first.replace("\"mt\":\"1764583200.123456789\"", "\"mt\":\"yesterday\""),
+            &["\"yesterday\"", "time", "mt"],
+        ),
+        (
+            1,
+            first.replace("\"mt\":\"1764583200.123456789\"", "\"mt\":\"1.2.3\""),
+            &["\"1.2.3\"", "time"],
+        ),
+        (
+            1,
+            first.replace("\"ct\":\"1764583201.061728394\"", "\"ct\":\"-\""),
+            &["\"-\"", "time", "ct"],
+        ),
+        (
+            1,
+            first.replace("\"mt\":\"1764583200.123456789\",", ""),
+            &["missing field `mt`"],
+        ),
+        (
+            1,
+            first.replace("\"h\":\"ea8f", "\"h\":\"zz8f"),
+            &["\"zz8f", "BLAKE3"],
+        ),
+        (
+            1,
+            first.replace("\"h\":\"ea8f", "\"h\":\"8f"),
+            &["BLAKE3", "64 hex digits"],
+        ),
+        (
+            1,
+            first.replace("\"md\":\"4e43", "\"md\":\"4g43"),
+            &["\"4g43", "metadata digest"],
+        ),
+        (
+            1,
+            first.replace("\"md\":\"4e43", "\"md\":\"4e4"),
+            &["metadata digest"],
+        ),
+        (
+            3,
+            sparse.replace("sparse-b3-64k", "md5"),
+            &["\"md5\"", "hash scheme"],
+        ),
+        (
+            2,
+            non_utf8.replace("\"px\":\"7372", "\"px\":\"737"),
+            &["\"737", "name in hex"],
+        ),
+        (
+            2,
+            non_utf8.replace("\"px\":\"7372", "\"px\":\"7g72"),
+            &["\"7g72", "name in hex"],
+        ),
+        (1, "garbage".to_string(), &["set index line 2"]),
+    ];
+    for (n, line, wanted) in cases {
+        assert_ne!(line, lines[n], "the case changes nothing");
+        let err = error_with_line(n, &line);
+        assert!(err.contains(&format!("set index line {}", n + 1)), "{err}");
+        for w in wanted {
+            assert!(err.contains(w), "{err} (wanted {w})");
+        }
+    }
+}
+
+/// Any byte of any line changed to anything: an entry or an error, never a panic.
+#[test]
+fn no_change_to_a_line_panics_the_decoder() {
+    for line in GOLDEN.lines() {
+        let bytes = line.as_bytes();
+        for i in 0..bytes.len() {
+            for b in [b'x', b'"', b'0', b'-', b'.', b'\\', b'}', 0xff, 0] {
+                let mut changed = bytes.to_vec();
+                changed[i] = b;
+                let _ = serde_json::from_slice::<IndexEntry>(&changed);
+            }
+            let _ = serde_json::from_slice::<IndexEntry>(&bytes[..i]);
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 use reel_archive::index::{IndexEntry, SetInfo};
 use reel_catalog::{Catalog, CatalogError};
+use reel_stream::Timestamp;
 
 const GOLDEN_INDEX: &str = include_str!("../../reel-archive/tests/data/index-golden.jsonl");
 const GOLDEN_ROWS: &str = include_str!("data/entries-golden.txt");
@@ -68,4 +69,73 @@ fn a_sets_rows_are_the_golden_ones_and_read_back_as_its_entries() {
     })
     .unwrap();
     assert_eq!(back, entries);
+}
+
+/// A row whose kind, time or digest is not one reel writes is an error that names the value
+/// and what it should be, not a member with a made-up kind.
+#[test]
+fn a_garbage_row_is_an_error_naming_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.sqlite");
+    let set = "5eed0000-0000-4000-8000-0000000000aa";
+    let good = [
+        "'f'",
+        "'1.5'",
+        "NULL",
+        "'0123456789abcdef0123456789abcdef'",
+        "'2'",
+        "NULL",
+    ];
+    // (column changed, its value, what the error names)
+    let cases = [
+        (0, "'f'", ""),
+        (0, "'z'", "\"z\" is not a member kind letter"),
+        (0, "'fd'", "\"fd\" is not a member kind letter"),
+        (1, "'soon'", "\"soon\" is not a time"),
+        (2, "'abc'", "\"abc\" is not a BLAKE3 hash"),
+        (3, "'d'", "\"d\" is not a metadata digest"),
+        (4, "'1e9'", "\"1e9\" is not a time"),
+        (5, "'md5'", "\"md5\" is not a hash scheme"),
+    ];
+    {
+        let conn = Catalog::create_at_version(&path, reel_catalog::SCHEMA_VERSION).unwrap();
+        for (i, (column, value, _)) in cases.iter().enumerate() {
+            let mut v = good;
+            v[*column] = value;
+            conn.execute(
+                &format!(
+                    "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset,
+                                          hash, link, meta_digest, ctime, ino, source_set, hash_scheme)
+                     VALUES ('{set}', {i}, X'{:02x}', {}, 0, 420, 0, 0, {}, 0, {}, NULL, {}, {}, NULL,
+                             NULL, {})",
+                    b'a' + i as u8,
+                    v[0],
+                    v[1],
+                    v[2],
+                    v[3],
+                    v[4],
+                    v[5]
+                ),
+                [],
+            )
+            .unwrap();
+        }
+    }
+    let cat = Catalog::open(&path).unwrap();
+    let id: uuid::Uuid = set.parse().unwrap();
+    // The first row, all good, reads.
+    let e = cat.entry(id, b"a").unwrap().unwrap();
+    assert_eq!(
+        (e.mtime, e.ctime),
+        (Timestamp::new(1, 500_000_000), Some(Timestamp::new(2, 0)))
+    );
+    for (i, (_, _, wanted)) in cases.iter().enumerate().skip(1) {
+        let err = cat.entry(id, &[b'a' + i as u8]).unwrap_err().to_string();
+        assert!(err.contains(wanted), "{err} (wanted {wanted})");
+    }
+    let err = cat
+        .for_each_entry(id, |_| Ok::<_, CatalogError>(()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a member kind letter"), "{err}");
 }

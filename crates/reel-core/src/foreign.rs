@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use reel_archive::pax::{Next, PaxReader, ReadEntry};
-use reel_archive::{ArchiveError, Entry, IndexEntry, VolumeState};
+use reel_archive::{ArchiveError, Entry, EntryKind, IndexEntry, VolumeState};
 use reel_catalog::{Catalog, ForeignFile};
 use reel_stream::{Existing, FileKind, RestoreRoot};
 use reel_tape::{PositionKind, SeekTo, TapeDrive, TapeError};
@@ -544,7 +544,7 @@ pub fn list(
             {
                 listing.from_catalog = Some(scan.id);
                 cat.for_each_entry(scan.id, |e: IndexEntry| -> Result<()> {
-                    if selector.matches(match_path(&e.path())) {
+                    if selector.matches(match_path(&e.path)) {
                         listing.members += 1;
                         each(&e);
                     }
@@ -812,13 +812,13 @@ fn restore_seeking(
     let mut total = 0u64;
     let everything = selector.is_everything();
     catalog.for_each_entry(scan.id, |e: IndexEntry| -> Result<()> {
-        let path = e.path();
+        let path = e.path;
         let selected = selector.matches(match_path(&path));
-        if !everything && e.kind == 'f' {
+        if !everything && e.kind == EntryKind::File {
             files.insert(match_path(&path).to_vec(), plan.len());
         }
         if selected
-            && e.kind == 'h'
+            && e.kind == EntryKind::HardLink
             && let Some(t) = &e.link
         {
             needed.push(match_path(t.as_bytes()).to_vec());

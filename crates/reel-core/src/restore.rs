@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use reel_archive::pax::PaxReader;
-use reel_archive::{ArchiveError, Entry, SetInfo};
+use reel_archive::{ArchiveError, Entry, EntryKind, SetInfo};
 use reel_catalog::Catalog;
 use reel_stream::{Committed, Existing, FileKind, Outcome, RestoreRoot, StreamError, check_path};
 
@@ -145,7 +145,7 @@ fn make_plan(
             plan.members += 1;
             plan.groups.entry(e.source_set).or_default().push(Planned {
                 offset: e.offset,
-                hash: e.content_hash(),
+                hash: e.hash,
                 size: e.size,
             });
             Ok(())
@@ -168,13 +168,13 @@ fn make_plan(
         .filter(|_| set.from_catalog())
         .zip(catalog);
     let mut visit = |e: reel_archive::IndexEntry| -> Result<()> {
-        let path = e.path();
+        let path = e.path;
         let selected = selector.matches(&path);
-        if e.kind == 'f' {
+        if e.kind == EntryKind::File {
             file_rows.insert(path.clone(), rows.len());
         }
         if selected
-            && e.kind == 'h'
+            && e.kind == EntryKind::HardLink
             && let Some(t) = &e.link
         {
             needed_targets.push(t.as_bytes().to_vec());
@@ -182,7 +182,7 @@ fn make_plan(
         rows.push(Row {
             source: e.source_set,
             offset: e.offset,
-            hash: e.content_hash(),
+            hash: e.hash,
             size: e.size,
         });
         chosen.push(selected);
@@ -208,12 +208,12 @@ fn make_plan(
         // A target outside the looked-up ranges: one more lookup.
         if let Some((_, cat)) = ranges
             && let Some(e) = cat.entry(set.info.id, &t)?
-            && e.kind == 'f'
+            && e.kind == EntryKind::File
         {
             rows.push(Row {
                 source: e.source_set,
                 offset: e.offset,
-                hash: e.content_hash(),
+                hash: e.hash,
                 size: e.size,
             });
             chosen.push(true);

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use reel_archive::IndexEntry;
+use reel_archive::{EntryKind, IndexEntry};
+use reel_stream::Timestamp;
 
 use crate::Global;
 use crate::cmd::{open_catalog_for_reading_or_warn, open_tapes, split_set_and_patterns};
@@ -47,8 +48,8 @@ pub struct Args {
 /// One member as `reel list` shows it.
 pub(crate) fn entry_line(e: &IndexEntry) -> String {
     let link = match (e.kind, &e.link) {
-        ('l', Some(t)) => format!(" -> {t}"),
-        ('h', Some(t)) => format!(" link to {t}"),
+        (EntryKind::Symlink, Some(t)) => format!(" -> {t}"),
+        (EntryKind::HardLink, Some(t)) => format!(" link to {t}"),
         _ => String::new(),
     };
     format!(
@@ -57,16 +58,22 @@ pub(crate) fn entry_line(e: &IndexEntry) -> String {
         e.uid,
         e.gid,
         e.size,
-        when(&e.mtime),
+        when(e.mtime),
         e.display_path(),
         link
     )
 }
 
 fn kind_mode(e: &IndexEntry) -> String {
+    // As `ls -l` shows it.
     let kind = match e.kind {
-        'f' | 'h' => '-',
-        k => k,
+        EntryKind::File | EntryKind::HardLink => '-',
+        EntryKind::Directory => 'd',
+        EntryKind::Symlink => 'l',
+        EntryKind::Fifo => 'p',
+        EntryKind::CharDevice => 'c',
+        EntryKind::BlockDevice => 'b',
+        EntryKind::Socket => 's',
     };
     let mut s = String::from(kind);
     let bits = [
@@ -86,13 +93,8 @@ fn kind_mode(e: &IndexEntry) -> String {
     s
 }
 
-fn when(mtime: &str) -> String {
-    let secs: i64 = mtime
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    time::OffsetDateTime::from_unix_timestamp(secs)
+fn when(mtime: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp(mtime.secs)
         .ok()
         .and_then(|t| {
             t.format(&time::macros::format_description!(
@@ -100,7 +102,7 @@ fn when(mtime: &str) -> String {
             ))
             .ok()
         })
-        .unwrap_or_else(|| mtime.to_string())
+        .unwrap_or_else(|| mtime.to_decimal())
 }
 
 pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
