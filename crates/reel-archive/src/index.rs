@@ -120,12 +120,17 @@ pub enum EntryKind {
     File,
     /// A hard link to an earlier member, which [`IndexEntry::link`] names.
     HardLink,
+    /// A directory.
     Directory,
     /// A symbolic link; [`IndexEntry::link`] is its target.
     Symlink,
+    /// A named pipe.
     Fifo,
+    /// A character device.
     CharDevice,
+    /// A block device.
     BlockDevice,
+    /// A Unix domain socket.
     Socket,
 }
 
@@ -295,10 +300,13 @@ fn decode_hex(hex: &str, out: &mut [u8]) -> bool {
 pub struct IndexEntry {
     /// Member name as stored (bytes: names need not be UTF-8).
     pub path: Vec<u8>,
+    /// What the member is.
     pub kind: EntryKind,
     /// Content bytes in the archive (for a sparse file: its logical size).
     pub size: u64,
+    /// Permission bits with setuid/setgid/sticky (`0o7777`).
     pub mode: u32,
+    /// Owner and group ids.
     pub uid: u32,
     pub gid: u32,
     /// Modification time.
@@ -307,6 +315,7 @@ pub struct IndexEntry {
     pub offset: u64,
     /// Hash of the content (regular files), computed by `hash_scheme`.
     pub hash: Option<blake3::Hash>,
+    /// How `hash` was computed ([`HashScheme::Blake3`] when there is none).
     pub hash_scheme: HashScheme,
     /// Link target (symlink target or hard-link target member), lossy UTF-8.
     pub link: Option<String>,
