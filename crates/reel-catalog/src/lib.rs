@@ -541,7 +541,6 @@ impl Catalog {
     }
 
     fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<IndexEntry> {
-        let source: Option<String> = r.get(13)?;
         Ok(IndexEntry {
             path: r.get(0)?,
             kind: text_column(r, 1, "a member kind letter", |t| {
@@ -564,7 +563,7 @@ impl Catalog {
             meta_digest: text_column(r, 10, "a metadata digest", MetaDigest::from_hex)?,
             ctime: optional_text_column(r, 11, "a time", Timestamp::parse_decimal)?,
             ino: r.get::<_, Option<i64>>(12)?.map(|i| i as u64),
-            source_set: source.and_then(|s| s.parse().ok()),
+            source_set: optional_text_column(r, 13, "a set id", |t| t.parse().ok())?,
         })
     }
 

@@ -85,6 +85,7 @@ fn a_garbage_row_is_an_error_naming_the_value() {
         "'0123456789abcdef0123456789abcdef'",
         "'2'",
         "NULL",
+        "'5eed0000-0000-4000-8000-0000000000bb'",
     ];
     // (column changed, its value, what the error names)
     let cases = [
@@ -96,6 +97,7 @@ fn a_garbage_row_is_an_error_naming_the_value() {
         (3, "'d'", "\"d\" is not a metadata digest"),
         (4, "'1e9'", "\"1e9\" is not a time"),
         (5, "'md5'", "\"md5\" is not a hash scheme"),
+        (6, "'set-7'", "\"set-7\" is not a set id"),
     ];
     {
         let conn = Catalog::create_at_version(&path, reel_catalog::SCHEMA_VERSION).unwrap();
@@ -107,13 +109,14 @@ fn a_garbage_row_is_an_error_naming_the_value() {
                     "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset,
                                           hash, link, meta_digest, ctime, ino, source_set, hash_scheme)
                      VALUES ('{set}', {i}, X'{:02x}', {}, 0, 420, 0, 0, {}, 0, {}, NULL, {}, {}, NULL,
-                             NULL, {})",
+                             {}, {})",
                     b'a' + i as u8,
                     v[0],
                     v[1],
                     v[2],
                     v[3],
                     v[4],
+                    v[6],
                     v[5]
                 ),
                 [],
@@ -128,6 +131,10 @@ fn a_garbage_row_is_an_error_naming_the_value() {
     assert_eq!(
         (e.mtime, e.ctime),
         (Timestamp::new(1, 500_000_000), Some(Timestamp::new(2, 0)))
+    );
+    assert_eq!(
+        e.source_set,
+        Some("5eed0000-0000-4000-8000-0000000000bb".parse().unwrap())
     );
     for (i, (_, _, wanted)) in cases.iter().enumerate().skip(1) {
         let err = cat.entry(id, &[b'a' + i as u8]).unwrap_err().to_string();
