@@ -5,7 +5,8 @@
 //! Layout: a zstd stream of JSON lines, written in records of the set's block size:
 //! 1. `{"reel_set_index":1,"set":{…SetInfo…}}`, in a zstd frame of its own (since
 //!    2026-12; earlier indexes are one frame, and read the same)
-//! 2. one [`IndexEntry`] per member, in archive order
+//! 2. one [`IndexEntry`] per member, in archive order (the line's form is private to this
+//!    module: `wire.rs`)
 //! 3. `{"end":{"entries":N,"blake3":"…"}}` — the count and the BLAKE3 of every line before it,
 //!    so a truncated or altered index is detected.
 
@@ -13,10 +14,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use reel_stream::{FileKind, Timestamp};
+use reel_stream::{FileKind, FileMeta, Timestamp};
 
 use crate::entry::Entry;
 use crate::error::{ArchiveError, Result};
+
+mod wire;
 
 pub const INDEX_VERSION: u32 = 1;
 /// Longest index line accepted (bounded memory on garbage).
@@ -110,74 +113,228 @@ impl SetInfo {
     }
 }
 
-/// One member, as the index lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a member is, as the index records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A regular file: its content follows its header in the archive.
+    File,
+    /// A hard link to an earlier member, which [`IndexEntry::link`] names.
+    HardLink,
+    /// A directory.
+    Directory,
+    /// A symbolic link; [`IndexEntry::link`] is its target.
+    Symlink,
+    /// A named pipe.
+    Fifo,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A Unix domain socket.
+    Socket,
+}
+
+impl EntryKind {
+    /// The kind of an archive member: a hard link is one whatever its target is.
+    pub fn of(entry: &Entry) -> EntryKind {
+        if entry.hardlink.is_some() {
+            return EntryKind::HardLink;
+        }
+        match entry.meta.kind {
+            FileKind::Regular => EntryKind::File,
+            FileKind::Directory => EntryKind::Directory,
+            FileKind::Symlink => EntryKind::Symlink,
+            FileKind::Fifo => EntryKind::Fifo,
+            FileKind::CharDevice => EntryKind::CharDevice,
+            FileKind::BlockDevice => EntryKind::BlockDevice,
+            FileKind::Socket => EntryKind::Socket,
+        }
+    }
+
+    /// The letter that stands for the kind in index lines, in the catalog and in the
+    /// metadata digest: `f h d l p c b s`.
+    pub fn code(self) -> char {
+        match self {
+            EntryKind::File => 'f',
+            EntryKind::HardLink => 'h',
+            EntryKind::Directory => 'd',
+            EntryKind::Symlink => 'l',
+            EntryKind::Fifo => 'p',
+            EntryKind::CharDevice => 'c',
+            EntryKind::BlockDevice => 'b',
+            EntryKind::Socket => 's',
+        }
+    }
+
+    /// The kind a letter of [`EntryKind::code`] stands for.
+    pub fn from_code(code: char) -> Option<EntryKind> {
+        Some(match code {
+            'f' => EntryKind::File,
+            'h' => EntryKind::HardLink,
+            'd' => EntryKind::Directory,
+            'l' => EntryKind::Symlink,
+            'p' => EntryKind::Fifo,
+            'c' => EntryKind::CharDevice,
+            'b' => EntryKind::BlockDevice,
+            's' => EntryKind::Socket,
+            _ => return None,
+        })
+    }
+}
+
+/// How a member's content hash was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HashScheme {
+    /// BLAKE3 of the content.
+    #[default]
+    Blake3,
+    /// `sparse-b3-64k`, for sparse files (see [`reel_stream::sparse`]).
+    Sparse64k,
+}
+
+impl HashScheme {
+    /// The scheme the content of a member described by `meta` is hashed with (by
+    /// [`reel_stream::ContentHasher::for_meta`]).
+    pub fn of(meta: &FileMeta) -> HashScheme {
+        match reel_stream::ContentHasher::scheme(meta) {
+            None => HashScheme::Blake3,
+            Some(name) => {
+                debug_assert_eq!(name, reel_stream::sparse::SPARSE_HASH_SCHEME);
+                HashScheme::Sparse64k
+            }
+        }
+    }
+
+    /// The name index lines and the catalog record; `None` for plain BLAKE3, which they
+    /// leave out.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            HashScheme::Blake3 => None,
+            HashScheme::Sparse64k => Some(reel_stream::sparse::SPARSE_HASH_SCHEME),
+        }
+    }
+
+    /// The scheme a recorded name stands for.
+    pub fn from_name(name: &str) -> Option<HashScheme> {
+        (name == reel_stream::sparse::SPARSE_HASH_SCHEME).then_some(HashScheme::Sparse64k)
+    }
+}
+
+/// The digest of a member's metadata ([`meta_digest`]): the first 128 bits of a BLAKE3,
+/// written as 32 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MetaDigest([u8; 16]);
+
+impl MetaDigest {
+    /// Parses the 32 hex digits of [`MetaDigest`]'s `Display`.
+    pub fn from_hex(hex: &str) -> Option<MetaDigest> {
+        let mut bytes = [0u8; 16];
+        decode_hex(hex, &mut bytes).then_some(MetaDigest(bytes))
+    }
+
+    /// The lowercase hex digits (no allocation: index lines are written by the thousand).
+    fn hex_digits(&self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for MetaDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = self.hex_digits();
+        // Only ASCII hex digits were written.
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl std::fmt::Debug for MetaDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MetaDigest({self})")
+    }
+}
+
+/// The value of each byte as a hex digit; 0xff for bytes that are not one.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Fills `out` from `hex`, two digits a byte; false unless `hex` is exactly that. A table
+/// and no branch per digit: a third of the time of `blake3::Hash::from_hex` (measured), for
+/// the two digests of every index line.
+fn decode_hex(hex: &str, out: &mut [u8]) -> bool {
+    if hex.len() != 2 * out.len() {
+        return false;
+    }
+    let mut invalid = 0u8;
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        let (high, low) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        invalid |= high | low;
+        *byte = (high << 4) | (low & 0xf);
+    }
+    invalid & 0xf0 == 0
+}
+
+/// One member, as the index lists it. In index lines (and `reel list --json`) it is the
+/// JSON object of its `Serialize` implementation, the same since the first index.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
-    /// Path (UTF-8); `px` holds it in hex when it is not UTF-8.
-    #[serde(rename = "p", default, skip_serializing_if = "String::is_empty")]
-    pub path_text: String,
-    #[serde(rename = "px", default, skip_serializing_if = "Option::is_none")]
-    pub path_hex: Option<String>,
-    /// Kind: f regular, h hard link, d directory, l symlink, p fifo, c / b devices.
-    #[serde(rename = "t")]
-    pub kind: char,
-    #[serde(rename = "s")]
+    /// Member name as stored (bytes: names need not be UTF-8).
+    pub path: Vec<u8>,
+    /// What the member is.
+    pub kind: EntryKind,
+    /// Content bytes in the archive (for a sparse file: its logical size).
     pub size: u64,
-    #[serde(rename = "m")]
+    /// Permission bits with setuid/setgid/sticky (`0o7777`).
     pub mode: u32,
-    #[serde(rename = "u")]
+    /// Owner and group ids.
     pub uid: u32,
-    #[serde(rename = "g")]
     pub gid: u32,
-    /// Modification time, `secs.nanos`.
-    #[serde(rename = "mt")]
-    pub mtime: String,
+    /// Modification time.
+    pub mtime: Timestamp,
     /// Byte offset of the member's first header block in the set data.
-    #[serde(rename = "o")]
     pub offset: u64,
-    /// BLAKE3 of the content (regular files).
-    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
-    /// How `hash` was computed: absent = BLAKE3 of the content; `sparse-b3-64k` for sparse
-    /// files (see `reel_stream::sparse`).
-    #[serde(rename = "hs", default, skip_serializing_if = "Option::is_none")]
-    pub hash_scheme: Option<String>,
+    /// Hash of the content (regular files), computed by `hash_scheme`.
+    pub hash: Option<blake3::Hash>,
+    /// How `hash` was computed ([`HashScheme::Blake3`] when there is none).
+    pub hash_scheme: HashScheme,
     /// Link target (symlink target or hard-link target member), lossy UTF-8.
-    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
-    /// BLAKE3 of the member's metadata (kind, mode, owner, times, link, extra records).
-    #[serde(rename = "md")]
-    pub meta_digest: String,
-    /// Change time (`secs.nanos`) and inode at backup time, for incremental backups.
-    #[serde(rename = "ct", default, skip_serializing_if = "Option::is_none")]
-    pub ctime: Option<String>,
-    #[serde(rename = "in", default, skip_serializing_if = "Option::is_none")]
+    /// Digest of the member's metadata (kind, mode, owner, times, link, extra records).
+    pub meta_digest: MetaDigest,
+    /// Change time and inode at backup time, for incremental backups (indexes written
+    /// before them have neither).
+    pub ctime: Option<Timestamp>,
     pub ino: Option<u64>,
     /// In an incremental set: the set whose data holds this unchanged file (the member is
     /// not in this set's archive; `offset` is its offset in that set).
-    #[serde(rename = "src", default, skip_serializing_if = "Option::is_none")]
     pub source_set: Option<uuid::Uuid>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// The digest of a member's metadata, as the index records it.
-pub fn meta_digest(entry: &Entry) -> String {
+pub fn meta_digest(entry: &Entry) -> MetaDigest {
     let m = &entry.meta;
     let mut h = blake3::Hasher::new();
-    h.update(&[kind_letter(entry) as u8]);
+    h.update(&[EntryKind::of(entry).code() as u8]);
     for v in [
         u64::from(m.mode),
         u64::from(m.uid),
@@ -221,32 +378,14 @@ pub fn meta_digest(entry: &Entry) -> String {
         h.update(&(v.len() as u64).to_le_bytes());
         h.update(v);
     }
-    h.finalize().to_hex()[..32].to_string()
-}
-
-/// The index letter of a member's kind.
-pub fn kind_letter(entry: &Entry) -> char {
-    if entry.hardlink.is_some() {
-        return 'h';
-    }
-    match entry.meta.kind {
-        FileKind::Regular => 'f',
-        FileKind::Directory => 'd',
-        FileKind::Symlink => 'l',
-        FileKind::Fifo => 'p',
-        FileKind::CharDevice => 'c',
-        FileKind::BlockDevice => 'b',
-        FileKind::Socket => 's',
-    }
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    MetaDigest(digest)
 }
 
 impl IndexEntry {
     /// The index line of `entry`, written at `offset` with content hash `hash`.
     pub fn new(entry: &Entry, offset: u64, hash: Option<blake3::Hash>) -> IndexEntry {
-        let (path_text, path_hex) = match std::str::from_utf8(&entry.path) {
-            Ok(s) => (s.to_string(), None),
-            Err(_) => (String::new(), Some(hex(&entry.path))),
-        };
         let link = entry
             .hardlink
             .as_deref()
@@ -259,9 +398,8 @@ impl IndexEntry {
                     .map(|t| t.to_string_lossy().into_owned())
             });
         IndexEntry {
-            path_text,
-            path_hex,
-            kind: kind_letter(entry),
+            path: entry.path.clone(),
+            kind: EntryKind::of(entry),
             size: if entry.is_sparse() {
                 entry.meta.size
             } else {
@@ -270,41 +408,24 @@ impl IndexEntry {
             mode: entry.meta.mode,
             uid: entry.meta.uid,
             gid: entry.meta.gid,
-            mtime: entry.meta.mtime.to_decimal(),
+            mtime: entry.meta.mtime,
             offset,
-            hash: hash.map(|h| h.to_hex().to_string()),
-            hash_scheme: hash
-                .and(reel_stream::sparse::ContentHasher::scheme(&entry.meta))
-                .map(str::to_string),
+            hash,
+            hash_scheme: match hash {
+                Some(_) => HashScheme::of(&entry.meta),
+                None => HashScheme::Blake3,
+            },
             link,
             meta_digest: meta_digest(entry),
-            ctime: Some(entry.meta.ctime.to_decimal()),
+            ctime: Some(entry.meta.ctime),
             ino: (entry.meta.ino != 0).then_some(entry.meta.ino),
             source_set: None,
         }
     }
 
-    /// The member path as bytes.
-    pub fn path(&self) -> Vec<u8> {
-        match &self.path_hex {
-            Some(h) => unhex(h).unwrap_or_default(),
-            None => self.path_text.as_bytes().to_vec(),
-        }
-    }
-
+    /// The name shown to people (lossy for non-UTF-8 bytes).
     pub fn display_path(&self) -> String {
-        String::from_utf8_lossy(&self.path()).into_owned()
-    }
-
-    pub fn mtime(&self) -> Option<Timestamp> {
-        Timestamp::parse_decimal(&self.mtime)
-    }
-
-    /// The content hash, when the entry has one and it is well-formed.
-    pub fn content_hash(&self) -> Option<blake3::Hash> {
-        self.hash
-            .as_deref()
-            .and_then(|h| blake3::Hash::from_hex(h).ok())
+        String::from_utf8_lossy(&self.path).into_owned()
     }
 }
 
@@ -550,5 +671,75 @@ impl<R: Read> IndexReader<R> {
         self.digest.update(&self.line);
         self.entries += 1;
         Ok(Some(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pair of bytes decodes as the standard library reads two hex digits (either
+    /// case), or not at all.
+    #[test]
+    fn hex_decoding_matches_the_standard_parser() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let pair = [a, b];
+                let Ok(text) = std::str::from_utf8(&pair) else {
+                    continue;
+                };
+                let mut out = [0u8; 1];
+                let want = text
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit())
+                    .then(|| u8::from_str_radix(text, 16).ok())
+                    .flatten();
+                let got = decode_hex(text, &mut out).then_some(out[0]);
+                assert_eq!(got, want, "{pair:?}");
+            }
+        }
+        let mut two = [0u8; 2];
+        assert!(!decode_hex("abc", &mut two));
+        assert!(!decode_hex("abcdef", &mut two));
+        assert!(!decode_hex("ab\u{e9}", &mut two));
+    }
+
+    #[test]
+    fn meta_digests_read_back_from_their_text() {
+        let d = meta_digest(&Entry::new("a", FileMeta::new(FileKind::Regular, 0o644)));
+        let text = d.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(MetaDigest::from_hex(&text), Some(d));
+        assert_eq!(MetaDigest::from_hex(&text.to_uppercase()), Some(d));
+        assert_eq!(MetaDigest::from_hex(&text[1..]), None);
+        assert_eq!(format!("{d:?}"), format!("MetaDigest({text})"));
+    }
+
+    #[test]
+    fn kinds_and_schemes_read_back_from_their_codes() {
+        use EntryKind::*;
+        let all = [
+            File,
+            HardLink,
+            Directory,
+            Symlink,
+            Fifo,
+            CharDevice,
+            BlockDevice,
+            Socket,
+        ];
+        let codes: String = all.iter().map(|k| k.code()).collect();
+        assert_eq!(codes, "fhdlpcbs");
+        for k in all {
+            assert_eq!(EntryKind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(EntryKind::from_code('x'), None);
+        for s in [HashScheme::Blake3, HashScheme::Sparse64k] {
+            let back = s
+                .name()
+                .map_or(Some(HashScheme::Blake3), HashScheme::from_name);
+            assert_eq!(back, Some(s));
+        }
+        assert_eq!(HashScheme::from_name("blake3"), None);
     }
 }

@@ -20,7 +20,9 @@ pub mod volume;
 
 pub use entry::Entry;
 pub use error::{ArchiveError, Result};
-pub use index::{IndexEntry, IndexReader, SetInfo, SetMode, SetPart};
+pub use index::{
+    EntryKind, HashScheme, IndexEntry, IndexReader, MetaDigest, SetInfo, SetMode, SetPart,
+};
 pub use label::VolumeLabel;
 pub use reel_error_class::ErrorClass;
 pub use set::{

@@ -13,7 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use reel_archive::{IndexEntry, SetInfo, VolumeLabel};
+use reel_archive::{EntryKind, HashScheme, IndexEntry, MetaDigest, SetInfo, VolumeLabel};
+use reel_stream::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub mod foreign;
@@ -166,25 +167,59 @@ fn insert_entry(
     e: &IndexEntry,
     source_set: Option<uuid::Uuid>,
 ) -> rusqlite::Result<usize> {
+    // The columns hold what index lines hold: kind letters, decimal times, hex digests.
+    let mut kind = [0u8; 4];
+    let kind: &str = e.kind.code().encode_utf8(&mut kind);
     stmt.execute(params![
         set_id,
         seq as i64,
-        e.path(),
-        e.kind.to_string(),
+        e.path,
+        kind,
         e.size as i64,
         e.mode,
         e.uid,
         e.gid,
-        e.mtime,
+        e.mtime.to_decimal(),
         e.offset as i64,
-        e.hash,
+        e.hash.as_ref().map(|h| h.to_hex()).as_deref(),
         e.link,
-        e.meta_digest,
-        e.ctime,
+        e.meta_digest.to_string(),
+        e.ctime.map(Timestamp::to_decimal),
         e.ino.map(|i| i as i64),
         source_set.map(|s| s.to_string()),
-        e.hash_scheme,
+        e.hash_scheme.name(),
     ])
+}
+
+/// Text column `index` of a row of `entries`, parsed by `parse`; `what` it holds names it in
+/// the error about a value that does not parse.
+fn text_column<T>(
+    r: &rusqlite::Row<'_>,
+    index: usize,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text = r.get_ref(index)?.as_str()?;
+    parse(text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not {what}").into(),
+        )
+    })
+}
+
+/// Like [`text_column`], for a column that may be NULL.
+fn optional_text_column<T>(
+    r: &rusqlite::Row<'_>,
+    index: usize,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<Option<T>> {
+    match r.get_ref(index)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => text_column(r, index, what, parse).map(Some),
+    }
 }
 
 impl Catalog {
@@ -516,33 +551,29 @@ impl Catalog {
     }
 
     fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<IndexEntry> {
-        let path: Vec<u8> = r.get(0)?;
-        let (path_text, path_hex) = match String::from_utf8(path) {
-            Ok(s) => (s, None),
-            Err(e) => (
-                String::new(),
-                Some(e.into_bytes().iter().map(|b| format!("{b:02x}")).collect()),
-            ),
-        };
-        let kind: String = r.get(1)?;
-        let source: Option<String> = r.get(13)?;
         Ok(IndexEntry {
-            path_text,
-            path_hex,
-            kind: kind.chars().next().unwrap_or('?'),
+            path: r.get(0)?,
+            kind: text_column(r, 1, "a member kind letter", |t| {
+                let mut chars = t.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(code), None) => EntryKind::from_code(code),
+                    _ => None,
+                }
+            })?,
             size: r.get::<_, i64>(2)? as u64,
             mode: r.get(3)?,
             uid: r.get(4)?,
             gid: r.get(5)?,
-            mtime: r.get(6)?,
+            mtime: text_column(r, 6, "a time", Timestamp::parse_decimal)?,
             offset: r.get::<_, i64>(7)? as u64,
-            hash: r.get(8)?,
-            hash_scheme: r.get(14)?,
+            hash: optional_text_column(r, 8, "a BLAKE3 hash", |t| blake3::Hash::from_hex(t).ok())?,
+            hash_scheme: optional_text_column(r, 14, "a hash scheme", HashScheme::from_name)?
+                .unwrap_or_default(),
             link: r.get(9)?,
-            meta_digest: r.get(10)?,
-            ctime: r.get(11)?,
+            meta_digest: text_column(r, 10, "a metadata digest", MetaDigest::from_hex)?,
+            ctime: optional_text_column(r, 11, "a time", Timestamp::parse_decimal)?,
             ino: r.get::<_, Option<i64>>(12)?.map(|i| i as u64),
-            source_set: source.and_then(|s| s.parse().ok()),
+            source_set: optional_text_column(r, 13, "a set id", |t| t.parse().ok())?,
         })
     }
 

@@ -107,7 +107,7 @@ fn an_old_schema_is_migrated_with_its_data() {
         .unwrap();
         conn.execute(
             "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset, hash, link, meta_digest)
-             VALUES ('00000000-0000-0000-0000-000000000001', 0, X'612f62', 'f', 3, 420, 0, 0, '1', 0, NULL, NULL, 'd')",
+             VALUES ('00000000-0000-0000-0000-000000000001', 0, X'612f62', 'f', 3, 420, 0, 0, '1', 0, NULL, NULL, '0123456789abcdef0123456789abcdef')",
             [],
         )
         .unwrap();
@@ -164,7 +164,7 @@ fn a_version_4_catalog_gains_the_stopped_parts_table_and_keeps_its_data() {
         conn.execute(
             "INSERT INTO entries (set_id, seq, path, kind, size, mode, uid, gid, mtime, offset, hash, link,
                                   meta_digest, ctime, ino, source_set, hash_scheme)
-             VALUES (?1, 0, X'612f62', 'f', 3, 420, 0, 0, '1', 0, NULL, NULL, 'd', '2', 7, NULL, NULL)",
+             VALUES (?1, 0, X'612f62', 'f', 3, 420, 0, 0, '1', 0, NULL, NULL, '0123456789abcdef0123456789abcdef', '2', 7, NULL, NULL)",
             [set.id.to_string()],
         )
         .unwrap();
@@ -288,7 +288,7 @@ fn a_damaged_file_says_to_rebuild() {
                 let id = sets[0].id;
                 let mut paths = Vec::new();
                 cat.for_each_entry(id, |e| {
-                    paths.push(e.path());
+                    paths.push(e.path);
                     Ok::<_, CatalogError>(())
                 })?;
                 for p in &paths {

@@ -13,7 +13,8 @@ use serde::Serialize;
 use reel_archive::label::{host_name, now_rfc3339};
 use reel_archive::records::RecordSink;
 use reel_archive::{
-    ArchiveError, Entry, IndexEntry, SetInfo, SetMode, SetWriter, VolumeLabel, VolumeState,
+    ArchiveError, Entry, EntryKind, IndexEntry, SetInfo, SetMode, SetWriter, VolumeLabel,
+    VolumeState,
 };
 use reel_catalog::{Catalog, StoppedPart};
 use reel_policy::{BackupFilter, HookContext, HookPhase, Pattern, Policy, ProcessEnv, Roots};
@@ -1224,7 +1225,7 @@ impl<'p, 'c> Walker<'p, 'c> {
             return Ok(None);
         };
         let now = IndexEntry::new(entry, 0, None);
-        let same = old.kind == 'f'
+        let same = old.kind == EntryKind::File
             && old.size == now.size
             && old.mtime == now.mtime
             && old.ctime.is_some()

@@ -549,7 +549,7 @@ pub fn list(
             {
                 listing.from_catalog = Some(scan.id);
                 cat.for_each_entry(scan.id, |e: IndexEntry| -> Result<()> {
-                    if selector.matches(match_path(&e.path())) {
+                    if selector.matches(match_path(&e.path)) {
                         listing.members += 1;
                         each(&e);
                     }
@@ -805,7 +805,7 @@ fn restore_seeking(
 ) -> Result<()> {
     // The selected members, and the regular files selected hard links need; each keeps its
     // path, to check the catalog against the tape.
-    let mut planner = Planner::new(selector, match_path, IndexEntry::path);
+    let mut planner = Planner::new(selector, match_path, |e| e.path.clone());
     catalog.for_each_entry(scan.id, |e: IndexEntry| -> Result<()> {
         planner.offer(&e);
         Ok(())

@@ -79,7 +79,7 @@ pub fn list_entries(
     let set = sets::resolve(tapes, catalog, key)?;
     on_set(&set.info);
     let mut visit = |e: IndexEntry| -> Result<()> {
-        if selector.matches(&e.path()) {
+        if selector.matches(&e.path) {
             each(&e);
         }
         Ok(())

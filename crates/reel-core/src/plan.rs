@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use reel_archive::IndexEntry;
+use reel_archive::{EntryKind, IndexEntry};
 
 use crate::select::Selector;
 
@@ -74,8 +74,8 @@ enum Role<'e> {
 
 fn role(e: &IndexEntry) -> Role<'_> {
     match (e.kind, &e.link) {
-        ('f', _) => Role::File,
-        ('h', Some(target)) => Role::HardLink(target),
+        (EntryKind::File, _) => Role::File,
+        (EntryKind::HardLink, Some(target)) => Role::HardLink(target),
         _ => Role::Other,
     }
 }
@@ -132,8 +132,7 @@ impl<'s, T> Planner<'s, T> {
             plan.push(e.source_set, planned);
             return;
         }
-        let path = e.path();
-        let key = (self.key)(&path);
+        let key = (self.key)(&e.path);
         let selected = self.selector.matches(key);
         match role(e) {
             Role::File => {
@@ -296,7 +295,7 @@ mod tests {
         let plan = planner
             .finish(|target| {
                 lookups += 1;
-                Ok::<_, ()>(outside.iter().find(|e| e.path() == target).cloned())
+                Ok::<_, ()>(outside.iter().find(|e| e.path == target).cloned())
             })
             .unwrap();
         let groups = plan
@@ -381,7 +380,7 @@ mod tests {
     fn a_member_offered_twice_is_planned_once() {
         // Two overlapping range lookups offer the same members.
         let mut offered = tree();
-        offered.extend(tree().into_iter().filter(|e| e.path().starts_with(b"a")));
+        offered.extend(tree().into_iter().filter(|e| e.path.starts_with(b"a")));
         let Made { groups, plan, .. } = plan_of(&["a", "a/one"], &offered, &[]);
         assert_eq!(groups, vec![(None, vec![0, 512, 1536])]);
         assert_eq!(plan.members, 3);
@@ -426,7 +425,7 @@ mod tests {
             hard_link("./b/link", "./a/one", 1024),
         ];
         let sel = selector(&["b"]);
-        let mut planner = Planner::new(&sel, bare, IndexEntry::path);
+        let mut planner = Planner::new(&sel, bare, |e| e.path.clone());
         for e in &entries {
             planner.offer(e);
         }

@@ -112,7 +112,7 @@ fn make_plan(
     set: &ResolvedSet,
     selector: &Selector,
 ) -> Result<Plan<Option<blake3::Hash>>> {
-    let mut planner = Planner::new(selector, |path| path, IndexEntry::content_hash);
+    let mut planner = Planner::new(selector, |path| path, |e| e.hash);
     // Patterns that start with plain components, against the catalog: range lookups under
     // them on the path index, not a scan of the set (a restore of one file touches a handful
     // of rows however large the set).

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use reel_archive::pax::PaxReader;
-use reel_archive::{ArchiveError, SetInfo};
+use reel_archive::{ArchiveError, EntryKind, HashScheme, SetInfo};
 use reel_catalog::Catalog;
 
 use crate::error::Result;
@@ -53,15 +53,18 @@ impl VerifyReport {
 }
 
 /// Hashes a file on disk with the scheme the index used for it.
-fn hash_file(path: &std::path::Path, scheme: Option<&str>) -> std::io::Result<blake3::Hash> {
+fn hash_file(path: &std::path::Path, scheme: HashScheme) -> std::io::Result<blake3::Hash> {
     let f = std::fs::File::open(path)?;
-    if scheme != Some(reel_stream::sparse::SPARSE_HASH_SCHEME) {
-        let mut h = blake3::Hasher::new();
-        std::io::copy(&mut &f, &mut h)?;
-        return Ok(h.finalize());
+    match scheme {
+        HashScheme::Blake3 => {
+            let mut h = blake3::Hasher::new();
+            std::io::copy(&mut &f, &mut h)?;
+            return Ok(h.finalize());
+        }
+        // Read only the data extents the file has now (the scheme does not depend on where
+        // the holes are).
+        HashScheme::Sparse64k => {}
     }
-    // Sparse: read only the data extents the file has now (the scheme does not depend on
-    // where the holes are).
     let size = f.metadata()?.len();
     let map = reel_stream::sparse::scan(&f, size)?.unwrap_or_else(|| reel_stream::SparseMap {
         extents: vec![reel_stream::Extent {
@@ -97,20 +100,20 @@ pub fn verify(
         set: Some(info.clone()),
         ..Default::default()
     };
-    let mut on_disk: Vec<(String, blake3::Hash, Option<String>)> = Vec::new();
+    let mut on_disk: Vec<(String, blake3::Hash, HashScheme)> = Vec::new();
     let mut total = 0u64;
     sets::for_each_member(tapes, catalog, &set, |e| {
-        if e.kind == 'f' {
-            if let Some(h) = e.content_hash()
+        if e.kind == EntryKind::File {
+            if let Some(h) = e.hash
                 && opts.against_disk
             {
-                on_disk.push((e.display_path(), h, e.hash_scheme.clone()));
+                on_disk.push((e.display_path(), h, e.hash_scheme));
             }
             if e.source_set.is_some() {
                 report.in_earlier_sets += 1;
             } else {
                 total += e.size;
-                expected.insert(e.offset, (e.display_path(), e.content_hash()));
+                expected.insert(e.offset, (e.display_path(), e.hash));
             }
         }
         Ok(())
@@ -208,7 +211,7 @@ pub fn verify(
     if opts.against_disk {
         for (path, want, scheme) in on_disk {
             let disk = opts.disk_root.join(&path);
-            match hash_file(&disk, scheme.as_deref()) {
+            match hash_file(&disk, scheme) {
                 Ok(h) if h == want => {}
                 Ok(_) => report
                     .differs_on_disk

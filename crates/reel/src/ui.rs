@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use reel_archive::IndexEntry;
+use reel_archive::{EntryKind, IndexEntry};
+use reel_stream::Timestamp;
 use serde::Serialize;
 
 use crate::Global;
@@ -42,8 +43,8 @@ pub fn human_size(bytes: u64) -> String {
 /// One member as `reel list` shows it.
 pub fn entry_line(e: &IndexEntry) -> String {
     let link = match (e.kind, &e.link) {
-        ('l', Some(t)) => format!(" -> {t}"),
-        ('h', Some(t)) => format!(" link to {t}"),
+        (EntryKind::Symlink, Some(t)) => format!(" -> {t}"),
+        (EntryKind::HardLink, Some(t)) => format!(" link to {t}"),
         _ => String::new(),
     };
     format!(
@@ -52,16 +53,22 @@ pub fn entry_line(e: &IndexEntry) -> String {
         e.uid,
         e.gid,
         e.size,
-        when(&e.mtime),
+        when(e.mtime),
         e.display_path(),
         link
     )
 }
 
 fn kind_mode(e: &IndexEntry) -> String {
+    // As `ls -l` shows it.
     let kind = match e.kind {
-        'f' | 'h' => '-',
-        k => k,
+        EntryKind::File | EntryKind::HardLink => '-',
+        EntryKind::Directory => 'd',
+        EntryKind::Symlink => 'l',
+        EntryKind::Fifo => 'p',
+        EntryKind::CharDevice => 'c',
+        EntryKind::BlockDevice => 'b',
+        EntryKind::Socket => 's',
     };
     let mut s = String::from(kind);
     let bits = [
@@ -81,13 +88,8 @@ fn kind_mode(e: &IndexEntry) -> String {
     s
 }
 
-fn when(mtime: &str) -> String {
-    let secs: i64 = mtime
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    time::OffsetDateTime::from_unix_timestamp(secs)
+fn when(mtime: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp(mtime.secs)
         .ok()
         .and_then(|t| {
             t.format(&time::macros::format_description!(
@@ -95,7 +97,7 @@ fn when(mtime: &str) -> String {
             ))
             .ok()
         })
-        .unwrap_or_else(|| mtime.to_string())
+        .unwrap_or_else(|| mtime.to_decimal())
 }
 
 /// Prints one JSON document on stdout.
