@@ -14,8 +14,8 @@ use reel_tape::{MarkKind, PositionKind, SeekTo, TapeDrive, TapeError};
 use crate::error::{ArchiveError, Result};
 use crate::index::{IndexReader, SetInfo};
 use crate::label::{MAX_LABEL_LEN, VolumeLabel};
+use crate::part::PartMarker;
 use crate::records::RecordReader;
-use crate::set::PartMarker;
 
 /// What is at the beginning of the tape.
 #[derive(Debug, Clone, PartialEq, Eq)]
