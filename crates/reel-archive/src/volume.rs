@@ -14,8 +14,8 @@ use reel_tape::{MarkKind, PositionKind, SeekTo, TapeDrive, TapeError};
 use crate::error::{ArchiveError, Result};
 use crate::index::{IndexReader, SetInfo};
 use crate::label::{MAX_LABEL_LEN, VolumeLabel};
+use crate::part::PartMarker;
 use crate::records::RecordReader;
-use crate::set::PartMarker;
 
 /// What is at the beginning of the tape.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,117 +257,177 @@ pub fn map_volume_knowing(
     drive: &mut dyn TapeDrive,
     stopped_sets: &[uuid::Uuid],
 ) -> Result<VolumeMap> {
-    let label = match read_state(drive)? {
-        VolumeState::Reel(l) => l,
-        VolumeState::Blank => {
-            return Err(ArchiveError::Volume(format!(
-                "volume {} is blank: no backup has been written to it yet",
-                drive.describe()
-            )));
-        }
-        VolumeState::Foreign { detail } => {
-            return Err(ArchiveError::Volume(format!(
-                "{} is not a reel volume: it starts with {detail}",
-                drive.describe()
-            )));
-        }
-    };
-    // Where every tape file starts: space over one filemark at a time from the beginning.
-    drive
-        .set_position(SeekTo::Rewind, false)
-        .map_err(|e| ArchiveError::tape(format!("rewinding {}", drive.describe()), e))?;
-    let mut file_starts = vec![0u64];
-    loop {
-        match drive.set_position(SeekTo::SpaceFilemarks(1), false) {
-            Ok(()) => file_starts.push(position(drive)?),
-            Err(TapeError::NoDataDetected) => break,
-            Err(e) => {
-                return Err(ArchiveError::tape(
-                    format!(
-                        "spacing over tape file {} of {}",
-                        file_starts.len() - 1,
-                        drive.describe()
-                    ),
-                    e,
-                ));
-            }
-        }
-    }
-    drive
-        .set_position(SeekTo::EndOfData { partition: 0 }, false)
-        .map_err(|e| {
-            ArchiveError::tape(
-                format!("finding the end of data of {}", drive.describe()),
-                e,
-            )
-        })?;
-    let end_of_data = position(drive)?;
-    // Files 0..terminated-1 end with a filemark.
-    let terminated = file_starts.len() as u64 - 1;
+    let label = reel_label(drive)?;
+    let files = TapeFiles::find(drive)?;
     let mut sets = Vec::new();
     let mut number = 1u32;
-    loop {
+    while let Some(set) = files.set(drive, number, stopped_sets)? {
+        sets.push(set);
+        number += 1;
+    }
+    let unfinished = split_unfinished(&label, &mut sets)?;
+    let leftover = describe_unfinished(&unfinished);
+    let append_file = 2 * sets.len() as u64 + 1;
+    let append_block = match files.starts.get(append_file as usize) {
+        Some(b) => *b,
+        // The label has no filemark after it (interrupted while labelling).
+        None => files.end_of_data,
+    };
+    Ok(VolumeMap {
+        label,
+        file_starts: files.starts,
+        end_of_data: files.end_of_data,
+        sets,
+        append_file,
+        append_block,
+        leftover,
+        unfinished,
+    })
+}
+
+/// The label of a reel volume; an error for a blank or foreign one.
+fn reel_label(drive: &mut dyn TapeDrive) -> Result<VolumeLabel> {
+    match read_state(drive)? {
+        VolumeState::Reel(l) => Ok(l),
+        VolumeState::Blank => Err(ArchiveError::Volume(format!(
+            "volume {} is blank: no backup has been written to it yet",
+            drive.describe()
+        ))),
+        VolumeState::Foreign { detail } => Err(ArchiveError::Volume(format!(
+            "{} is not a reel volume: it starts with {detail}",
+            drive.describe()
+        ))),
+    }
+}
+
+/// Where a volume's tape files start, and where its data ends.
+struct TapeFiles {
+    /// Logical block of the start of each tape file that follows a filemark (file 0 at 0).
+    starts: Vec<u64>,
+    end_of_data: u64,
+}
+
+impl TapeFiles {
+    /// Spaces over one filemark at a time from the beginning, then finds the end of data.
+    fn find(drive: &mut dyn TapeDrive) -> Result<TapeFiles> {
+        drive
+            .set_position(SeekTo::Rewind, false)
+            .map_err(|e| ArchiveError::tape(format!("rewinding {}", drive.describe()), e))?;
+        let mut starts = vec![0u64];
+        loop {
+            match drive.set_position(SeekTo::SpaceFilemarks(1), false) {
+                Ok(()) => starts.push(position(drive)?),
+                Err(TapeError::NoDataDetected) => break,
+                Err(e) => {
+                    return Err(ArchiveError::tape(
+                        format!(
+                            "spacing over tape file {} of {}",
+                            starts.len() - 1,
+                            drive.describe()
+                        ),
+                        e,
+                    ));
+                }
+            }
+        }
+        drive
+            .set_position(SeekTo::EndOfData { partition: 0 }, false)
+            .map_err(|e| {
+                ArchiveError::tape(
+                    format!("finding the end of data of {}", drive.describe()),
+                    e,
+                )
+            })?;
+        let end_of_data = position(drive)?;
+        Ok(TapeFiles {
+            starts,
+            end_of_data,
+        })
+    }
+
+    /// Files 0..terminated-1 end with a filemark.
+    fn terminated(&self) -> u64 {
+        self.starts.len() as u64 - 1
+    }
+
+    /// Set `number` of the volume and how it stands; `None` past the last set.
+    fn set(
+        &self,
+        drive: &mut dyn TapeDrive,
+        number: u32,
+        stopped_sets: &[uuid::Uuid],
+    ) -> Result<Option<SetOnTape>> {
         let data_file = 2 * u64::from(number) - 1;
         let index_file = data_file + 1;
-        let data_start = match file_starts.get(data_file as usize) {
-            Some(s) => *s,
-            None => break,
+        let Some(&data_start) = self.starts.get(data_file as usize) else {
+            return Ok(None);
         };
-        if data_start == end_of_data && data_file == terminated {
-            break; // nothing after the last filemark
+        let terminated = self.terminated();
+        if data_start == self.end_of_data && data_file == terminated {
+            return Ok(None); // nothing after the last filemark
         }
-        let state_info = if index_file < terminated {
-            drive
-                .set_position(
-                    SeekTo::LogicalBlock {
-                        partition: 0,
-                        block: file_starts[index_file as usize],
-                    },
-                    false,
-                )
-                .map_err(|e| ArchiveError::tape(format!("seeking to tape file {index_file}"), e))?;
-            match read_after_data(drive, index_file) {
-                Ok(AfterData::Index(info)) => (SetState::Complete, Some(*info)),
-                Ok(AfterData::Part(marker)) if stopped_sets.contains(&marker.set_id) => {
-                    (SetState::Stopped(marker), None)
-                }
-                Ok(AfterData::Part(marker)) => (SetState::Continued(marker), None),
-                Err(e) => (
-                    SetState::Damaged(format!(
-                        "its index (tape file {index_file}) cannot be read: {e}"
-                    )),
-                    None,
-                ),
-            }
+        let (state, info) = if index_file < terminated {
+            let index_start = self.starts[index_file as usize];
+            after_data_state(drive, index_file, index_start, stopped_sets)?
         } else if data_file < terminated {
-            let index_blocks = end_of_data - file_starts[index_file as usize];
-            (
-                SetState::Incomplete(format!(
-                    "its index (tape file {index_file}) ends after {index_blocks} blocks without a filemark: the backup was interrupted or the tape image is cut short"
-                )),
-                None,
-            )
+            let index_blocks = self.end_of_data - self.starts[index_file as usize];
+            let why = format!(
+                "its index (tape file {index_file}) ends after {index_blocks} blocks without a filemark: the backup was interrupted or the tape image is cut short"
+            );
+            (SetState::Incomplete(why), None)
         } else {
-            let blocks = end_of_data - data_start;
-            (
-                SetState::Incomplete(format!(
-                    "its data (tape file {data_file}) ends after {blocks} blocks without a filemark: the backup was interrupted or the tape image is cut short"
-                )),
-                None,
-            )
+            let blocks = self.end_of_data - data_start;
+            let why = format!(
+                "its data (tape file {data_file}) ends after {blocks} blocks without a filemark: the backup was interrupted or the tape image is cut short"
+            );
+            (SetState::Incomplete(why), None)
         };
-        sets.push(SetOnTape {
+        Ok(Some(SetOnTape {
             number,
             data_file,
             index_file,
             data_first_block: data_start,
-            info: state_info.1,
-            state: state_info.0,
-        });
-        number += 1;
+            info,
+            state,
+        }))
     }
-    // The next set goes after the last set that is not the remains of an interrupted backup
-    // or a part of a stopped set.
+}
+
+/// How a set stands by the tape file after its data (`index_file`, at block `start`): its
+/// index, or a part marker.
+fn after_data_state(
+    drive: &mut dyn TapeDrive,
+    index_file: u64,
+    start: u64,
+    stopped_sets: &[uuid::Uuid],
+) -> Result<(SetState, Option<SetInfo>)> {
+    drive
+        .set_position(
+            SeekTo::LogicalBlock {
+                partition: 0,
+                block: start,
+            },
+            false,
+        )
+        .map_err(|e| ArchiveError::tape(format!("seeking to tape file {index_file}"), e))?;
+    Ok(match read_after_data(drive, index_file) {
+        Ok(AfterData::Index(info)) => (SetState::Complete, Some(*info)),
+        Ok(AfterData::Part(marker)) if stopped_sets.contains(&marker.set_id) => {
+            (SetState::Stopped(marker), None)
+        }
+        Ok(AfterData::Part(marker)) => (SetState::Continued(marker), None),
+        Err(e) => (
+            SetState::Damaged(format!(
+                "its index (tape file {index_file}) cannot be read: {e}"
+            )),
+            None,
+        ),
+    })
+}
+
+/// Splits off the end of `sets` the next set overwrites: what follows the last set that is
+/// not the remains of an interrupted backup or a part of a stopped set.
+fn split_unfinished(label: &VolumeLabel, sets: &mut Vec<SetOnTape>) -> Result<Vec<SetOnTape>> {
     let unfinished =
         |s: &SetOnTape| matches!(s.state, SetState::Incomplete(_) | SetState::Stopped(_));
     let last_kept = sets
@@ -388,9 +448,13 @@ pub fn map_volume_knowing(
             sets.len() - last_kept
         )));
     }
-    let leftover_sets = sets.split_off(last_kept);
-    let leftover = (!leftover_sets.is_empty()).then(|| {
-        leftover_sets
+    Ok(sets.split_off(last_kept))
+}
+
+/// What the next backup will overwrite, in words; `None` for nothing.
+fn describe_unfinished(unfinished: &[SetOnTape]) -> Option<String> {
+    (!unfinished.is_empty()).then(|| {
+        unfinished
             .iter()
             .map(|s| match &s.state {
                 SetState::Incomplete(why) => format!("set {} is unfinished: {why}", s.number),
@@ -401,21 +465,5 @@ pub fn map_volume_knowing(
             })
             .collect::<Vec<_>>()
             .join("; ")
-    });
-    let append_file = 2 * last_kept as u64 + 1;
-    let append_block = match file_starts.get(append_file as usize) {
-        Some(b) => *b,
-        // The label has no filemark after it (interrupted while labelling).
-        None => end_of_data,
-    };
-    Ok(VolumeMap {
-        label,
-        file_starts,
-        end_of_data,
-        sets,
-        append_file,
-        append_block,
-        leftover,
-        unfinished: leftover_sets,
     })
 }

@@ -149,26 +149,7 @@ pub fn run(
     let (file, meta) = fsutil::open_locked(path)?;
     fsutil::require_regular(path, &meta)?;
     if opts.require_root_owned {
-        if meta.uid() != 0 {
-            return Err(DelayedError::Unsafe {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "it is owned by uid {}, not root, and running it as root would let that user decide what root moves and deletes (chown root {})",
-                    meta.uid(),
-                    path.display()
-                ),
-            });
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(DelayedError::Unsafe {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "it is writable by group or others (mode {:04o}) (chmod go-w {})",
-                    meta.mode() & 0o7777,
-                    path.display()
-                ),
-            });
-        }
+        require_root_owned(path, &meta)?;
     }
     let bytes = fsutil::read_bounded(path, &file, &meta)?;
     let records = format::parse(&bytes).map_err(|source| DelayedError::Format {
@@ -176,63 +157,141 @@ pub fn run(
         source,
     })?;
     let plan = resolve_all(path, &records, &opts.map)?;
-
     if opts.dry_run {
-        let outcomes: Vec<RecordOutcome> = records
-            .iter()
-            .zip(plan)
-            .enumerate()
-            .map(|(i, (r, linux_paths))| RecordOutcome {
-                record: i + 1,
-                offset: r.offset,
-                operation: r.operation.clone(),
-                linux_paths,
-                before: r.status,
-                after: r.status,
-                action: if r.status.succeeded() {
-                    Action::AlreadyDone
-                } else {
-                    Action::Planned
-                },
-            })
-            .collect();
-        for o in &outcomes {
-            on_record(o);
-        }
-        return Ok(RunReport {
-            file: path.to_path_buf(),
-            state: RunState::Finished,
-            result: 0,
-            failed_record: None,
-            records: outcomes,
-            status_file: None,
-        });
+        return Ok(dry_run(path, &records, plan, on_record));
     }
 
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let started = status::now_rfc3339();
-    let mut summary = StatusFile {
+    let mut summary = running_summary(&canonical, records.len());
+    let status_file = summary.write(&opts.state_dir)?;
+    let (journal, intent) = Journal::open(&opts.state_dir, &canonical)?;
+    let mut execution = Execution {
+        file: &file,
+        path,
+        journal,
+        intent,
+        on_record,
+        outcomes: Vec::with_capacity(records.len()),
+        stopped: false,
+        first_failure: None,
+    };
+    for (i, (rec, linux_paths)) in records.iter().zip(plan).enumerate() {
+        execution.record(i + 1, rec, linux_paths)?;
+    }
+    let (outcomes, stopped, first_failure) = execution.finish();
+    let (result, failed_record) = conclude(&mut summary, &outcomes, stopped, first_failure);
+    summary.write(&opts.state_dir)?;
+
+    Ok(RunReport {
+        file: path.to_path_buf(),
+        state: summary.state,
+        result,
+        failed_record,
+        records: outcomes,
+        status_file: Some(status_file),
+    })
+}
+
+/// Refuses a file root must not run: one owned by another user, or writable by group or
+/// others (the file decides what root moves and deletes).
+fn require_root_owned(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    if meta.uid() != 0 {
+        return Err(DelayedError::Unsafe {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is owned by uid {}, not root, and running it as root would let that user decide what root moves and deletes (chown root {})",
+                meta.uid(),
+                path.display()
+            ),
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(DelayedError::Unsafe {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is writable by group or others (mode {:04o}) (chmod go-w {})",
+                meta.mode() & 0o7777,
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The report of a dry run: what each record would do, nothing changed or written.
+fn dry_run(
+    path: &Path,
+    records: &[Record],
+    plan: Vec<Vec<PathBuf>>,
+    on_record: &mut dyn FnMut(&RecordOutcome),
+) -> RunReport {
+    let outcomes: Vec<RecordOutcome> = records
+        .iter()
+        .zip(plan)
+        .enumerate()
+        .map(|(i, (r, linux_paths))| RecordOutcome {
+            record: i + 1,
+            offset: r.offset,
+            operation: r.operation.clone(),
+            linux_paths,
+            before: r.status,
+            after: r.status,
+            action: if r.status.succeeded() {
+                Action::AlreadyDone
+            } else {
+                Action::Planned
+            },
+        })
+        .collect();
+    for o in &outcomes {
+        on_record(o);
+    }
+    RunReport {
+        file: path.to_path_buf(),
+        state: RunState::Finished,
+        result: 0,
+        failed_record: None,
+        records: outcomes,
+        status_file: None,
+    }
+}
+
+/// The status of a run of `records` records that has just started.
+fn running_summary(canonical: &Path, records: usize) -> StatusFile {
+    StatusFile {
         file: canonical.display().to_string(),
         state: RunState::Running,
-        started,
+        started: status::now_rfc3339(),
         ended: None,
         restore_status_result: 0,
         restore_status_result_name: win32::describe(0),
-        records: records.len(),
+        records,
         succeeded: 0,
         failed: 0,
-        not_executed: records.len(),
+        not_executed: records,
         restore_status_details: None,
         failures: Vec::new(),
-    };
-    let status_file = summary.write(&opts.state_dir)?;
-    let (mut journal, intent) = Journal::open(&opts.state_dir, &canonical)?;
+    }
+}
 
-    let mut outcomes = Vec::with_capacity(records.len());
-    let mut stopped = false;
-    let mut first_failure: Option<usize> = None;
-    for (i, (rec, linux_paths)) in records.iter().zip(plan).enumerate() {
-        let number = i + 1;
+/// A run in progress: the file and journal it writes to, and the outcomes so far.
+struct Execution<'a> {
+    file: &'a File,
+    path: &'a Path,
+    journal: Journal,
+    /// The intent an interrupted run left in the journal.
+    intent: Option<Intent>,
+    on_record: &'a mut dyn FnMut(&RecordOutcome),
+    outcomes: Vec<RecordOutcome>,
+    /// A critical record failed: the records after it are not run.
+    stopped: bool,
+    first_failure: Option<usize>,
+}
+
+impl Execution<'_> {
+    /// Carries out record `number` (unless it succeeded before or the run stopped) and
+    /// writes its status over its status field.
+    fn record(&mut self, number: usize, rec: &Record, linux_paths: Vec<PathBuf>) -> Result<()> {
         let mut outcome = RecordOutcome {
             record: number,
             offset: rec.offset,
@@ -242,21 +301,30 @@ pub fn run(
             after: rec.status,
             action: Action::AlreadyDone,
         };
-        if rec.status.succeeded() {
-            on_record(&outcome);
-            outcomes.push(outcome);
-            continue;
+        if !rec.status.succeeded() {
+            if self.stopped {
+                outcome.action = Action::NotRun;
+            } else {
+                self.execute(number, rec, &mut outcome)?;
+            }
         }
-        if stopped {
-            outcome.action = Action::NotRun;
-            on_record(&outcome);
-            outcomes.push(outcome);
-            continue;
-        }
-        let pending = intent
+        (self.on_record)(&outcome);
+        self.outcomes.push(outcome);
+        Ok(())
+    }
+
+    fn execute(&mut self, number: usize, rec: &Record, outcome: &mut RecordOutcome) -> Result<()> {
+        let pending = self
+            .intent
             .filter(|t| t.offset == rec.offset && t.kind == intent_kind(&rec.operation))
             .filter(|_| !rec.status.succeeded());
-        let result = execute(rec, &outcome.linux_paths, number, &mut journal, pending);
+        let result = execute(
+            rec,
+            &outcome.linux_paths,
+            number,
+            &mut self.journal,
+            pending,
+        );
         failpoint("after-op", number);
         let (code, action) = match result {
             Ok(Effect::Done) => (0, Action::Done),
@@ -264,32 +332,41 @@ pub fn run(
             Err(code) => (code, Action::Failed),
         };
         let status = Status::Code(code);
-        file.write_all_at(&status.encode(), rec.status_offset)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| DelayedError::io("cannot record the status in", path, e))?;
+        self.file
+            .write_all_at(&status.encode(), rec.status_offset)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| DelayedError::io("cannot record the status in", self.path, e))?;
         failpoint("after-status", number);
         outcome.after = status;
         outcome.action = action;
         if code != 0 {
-            first_failure.get_or_insert(number);
+            self.first_failure.get_or_insert(number);
             if rec.operation.is_critical() {
-                stopped = true;
+                self.stopped = true;
             }
         }
-        on_record(&outcome);
-        outcomes.push(outcome);
+        Ok(())
     }
-    journal.finish();
 
-    // The overall result: the first record that is not a success, in file order.
+    /// Closes the journal: the outcomes, whether the run stopped, its first failure.
+    fn finish(self) -> (Vec<RecordOutcome>, bool, Option<usize>) {
+        self.journal.finish();
+        (self.outcomes, self.stopped, self.first_failure)
+    }
+}
+
+/// Completes the status of the run: counts, state, and the overall result, which is
+/// returned with the record it comes from: the first record that failed in this run, else
+/// the first record that is not a success, in file order.
+fn conclude(
+    summary: &mut StatusFile,
+    outcomes: &[RecordOutcome],
+    stopped: bool,
+    first_failure: Option<usize>,
+) -> (u32, Option<usize>) {
     let first_bad = outcomes
         .iter()
         .find(|o| matches!(o.after, Status::Code(c) if c != 0));
-    let failures: Vec<FailureDetails> = outcomes
-        .iter()
-        .filter(|o| o.action == Action::Failed)
-        .map(failure_details)
-        .collect();
     summary.state = if stopped {
         RunState::Stopped
     } else {
@@ -313,17 +390,12 @@ pub fn run(
     summary.restore_status_result = result;
     summary.restore_status_result_name = win32::describe(result);
     summary.restore_status_details = failed_record.map(|n| failure_details(&outcomes[n - 1]));
-    summary.failures = failures;
-    summary.write(&opts.state_dir)?;
-
-    Ok(RunReport {
-        file: path.to_path_buf(),
-        state: summary.state,
-        result,
-        failed_record,
-        records: outcomes,
-        status_file: Some(status_file),
-    })
+    summary.failures = outcomes
+        .iter()
+        .filter(|o| o.action == Action::Failed)
+        .map(failure_details)
+        .collect();
+    (result, failed_record)
 }
 
 fn failure_details(o: &RecordOutcome) -> FailureDetails {

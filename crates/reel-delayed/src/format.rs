@@ -331,32 +331,7 @@ pub fn encode_new(operations: &[Operation]) -> Vec<u8> {
 /// Parses a whole operation file. Nothing is accepted partially: any malformation anywhere
 /// refuses the file, naming the byte offset.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Record>, FormatError> {
-    let len = bytes.len() as u64;
-    let err = |offset: u64, record: Option<usize>, kind| FormatError {
-        offset,
-        record,
-        kind,
-    };
-    if len % 2 == 1 {
-        return Err(err(len - 1, None, FormatErrorKind::OddLength(len)));
-    }
-    match bytes.get(..2) {
-        Some([0xFF, 0xFE]) => {
-            return Err(err(
-                0,
-                None,
-                FormatErrorKind::ByteOrderMark("FF FE, UTF-16LE"),
-            ));
-        }
-        Some([0xFE, 0xFF]) => {
-            return Err(err(
-                0,
-                None,
-                FormatErrorKind::ByteOrderMark("FE FF, UTF-16BE"),
-            ));
-        }
-        _ => {}
-    }
+    check_encoding(bytes)?;
     let units: Vec<u16> = bytes
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
@@ -364,14 +339,17 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Record>, FormatError> {
     let mut records = Vec::new();
     let mut pos = 0usize; // in code units
     loop {
-        let record_no = records.len() + 1;
         match units.get(pos) {
             None => {
-                return Err(err(2 * pos as u64, None, FormatErrorKind::MissingFinalNul));
+                return Err(FormatError::at(
+                    2 * pos as u64,
+                    None,
+                    FormatErrorKind::MissingFinalNul,
+                ));
             }
             Some(0) => {
                 if pos + 1 != units.len() {
-                    return Err(err(
+                    return Err(FormatError::at(
                         2 * (pos as u64 + 1),
                         None,
                         FormatErrorKind::TrailingData,
@@ -381,126 +359,174 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Record>, FormatError> {
             }
             Some(_) => {}
         }
-        let record_offset = 2 * pos as u64;
-        let mut fields: Vec<(String, u64)> = Vec::with_capacity(4);
-        for field in 1..=4 {
-            let start = pos;
-            if start >= units.len() {
-                // The previous field's NUL was the file's last unit.
-                return Err(err(
-                    2 * start as u64,
-                    Some(record_no),
-                    FormatErrorKind::TooFewFields { found: field - 1 },
-                ));
-            }
-            let Some(nul) = units[start..].iter().position(|&u| u == 0) else {
-                let kind = if units.len() - start > MAX_FIELD_UNITS {
-                    FormatErrorKind::FieldTooLong { field }
-                } else {
-                    FormatErrorKind::UnterminatedField { field }
-                };
-                return Err(err(2 * start as u64, Some(record_no), kind));
-            };
-            if nul > MAX_FIELD_UNITS {
-                return Err(err(
-                    2 * start as u64,
-                    Some(record_no),
-                    FormatErrorKind::FieldTooLong { field },
-                ));
-            }
-            let text = decode(&units[start..start + nul], start, record_no)?;
-            fields.push((text, 2 * start as u64));
-            pos = start + nul + 1;
-        }
+        let record = records.len() + 1;
+        let offset = 2 * pos as u64;
+        let mut fields = Fields {
+            units: &units,
+            pos,
+            record,
+        };
+        let keyword = fields.next(1)?;
+        let f2 = fields.next(2)?;
+        let f3 = fields.next(3)?;
+        let f4 = fields.next(4)?;
+        pos = fields.pos;
         let at_end = pos >= units.len();
-        let [(keyword, kw_off), (f2, f2_off), (f3, f3_off), (f4, f4_off)] =
-            <[(String, u64); 4]>::try_from(fields).map_err(|_| {
-                err(
-                    record_offset,
-                    Some(record_no),
-                    FormatErrorKind::TooFewFields { found: 0 },
-                )
-            })?;
-        let path = |text: String, field: usize, offset: u64| {
-            NtPath::from_field(&text).ok_or_else(|| {
-                err(
-                    offset,
-                    Some(record_no),
-                    FormatErrorKind::MissingPrefix { field, found: text },
-                )
-            })
-        };
-        let operation = match keyword.as_str() {
-            MOVE_FILE => Operation::MoveFile {
-                source: path(f2, 2, f2_off)?,
-                destination: path(f3, 3, f3_off)?,
-            },
-            DELETE_FILE => {
-                let unused = match f2.as_str() {
-                    UNUSED => UnusedField::Unused,
-                    "" => UnusedField::Empty,
-                    _ => {
-                        return Err(err(
-                            f2_off,
-                            Some(record_no),
-                            FormatErrorKind::BadUnusedField(f2),
-                        ));
-                    }
-                };
-                Operation::DeleteFile {
-                    path: path(f3, 3, f3_off)?,
-                    unused,
-                }
-            }
-            SET_FILE_SHORT_NAME => {
-                if f2.is_empty() {
-                    return Err(err(
-                        f2_off,
-                        Some(record_no),
-                        FormatErrorKind::EmptyShortName,
-                    ));
-                }
-                Operation::SetFileShortName {
-                    short_name: f2,
-                    path: path(f3, 3, f3_off)?,
-                }
-            }
-            _ => {
-                return Err(err(
-                    kw_off,
-                    Some(record_no),
-                    FormatErrorKind::UnknownKeyword(keyword),
-                ));
-            }
-        };
-        let status = match Status::parse(&f4) {
-            Some(s) => s,
-            None if f4.is_empty() && at_end => {
-                // `…\??\dst␀␀` then the end: the final NUL closed an empty 4th field.
-                return Err(err(
-                    f4_off,
-                    Some(record_no),
-                    FormatErrorKind::TooFewFields { found: 3 },
-                ));
-            }
-            None if [MOVE_FILE, DELETE_FILE, SET_FILE_SHORT_NAME].contains(&f4.as_str()) => {
-                return Err(err(
-                    f4_off,
-                    Some(record_no),
-                    FormatErrorKind::KeywordAsStatus(f4),
-                ));
-            }
-            None => {
-                return Err(err(f4_off, Some(record_no), FormatErrorKind::BadStatus(f4)));
-            }
-        };
+        let operation = operation_of(keyword, f2, f3, record)?;
+        let status_offset = f4.offset;
+        let status = status_of(f4, at_end, record)?;
         records.push(Record {
             operation,
             status,
-            offset: record_offset,
-            status_offset: f4_off,
+            offset,
+            status_offset,
         });
     }
+}
+
+impl FormatError {
+    fn at(offset: u64, record: Option<usize>, kind: FormatErrorKind) -> FormatError {
+        FormatError {
+            offset,
+            record,
+            kind,
+        }
+    }
+}
+
+/// Refuses bytes that cannot be UTF-16LE without a byte-order mark.
+fn check_encoding(bytes: &[u8]) -> Result<(), FormatError> {
+    let len = bytes.len() as u64;
+    if len % 2 == 1 {
+        return Err(FormatError::at(
+            len - 1,
+            None,
+            FormatErrorKind::OddLength(len),
+        ));
+    }
+    let bom = match bytes.get(..2) {
+        Some([0xFF, 0xFE]) => "FF FE, UTF-16LE",
+        Some([0xFE, 0xFF]) => "FE FF, UTF-16BE",
+        _ => return Ok(()),
+    };
+    Err(FormatError::at(
+        0,
+        None,
+        FormatErrorKind::ByteOrderMark(bom),
+    ))
+}
+
+/// One field's text and the byte offset where it starts.
+struct Field {
+    text: String,
+    offset: u64,
+}
+
+/// The fields of record `record`, read one after another from code unit `pos` on.
+struct Fields<'a> {
+    units: &'a [u16],
+    pos: usize,
+    record: usize,
+}
+
+impl Fields<'_> {
+    /// Field `field` (1 to 4) of the record: the text up to its NUL.
+    fn next(&mut self, field: usize) -> Result<Field, FormatError> {
+        let start = self.pos;
+        let at = 2 * start as u64;
+        let record = Some(self.record);
+        if start >= self.units.len() {
+            // The previous field's NUL was the file's last unit.
+            let kind = FormatErrorKind::TooFewFields { found: field - 1 };
+            return Err(FormatError::at(at, record, kind));
+        }
+        let Some(nul) = self.units[start..].iter().position(|&u| u == 0) else {
+            let kind = if self.units.len() - start > MAX_FIELD_UNITS {
+                FormatErrorKind::FieldTooLong { field }
+            } else {
+                FormatErrorKind::UnterminatedField { field }
+            };
+            return Err(FormatError::at(at, record, kind));
+        };
+        if nul > MAX_FIELD_UNITS {
+            let kind = FormatErrorKind::FieldTooLong { field };
+            return Err(FormatError::at(at, record, kind));
+        }
+        let text = decode(&self.units[start..start + nul], start, self.record)?;
+        self.pos = start + nul + 1;
+        Ok(Field { text, offset: at })
+    }
+}
+
+/// The operation fields 1 to 3 of record `record` ask for.
+fn operation_of(
+    keyword: Field,
+    f2: Field,
+    f3: Field,
+    record: usize,
+) -> Result<Operation, FormatError> {
+    let path = |f: Field, field: usize| {
+        NtPath::from_field(&f.text).ok_or_else(|| {
+            FormatError::at(
+                f.offset,
+                Some(record),
+                FormatErrorKind::MissingPrefix {
+                    field,
+                    found: f.text,
+                },
+            )
+        })
+    };
+    match keyword.text.as_str() {
+        MOVE_FILE => Ok(Operation::MoveFile {
+            source: path(f2, 2)?,
+            destination: path(f3, 3)?,
+        }),
+        DELETE_FILE => {
+            let unused = match f2.text.as_str() {
+                UNUSED => UnusedField::Unused,
+                "" => UnusedField::Empty,
+                _ => {
+                    let kind = FormatErrorKind::BadUnusedField(f2.text);
+                    return Err(FormatError::at(f2.offset, Some(record), kind));
+                }
+            };
+            Ok(Operation::DeleteFile {
+                path: path(f3, 3)?,
+                unused,
+            })
+        }
+        SET_FILE_SHORT_NAME => {
+            if f2.text.is_empty() {
+                let kind = FormatErrorKind::EmptyShortName;
+                return Err(FormatError::at(f2.offset, Some(record), kind));
+            }
+            Ok(Operation::SetFileShortName {
+                short_name: f2.text,
+                path: path(f3, 3)?,
+            })
+        }
+        _ => {
+            let kind = FormatErrorKind::UnknownKeyword(keyword.text);
+            Err(FormatError::at(keyword.offset, Some(record), kind))
+        }
+    }
+}
+
+/// The status in field 4 of record `record` (`at_end`: the record ends the file).
+fn status_of(f4: Field, at_end: bool, record: usize) -> Result<Status, FormatError> {
+    if let Some(s) = Status::parse(&f4.text) {
+        return Ok(s);
+    }
+    let kind = if f4.text.is_empty() && at_end {
+        // `…\??\dst␀␀` then the end: the final NUL closed an empty 4th field.
+        FormatErrorKind::TooFewFields { found: 3 }
+    } else if [MOVE_FILE, DELETE_FILE, SET_FILE_SHORT_NAME].contains(&f4.text.as_str()) {
+        FormatErrorKind::KeywordAsStatus(f4.text)
+    } else {
+        FormatErrorKind::BadStatus(f4.text)
+    };
+    Err(FormatError::at(f4.offset, Some(record), kind))
 }
 
 fn decode(units: &[u16], start: usize, record: usize) -> Result<String, FormatError> {

@@ -198,11 +198,49 @@ pub fn scan(
     let store_dir = volume.root().join(STORE_DIR);
     let mut stats = ScanStats::default();
     let mut problems = Vec::new();
+    let files = walk(&abs, &store_dir, opts.min_size, &mut stats, &mut problems);
+    let stored = Stored::of(store)?;
+    let candidates = same_size(&files, &stored);
+    stats.size_candidates = candidates.len() as u64;
 
-    // Walk: one filesystem, regular files, each inode once.
+    let hashing = Hashing {
+        files: &files,
+        store,
+        threads: opts.threads,
+        bytes_read: AtomicU64::new(0),
+        progress,
+        problems: std::sync::Mutex::new(Vec::new()),
+    };
+    let probed = hashing.probe(&candidates);
+    let to_hash = probed.partial_partners(&files, &stored);
+    let (full, fully_hashed) = hashing.full_hashes(&to_hash, &probed.keys);
+    stats.fully_hashed = fully_hashed;
+    let groups = duplicate_groups(&files, &full, &probed.linked, &stored.hashes);
+
+    stats.bytes_read = hashing.bytes_read.load(Ordering::Relaxed);
+    stats.seconds = started.elapsed().as_secs_f64();
+    problems.extend(hashing.problems.into_inner().unwrap_or_default());
+    Ok(ScanPlan {
+        root: volume.root().to_path_buf(),
+        path: abs,
+        groups,
+        stats,
+        problems,
+    })
+}
+
+/// Walks `root` (one filesystem, not into `store_dir`) for regular files of at least
+/// `min_size` bytes, each inode once.
+fn walk(
+    root: &Path,
+    store_dir: &Path,
+    min_size: u64,
+    stats: &mut ScanStats,
+    problems: &mut Vec<Problem>,
+) -> Vec<FileEntry> {
     let mut files: Vec<FileEntry> = Vec::new();
     let mut seen_inodes: HashSet<(u64, u64)> = HashSet::new();
-    let walker = walkdir::WalkDir::new(&abs)
+    let walker = walkdir::WalkDir::new(root)
         .same_file_system(true)
         .follow_links(false)
         .into_iter()
@@ -237,7 +275,7 @@ pub fn scan(
         }
         stats.files += 1;
         stats.bytes += meta.len();
-        if meta.len() < opts.min_size.max(1) {
+        if meta.len() < min_size.max(1) {
             stats.small_files += 1;
             continue;
         }
@@ -247,122 +285,177 @@ pub fn scan(
             ino: meta.ino(),
         });
     }
-    drop(seen_inodes);
+    files
+}
 
-    // What the store holds already.
-    let mut store_hashes: HashSet<ContentHash> = HashSet::new();
-    let mut store_sizes: HashSet<u64> = HashSet::new();
-    if let Some(store) = store {
-        let (list, _) = store.list_files()?;
-        for f in list {
-            store_hashes.insert(f.hash);
-            store_sizes.insert(f.size);
+/// What the store holds already: the hashes and sizes of its common-store files.
+#[derive(Default)]
+struct Stored {
+    hashes: HashSet<ContentHash>,
+    sizes: HashSet<u64>,
+}
+
+impl Stored {
+    fn of(store: Option<&CommonStore>) -> Result<Stored> {
+        let mut stored = Stored::default();
+        if let Some(store) = store {
+            let (list, _) = store.list_files()?;
+            for f in list {
+                stored.hashes.insert(f.hash);
+                stored.sizes.insert(f.size);
+            }
         }
+        Ok(stored)
     }
+}
 
-    // Size groups.
+/// The files (indexes into `files`) that share their size with another or with a store
+/// file, in inode order (which roughly follows disk order).
+fn same_size(files: &[FileEntry], stored: &Stored) -> Vec<usize> {
     let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, f) in files.iter().enumerate() {
         by_size.entry(f.size).or_default().push(i);
     }
     let mut candidates: Vec<usize> = by_size
         .iter()
-        .filter(|(size, v)| v.len() >= 2 || store_sizes.contains(size))
+        .filter(|(size, v)| v.len() >= 2 || stored.sizes.contains(size))
         .flat_map(|(_, v)| v.iter().copied())
         .collect();
-    drop(by_size);
-    // Inode order roughly follows disk order.
     candidates.sort_by_key(|&i| files[i].ino);
-    stats.size_candidates = candidates.len() as u64;
+    candidates
+}
 
-    let bytes_read = AtomicU64::new(0);
-    let problems_mx = std::sync::Mutex::new(Vec::<Problem>::new());
-    let note = |path: &Path, e: String| {
-        if let Ok(mut p) = problems_mx.lock() {
+/// What the first pass found: files that are links already, and the others' keys.
+struct Probed {
+    keys: HashMap<usize, Key>,
+    linked: HashMap<usize, ContentHash>,
+    linked_sizes: HashSet<u64>,
+}
+
+impl Probed {
+    /// Files with a partial key that still have a possible partner (another file with the
+    /// same size and key, a store file or an existing link of its size), in inode order.
+    fn partial_partners(&self, files: &[FileEntry], stored: &Stored) -> Vec<usize> {
+        let mut partial_groups: HashMap<(u64, Key), Vec<usize>> = HashMap::new();
+        for (&i, &k) in &self.keys {
+            if let Key::Partial(_) = k {
+                partial_groups
+                    .entry((files[i].size, k))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        let mut to_hash: Vec<usize> = partial_groups
+            .into_iter()
+            .filter(|((size, _), v)| {
+                v.len() >= 2 || stored.sizes.contains(size) || self.linked_sizes.contains(size)
+            })
+            .flat_map(|(_, v)| v)
+            .collect();
+        to_hash.sort_by_key(|&i| files[i].ino);
+        to_hash
+    }
+}
+
+/// The reading passes of a scan, on several threads, with what they share.
+struct Hashing<'a> {
+    files: &'a [FileEntry],
+    store: Option<&'a CommonStore>,
+    threads: usize,
+    bytes_read: AtomicU64,
+    progress: &'a (dyn Fn(u64) + Sync),
+    problems: std::sync::Mutex<Vec<Problem>>,
+}
+
+impl Hashing<'_> {
+    fn note(&self, path: &Path, e: String) {
+        if let Ok(mut p) = self.problems.lock() {
             p.push(Problem {
                 path: path.to_path_buf(),
                 error: e,
             });
         }
-    };
+    }
 
-    // First pass: existing links, small files (full hash), large files (partial hash).
-    let first: Vec<(usize, Probe)> = par_map(&candidates, opts.threads, |&i, buf, cache| {
-        let f = &files[i];
-        let probe = probe_file(store, f, buf, cache, &bytes_read, progress).unwrap_or_else(|e| {
-            note(&f.path, e);
-            Probe::Gone
+    /// First pass: existing links, small files (full hash), large files (partial hash).
+    fn probe(&self, candidates: &[usize]) -> Probed {
+        let first: Vec<(usize, Probe)> = par_map(candidates, self.threads, |&i, buf, cache| {
+            let f = &self.files[i];
+            let probe = probe_file(self.store, f, buf, cache, &self.bytes_read, self.progress)
+                .unwrap_or_else(|e| {
+                    self.note(&f.path, e);
+                    Probe::Gone
+                });
+            (i, probe)
         });
-        (i, probe)
-    });
-
-    let mut key_of: HashMap<usize, Key> = HashMap::new();
-    let mut linked: HashMap<usize, ContentHash> = HashMap::new();
-    let mut linked_sizes: HashSet<u64> = HashSet::new();
-    for (i, p) in first {
-        match p {
-            Probe::Linked(h) => {
-                linked_sizes.insert(files[i].size);
-                linked.insert(i, h);
-            }
-            Probe::Key(k) => {
-                key_of.insert(i, k);
-            }
-            Probe::Gone => {}
-        }
-    }
-
-    // Partial groups: keep those with a partner; a lone file may still match a store file
-    // or an existing link of its size.
-    let mut partial_groups: HashMap<(u64, Key), Vec<usize>> = HashMap::new();
-    for (&i, &k) in &key_of {
-        if let Key::Partial(_) = k {
-            partial_groups
-                .entry((files[i].size, k))
-                .or_default()
-                .push(i);
-        }
-    }
-    let mut to_hash: Vec<usize> = partial_groups
-        .into_iter()
-        .filter(|((size, _), v)| {
-            v.len() >= 2 || store_sizes.contains(size) || linked_sizes.contains(size)
-        })
-        .flat_map(|(_, v)| v)
-        .collect();
-    to_hash.sort_by_key(|&i| files[i].ino);
-
-    let second: Vec<(usize, Option<ContentHash>)> =
-        par_map(&to_hash, opts.threads, |&i, buf, _cache| {
-            let f = &files[i];
-            match full_hash(f, buf, &bytes_read, progress) {
-                Ok(Some(h)) => (i, Some(h)),
-                Ok(None) => (i, None),
-                Err(e) => {
-                    note(&f.path, e);
-                    (i, None)
+        let mut probed = Probed {
+            keys: HashMap::new(),
+            linked: HashMap::new(),
+            linked_sizes: HashSet::new(),
+        };
+        for (i, p) in first {
+            match p {
+                Probe::Linked(h) => {
+                    probed.linked_sizes.insert(self.files[i].size);
+                    probed.linked.insert(i, h);
                 }
+                Probe::Key(k) => {
+                    probed.keys.insert(i, k);
+                }
+                Probe::Gone => {}
             }
-        });
-    let mut full: HashMap<usize, ContentHash> = HashMap::new();
-    for (&i, &k) in &key_of {
-        if let Key::Full(h) = k {
-            full.insert(i, h);
         }
-    }
-    stats.fully_hashed = (full.len() + second.iter().filter(|(_, h)| h.is_some()).count()) as u64;
-    for (i, h) in second {
-        if let Some(h) = h {
-            full.insert(i, h);
-        }
+        probed
     }
 
-    // Full groups.
+    /// Second pass: the full hashes of `to_hash`, with those the first pass found (`keys`);
+    /// and how many files were hashed whole.
+    fn full_hashes(
+        &self,
+        to_hash: &[usize],
+        keys: &HashMap<usize, Key>,
+    ) -> (HashMap<usize, ContentHash>, u64) {
+        let second: Vec<(usize, Option<ContentHash>)> =
+            par_map(to_hash, self.threads, |&i, buf, _cache| {
+                let f = &self.files[i];
+                match full_hash(f, buf, &self.bytes_read, self.progress) {
+                    Ok(h) => (i, h),
+                    Err(e) => {
+                        self.note(&f.path, e);
+                        (i, None)
+                    }
+                }
+            });
+        let mut full: HashMap<usize, ContentHash> = HashMap::new();
+        for (&i, &k) in keys {
+            if let Key::Full(h) = k {
+                full.insert(i, h);
+            }
+        }
+        let fully_hashed = (full.len() + second.iter().filter(|(_, h)| h.is_some()).count()) as u64;
+        for (i, h) in second {
+            if let Some(h) = h {
+                full.insert(i, h);
+            }
+        }
+        (full, fully_hashed)
+    }
+}
+
+/// Groups files by full hash, existing links with them: the groups with something to
+/// merge (two members, or one and the store file) and those of links only (re-recorded by
+/// `link`), largest first.
+fn duplicate_groups(
+    files: &[FileEntry],
+    full: &HashMap<usize, ContentHash>,
+    linked: &HashMap<usize, ContentHash>,
+    store_hashes: &HashSet<ContentHash>,
+) -> Vec<DuplicateGroup> {
     let mut groups_map: HashMap<ContentHash, Vec<(usize, bool)>> = HashMap::new();
-    for (&i, &h) in &full {
+    for (&i, &h) in full {
         groups_map.entry(h).or_default().push((i, false));
     }
-    for (&i, &h) in &linked {
+    for (&i, &h) in linked {
         groups_map.entry(h).or_default().push((i, true));
     }
     let mut groups: Vec<DuplicateGroup> = groups_map
@@ -396,17 +489,7 @@ pub fn scan(
         })
         .collect();
     groups.sort_by(|a, b| b.size.cmp(&a.size).then(a.hash.cmp(&b.hash)));
-
-    stats.bytes_read = bytes_read.load(Ordering::Relaxed);
-    stats.seconds = started.elapsed().as_secs_f64();
-    problems.extend(problems_mx.into_inner().unwrap_or_default());
-    Ok(ScanPlan {
-        root: volume.root().to_path_buf(),
-        path: abs,
-        groups,
-        stats,
-        problems,
-    })
+    groups
 }
 
 fn probe_file(

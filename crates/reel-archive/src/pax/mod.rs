@@ -3,6 +3,7 @@
 pub mod facts;
 pub mod gnu;
 pub mod header;
+mod member;
 pub mod read;
 pub mod sparse;
 pub mod write;

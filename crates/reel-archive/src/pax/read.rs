@@ -20,45 +20,25 @@
 //!   ([`MAX_META_LEN`], [`MAX_GLOBALS_LEN`], [`sparse::MAX_READ_EXTENTS`]).
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStringExt;
 
-use reel_stream::{FileKind, FileMeta, NameCache, SparseMap, Timestamp};
+use reel_stream::{FileMeta, NameCache, SparseMap};
 
 use crate::entry::Entry;
 use crate::error::{ArchiveError, Result};
 use crate::pax::gnu::{self, VolumePart};
 use crate::pax::header::{self, BLOCK, field, kind};
-use crate::pax::{facts, sparse};
+use crate::pax::member::{
+    Draft, Extended, HeaderDamage, MainHeader, PaxKeys, SparseKeys, SparsePlan, corrupt,
+    trim_slashes,
+};
+use crate::pax::sparse;
 
 /// Largest pax or GNU long-name header content accepted (bounded memory).
 pub const MAX_META_LEN: u64 = 64 << 20;
 
 /// Most bytes of global pax records kept at once (bounded memory over many global headers).
 pub const MAX_GLOBALS_LEN: usize = 1 << 20;
-
-/// Vendor keys that describe the archived file but that a restore has no use for: recognised
-/// so that they are not carried along as unknown records.
-const IGNORED_KEY_PREFIXES: [&str; 12] = [
-    "SCHILY.dev",
-    "SCHILY.ino",
-    "SCHILY.nlink",
-    "SCHILY.filetype",
-    "SCHILY.tarfiletype",
-    "SCHILY.archtype",
-    "SCHILY.volhdr.",
-    "SCHILY.id",
-    "SCHILY.dumpdate",
-    "SCHILY.offset",
-    "LIBARCHIVE.symlinktype",
-    "GNU.dumpdir",
-];
-
-/// Red Hat's tar (and GNU tar with `--selinux`) stores the SELinux label under this key.
-const RHT_SELINUX: &str = "RHT.security.selinux";
-/// star's real size of a sparse file.
-const SCHILY_REALSIZE: &str = "SCHILY.realsize";
 
 /// A member as read, with where it is.
 #[derive(Debug, Clone)]
@@ -156,13 +136,6 @@ impl From<ArchiveError> for Fault {
     }
 }
 
-fn corrupt(offset: u64, what: impl Into<String>) -> ArchiveError {
-    ArchiveError::Corrupt {
-        offset,
-        what: what.into(),
-    }
-}
-
 /// A header block that passed its checksum, with its size.
 struct Header {
     flag: u8,
@@ -196,13 +169,6 @@ fn is_zero(block: &[u8]) -> bool {
 
 fn pad_of(n: u64) -> u64 {
     (BLOCK as u64 - n % BLOCK as u64) % BLOCK as u64
-}
-
-fn trim_slashes(mut path: Vec<u8>) -> Vec<u8> {
-    while path.len() > 1 && path.ends_with(b"/") {
-        path.pop();
-    }
-    path
 }
 
 /// Parses the records of a pax extended header. `base` is the offset of `data` in the
@@ -260,25 +226,6 @@ pub fn parse_pax_records(data: &[u8], base: u64) -> Result<Vec<(String, Vec<u8>)
         pos += len;
     }
     Ok(out)
-}
-
-fn text(v: &[u8]) -> Option<&str> {
-    std::str::from_utf8(v).ok()
-}
-
-fn decimal(v: &[u8]) -> Option<u64> {
-    text(v).and_then(|t| t.trim().parse().ok())
-}
-
-/// Which sparse format a member uses, with what its headers said.
-enum SparsePlan {
-    /// GNU 1.0: the map is at the start of the data.
-    InData { realsize: u64 },
-    /// The map came with the headers (old GNU `S`, pax 0.0 and 0.1).
-    Known {
-        pairs: Vec<(u64, u64)>,
-        realsize: u64,
-    },
 }
 
 /// Reads tar members from `R`.
@@ -953,22 +900,13 @@ impl<R: Read> PaxReader<R> {
 
     /// Reads one member's headers. `lenient` reads on past a lone zero block.
     fn read_member(&mut self, lenient: bool) -> std::result::Result<Option<ReadEntry>, Fault> {
-        let mut header_offset = self.offset;
-        let mut local: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut local_len: u64 = 0;
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut long_link: Option<Vec<u8>> = None;
-        // Damage found in a member's extended headers: the member is skipped.
-        let mut deferred: Option<ArchiveError> = None;
+        let mut first = self.offset;
+        let mut extended = Extended::default();
         let mut block = [0u8; BLOCK];
         loop {
             let at = self.offset;
             if !self.read_block(&mut block)? {
-                if !local.is_empty()
-                    || long_name.is_some()
-                    || long_link.is_some()
-                    || deferred.is_some()
-                {
+                if !extended.is_empty() {
                     self.done = true;
                     return Err(Fault::Damaged(
                         ArchiveError::Truncated {
@@ -982,7 +920,7 @@ impl<R: Read> PaxReader<R> {
                 // End of input without the end-of-archive blocks: accept at a member
                 // boundary, or go on with the next volume.
                 if self.open_next_volume()? {
-                    header_offset = self.offset;
+                    first = self.offset;
                     continue;
                 }
                 self.done = true;
@@ -990,579 +928,344 @@ impl<R: Read> PaxReader<R> {
             }
             if is_zero(&block) {
                 if lenient {
-                    let next_at = self.offset;
-                    let mut next = [0u8; BLOCK];
-                    if let Ok(true) = self.read_block(&mut next)
-                        && !is_zero(&next)
-                        && parse_header(&next).is_ok()
-                    {
-                        self.pushback = Some(next);
-                        self.offset = next_at;
-                        return Err(Fault::Damaged(
-                            corrupt(
-                                at,
-                                "a lone zero block in the middle of the archive; reading on",
-                            ),
-                            Resume::Here,
-                        ));
-                    }
+                    self.refuse_lone_zero_block(at)?;
                 }
                 if self.open_next_volume()? {
-                    header_offset = self.offset;
+                    first = self.offset;
                     continue;
                 }
                 self.done = true;
                 return Ok(None);
             }
-            let h = match parse_header(&block) {
-                Ok(h) => h,
-                Err(what) => return Err(Fault::Damaged(corrupt(at, what), Resume::Scan)),
-            };
-            let size = h.size;
-            let flag = h.flag;
-            match flag {
-                kind::PAX_LOCAL | b'X' => {
-                    if size > MAX_META_LEN || local_len + size > MAX_META_LEN {
-                        deferred.get_or_insert(corrupt(
-                            at,
-                            format!("pax extended header of {size} bytes is larger than the {MAX_META_LEN}-byte limit"),
-                        ));
-                        self.skip_bytes(sparse::padded(size))?;
-                        continue;
-                    }
-                    local_len += size;
-                    let data = self.read_meta(size, "pax extended header")?;
-                    match parse_pax_records(&data, at + BLOCK as u64) {
-                        Ok(records) => local.extend(records),
-                        Err(e) => {
-                            deferred.get_or_insert(e);
-                        }
-                    }
-                    continue;
-                }
-                kind::PAX_GLOBAL => {
-                    if size > MAX_META_LEN {
-                        self.skip_bytes(sparse::padded(size))?;
-                        return Err(Fault::Damaged(
-                            corrupt(
-                                at,
-                                format!(
-                                    "pax global header of {size} bytes is larger than the {MAX_META_LEN}-byte limit"
-                                ),
-                            ),
-                            Resume::Here,
-                        ));
-                    }
-                    let data = self.read_meta(size, "pax global header")?;
-                    let records = parse_pax_records(&data, at + BLOCK as u64)
-                        .map_err(|e| Fault::Damaged(e, Resume::Here))?;
-                    self.take_globals(records, at)
-                        .map_err(|e| Fault::Damaged(e, Resume::Here))?;
-                    continue;
-                }
-                kind::GNU_LONGNAME | kind::GNU_LONGLINK => {
-                    if size > MAX_META_LEN {
-                        deferred.get_or_insert(corrupt(
-                            at,
-                            format!("GNU long name of {size} bytes is larger than the {MAX_META_LEN}-byte limit"),
-                        ));
-                        self.skip_bytes(sparse::padded(size))?;
-                        continue;
-                    }
-                    let mut data = self.read_meta(size, "GNU long name")?;
-                    while data.last() == Some(&0) {
-                        data.pop();
-                    }
-                    if flag == kind::GNU_LONGNAME {
-                        long_name = Some(data);
-                    } else {
-                        long_link = Some(data);
-                    }
-                    continue;
-                }
-                kind::GNU_VOLUME => {
-                    self.volume_label = Some(
-                        String::from_utf8_lossy(header::get_bytes(&block, field::NAME))
-                            .into_owned(),
-                    );
-                    self.skip_bytes(sparse::padded(size))?;
-                    continue;
-                }
-                // Solaris ancillary data (ACLs in Solaris' own form) and GNU's obsolete
-                // "names" member: nothing a Linux restore can use.
-                b'A' | b'N' => {
-                    self.skip_bytes(sparse::padded(size))?;
-                    continue;
-                }
-                _ => {}
+            let h = parse_header(&block)
+                .map_err(|what| Fault::Damaged(corrupt(at, what), Resume::Scan))?;
+            if !self.take_extended(&block, &h, at, &mut extended)? {
+                let main = MainHeader {
+                    block: &block,
+                    at,
+                    first,
+                    size: h.size,
+                };
+                return self.member_from_header(main, extended);
             }
-            return self.member_from_header(
-                &block,
-                at,
-                header_offset,
-                size,
-                local,
-                long_name,
-                long_link,
-                deferred,
-            );
         }
     }
 
-    /// Builds the member whose (main) header block is `block`.
-    #[allow(clippy::too_many_arguments)]
-    fn member_from_header(
-        &mut self,
-        block: &[u8; BLOCK],
-        at: u64,
-        header_offset: u64,
-        size: u64,
-        local: Vec<(String, Vec<u8>)>,
-        long_name: Option<Vec<u8>>,
-        long_link: Option<Vec<u8>>,
-        mut deferred: Option<ArchiveError>,
-    ) -> std::result::Result<Option<ReadEntry>, Fault> {
-        let mut notes = Vec::new();
-        let flag = block[field::TYPEFLAG];
-        let magic = header::get_bytes(block, field::MAGIC);
-        let posix = magic == b"ustar" && &block[field::VERSION.0..field::VERSION.0 + 2] != b" \0";
-        let old_gnu = &block[field::MAGIC.0..field::MAGIC.0 + 8] == b"ustar  \0";
-        let mut path = long_name.unwrap_or_else(|| {
-            let name = header::get_bytes(block, field::NAME).to_vec();
-            let prefix = header::get_bytes(block, field::PREFIX);
-            if posix && !prefix.is_empty() {
-                [prefix, b"/", &name].concat()
-            } else {
-                name
-            }
-        });
-        let mut link =
-            long_link.unwrap_or_else(|| header::get_bytes(block, field::LINKNAME).to_vec());
-        let mut file_kind = match flag {
-            kind::REGULAR
-            | kind::REGULAR_OLD
-            | kind::CONTIGUOUS
-            | kind::HARDLINK
-            | kind::GNU_SPARSE
-            | kind::GNU_MULTIVOL => FileKind::Regular,
-            kind::SYMLINK => FileKind::Symlink,
-            kind::CHAR => FileKind::CharDevice,
-            kind::BLOCK => FileKind::BlockDevice,
-            kind::DIRECTORY | kind::GNU_DUMPDIR => FileKind::Directory,
-            kind::FIFO => FileKind::Fifo,
-            other => {
-                // POSIX and GNU tar: an unknown type is extracted as a regular file.
-                notes.push(format!(
-                    "unknown member type {:?}: restored as a regular file, as GNU tar does",
-                    other as char
-                ));
-                FileKind::Regular
-            }
-        };
-        if flag == kind::REGULAR_OLD && path.ends_with(b"/") {
-            file_kind = FileKind::Directory;
-        }
-        let num = |f: (usize, usize), name: &str, deferred: &mut Option<ArchiveError>| -> i64 {
-            match header::get_number(block, f) {
-                Ok(v) => v,
-                Err(what) => {
-                    deferred.get_or_insert(corrupt(at, format!("{name} field: {what}")));
-                    0
-                }
-            }
-        };
-        let mode = num(field::MODE, "mode", &mut deferred);
-        let uid = num(field::UID, "uid", &mut deferred);
-        let gid = num(field::GID, "gid", &mut deferred);
-        let mtime = num(field::MTIME, "mtime", &mut deferred);
-        let mut meta = FileMeta::new(file_kind, (mode & 0o7777) as u32);
-        for (v, name) in [(mode, "mode"), (uid, "uid"), (gid, "gid")] {
-            if !(0..=i64::from(u32::MAX)).contains(&v) {
-                deferred.get_or_insert(corrupt(at, format!("{name} {v} is out of range")));
-            }
-        }
-        meta.uid = uid.clamp(0, i64::from(u32::MAX)) as u32;
-        meta.gid = gid.clamp(0, i64::from(u32::MAX)) as u32;
-        meta.mtime = Timestamp::new(mtime, 0);
-        let uname = header::get_bytes(block, field::UNAME);
-        let gname = header::get_bytes(block, field::GNAME);
-        if magic.starts_with(b"ustar") || !uname.is_empty() {
-            meta.user = (!uname.is_empty()).then(|| String::from_utf8_lossy(uname).into_owned());
-            meta.group = (!gname.is_empty()).then(|| String::from_utf8_lossy(gname).into_owned());
-        }
-        if matches!(file_kind, FileKind::CharDevice | FileKind::BlockDevice) {
-            let major = num(field::DEVMAJOR, "devmajor", &mut deferred);
-            let minor = num(field::DEVMINOR, "devminor", &mut deferred);
-            if !(0..=i64::from(u32::MAX)).contains(&major)
-                || !(0..=i64::from(u32::MAX)).contains(&minor)
-            {
-                deferred.get_or_insert(corrupt(
-                    at,
-                    format!("device number {major},{minor} is out of range"),
-                ));
-            }
-            meta.rdev = Some((
-                major.clamp(0, u32::MAX.into()) as u32,
-                minor.clamp(0, u32::MAX.into()) as u32,
-            ));
-        }
-        let mut atime = None;
-        let mut ctime = None;
-        if old_gnu {
-            // GNU's incremental dumps keep atime and ctime in the old GNU header.
-            for (f, slot) in [(gnu::ATIME, &mut atime), (gnu::CTIME, &mut ctime)] {
-                if let Ok(t) = header::get_number(block, f)
-                    && t != 0
-                {
-                    *slot = Some(Timestamp::new(t, 0));
-                }
-            }
-        }
-        let mut size = size;
-        let mut extra = Vec::new();
-        let bad = |key: &str, v: &[u8]| {
-            corrupt(
-                header_offset,
-                format!(
-                    "pax record {key}={:?} is malformed",
-                    String::from_utf8_lossy(v)
-                ),
-            )
-        };
-        let records: Vec<(String, Vec<u8>)> = self.globals.iter().cloned().chain(local).collect();
-        let mut sparse_major: Option<Vec<u8>> = None;
-        let mut sparse_name: Option<Vec<u8>> = None;
-        let mut sparse_realsize: Option<u64> = None;
-        let mut sparse_size: Option<u64> = None;
-        let mut sparse_numblocks: Option<u64> = None;
-        let mut sparse_pairs: Vec<(u64, u64)> = Vec::new();
-        let mut sparse_map: Option<Vec<(u64, u64)>> = None;
-        let mut schily_realsize: Option<u64> = None;
-        let mut volume_part = VolumePart::default();
-        for (key, value) in records {
-            let number = |deferred: &mut Option<ArchiveError>| -> Option<u64> {
-                let v = decimal(&value);
-                if v.is_none() {
-                    deferred.get_or_insert(bad(&key, &value));
-                }
-                v
-            };
-            match key.as_str() {
-                sparse::MAJOR => sparse_major = Some(value),
-                sparse::MINOR => {}
-                sparse::NAME => sparse_name = Some(value),
-                sparse::REALSIZE => sparse_realsize = number(&mut deferred),
-                gnu::SPARSE_SIZE => sparse_size = number(&mut deferred),
-                gnu::SPARSE_NUMBLOCKS => sparse_numblocks = number(&mut deferred),
-                gnu::SPARSE_OFFSET => {
-                    let o = number(&mut deferred).unwrap_or(0);
-                    if sparse_pairs.len() >= sparse::MAX_READ_EXTENTS {
-                        deferred.get_or_insert(corrupt(
-                            header_offset,
-                            "GNU sparse 0.0 map is too large",
-                        ));
-                    } else {
-                        sparse_pairs.push((o, 0));
-                    }
-                }
-                gnu::SPARSE_NUMBYTES => {
-                    let n = number(&mut deferred).unwrap_or(0);
-                    match sparse_pairs.last_mut() {
-                        Some(p) => p.1 = n,
-                        None => {
-                            deferred.get_or_insert(corrupt(
-                                header_offset,
-                                "GNU.sparse.numbytes before any GNU.sparse.offset",
-                            ));
-                        }
-                    }
-                }
-                gnu::SPARSE_MAP => match gnu::parse_map(&value) {
-                    Ok(m) => sparse_map = Some(m),
-                    Err(what) => {
-                        deferred.get_or_insert(corrupt(header_offset, what));
-                    }
-                },
-                SCHILY_REALSIZE => schily_realsize = number(&mut deferred),
-                k if k.starts_with("GNU.volume.") => {
-                    if let Err(what) = volume_part.take(k, &value) {
-                        deferred.get_or_insert(corrupt(header_offset, what));
-                    }
-                }
-                "path" => path = value,
-                "linkpath" => link = value,
-                "size" => {
-                    if let Some(v) = number(&mut deferred) {
-                        size = v;
-                    }
-                }
-                "uid" | "gid" => match decimal(&value).and_then(|v| u32::try_from(v).ok()) {
-                    Some(v) if key == "uid" => meta.uid = v,
-                    Some(v) => meta.gid = v,
-                    None => {
-                        deferred.get_or_insert(bad(&key, &value));
-                    }
-                },
-                "uname" => meta.user = Some(String::from_utf8_lossy(&value).into_owned()),
-                "gname" => meta.group = Some(String::from_utf8_lossy(&value).into_owned()),
-                "mtime" | "atime" | "ctime" => {
-                    match text(&value).and_then(Timestamp::parse_decimal) {
-                        Some(t) if key == "mtime" => meta.mtime = t,
-                        Some(t) if key == "atime" => atime = Some(t),
-                        Some(t) => ctime = Some(t),
-                        None => {
-                            deferred.get_or_insert(bad(&key, &value));
-                        }
-                    }
-                }
-                "SCHILY.devmajor" | "SCHILY.devminor" => {
-                    match decimal(&value).and_then(|v| u32::try_from(v).ok()) {
-                        Some(v) => {
-                            let (mut ma, mut mi) = meta.rdev.unwrap_or((0, 0));
-                            if key.ends_with("major") {
-                                ma = v;
-                            } else {
-                                mi = v;
-                            }
-                            if matches!(file_kind, FileKind::CharDevice | FileKind::BlockDevice) {
-                                meta.rdev = Some((ma, mi));
-                            }
-                        }
-                        None => {
-                            deferred.get_or_insert(bad(&key, &value));
-                        }
-                    }
-                }
-                "hdrcharset" | "charset" | "comment" => {}
-                k if IGNORED_KEY_PREFIXES.iter().any(|p| k.starts_with(p)) => {}
-                RHT_SELINUX => {
-                    let key = format!("{}security.selinux", facts::XATTR_SCHILY);
-                    if let Err(what) = facts::take_record(&mut meta, &key, &value, &mut self.names)
-                    {
-                        deferred.get_or_insert(corrupt(header_offset, what));
-                    }
-                }
-                _ => match facts::take_record(&mut meta, &key, &value, &mut self.names) {
-                    Ok(facts::Taken::Applied) => {}
-                    Ok(facts::Taken::NotMine) => extra.push((key, value)),
-                    Err(what) => {
-                        deferred.get_or_insert(corrupt(header_offset, what));
-                    }
-                },
-            }
-        }
-        meta.atime = atime.unwrap_or(meta.mtime);
-        meta.ctime = ctime.unwrap_or(meta.mtime);
-        let hardlink = (flag == kind::HARDLINK).then(|| trim_slashes(link.clone()));
-        if file_kind == FileKind::Symlink {
-            meta.symlink_target = Some(OsString::from_vec(link));
-        }
-        // Content follows for regular files, and for links and directories that declare
-        // some (pax hard links with data, GNU dumpdirs); never for the others.
-        let data_len = match flag {
-            kind::SYMLINK | kind::CHAR | kind::BLOCK | kind::FIFO => 0,
-            _ => size,
-        };
-        meta.size = if file_kind == FileKind::Regular && hardlink.is_none() {
-            size
-        } else {
-            0
-        };
-        self.clear_member();
-        self.remaining = data_len;
-        self.padding = pad_of(data_len);
-        self.member_size = data_len;
-
-        // A part of a member continued from a volume not read before this one.
-        let announced = std::mem::take(&mut self.volume_part);
-        let continued_from = if flag == kind::GNU_MULTIVOL {
-            Some(header::get_number(block, gnu::OFFSET).unwrap_or(0).max(0) as u64)
-        } else if !announced.is_empty() || !volume_part.is_empty() {
-            announced.offset.or(volume_part.offset).or(Some(0))
-        } else {
-            None
-        };
-        if let Some(from) = continued_from {
-            let name = announced
-                .name
-                .or(volume_part.name)
-                .unwrap_or_else(|| path.clone());
+    /// A zero block followed by a valid header is not the end of the archive but damage
+    /// (reading goes on at that header).
+    fn refuse_lone_zero_block(&mut self, at: u64) -> std::result::Result<(), Fault> {
+        let next_at = self.offset;
+        let mut next = [0u8; BLOCK];
+        if let Ok(true) = self.read_block(&mut next)
+            && !is_zero(&next)
+            && parse_header(&next).is_ok()
+        {
+            self.pushback = Some(next);
+            self.offset = next_at;
             return Err(Fault::Damaged(
                 corrupt(
-                    header_offset,
+                    at,
+                    "a lone zero block in the middle of the archive; reading on",
+                ),
+                Resume::Here,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the header `block` at `at` when it is an extended header (pax, GNU long name,
+    /// volume label, …) into `extended`, or into the globals; `Ok(false)` when it is the
+    /// member's main header.
+    fn take_extended(
+        &mut self,
+        block: &[u8; BLOCK],
+        h: &Header,
+        at: u64,
+        extended: &mut Extended,
+    ) -> std::result::Result<bool, Fault> {
+        let size = h.size;
+        match h.flag {
+            kind::PAX_LOCAL | b'X' => self.take_pax_local(at, size, extended)?,
+            kind::PAX_GLOBAL => self.take_pax_global(at, size)?,
+            kind::GNU_LONGNAME | kind::GNU_LONGLINK => {
+                if size > MAX_META_LEN {
+                    extended.damage.record(corrupt(
+                        at,
+                        format!("GNU long name of {size} bytes is larger than the {MAX_META_LEN}-byte limit"),
+                    ));
+                    self.skip_bytes(sparse::padded(size))?;
+                    return Ok(true);
+                }
+                let mut data = self.read_meta(size, "GNU long name")?;
+                while data.last() == Some(&0) {
+                    data.pop();
+                }
+                if h.flag == kind::GNU_LONGNAME {
+                    extended.long_name = Some(data);
+                } else {
+                    extended.long_link = Some(data);
+                }
+            }
+            kind::GNU_VOLUME => {
+                self.volume_label = Some(
+                    String::from_utf8_lossy(header::get_bytes(block, field::NAME)).into_owned(),
+                );
+                self.skip_bytes(sparse::padded(size))?;
+            }
+            // Solaris ancillary data (ACLs in Solaris' own form) and GNU's obsolete "names"
+            // member: nothing a Linux restore can use.
+            b'A' | b'N' => self.skip_bytes(sparse::padded(size))?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// A pax extended header of `size` bytes: its records go with the member's.
+    fn take_pax_local(
+        &mut self,
+        at: u64,
+        size: u64,
+        extended: &mut Extended,
+    ) -> std::result::Result<(), Fault> {
+        if size > MAX_META_LEN || extended.records_len + size > MAX_META_LEN {
+            extended.damage.record(corrupt(
+                at,
+                format!("pax extended header of {size} bytes is larger than the {MAX_META_LEN}-byte limit"),
+            ));
+            self.skip_bytes(sparse::padded(size))?;
+            return Ok(());
+        }
+        extended.records_len += size;
+        let data = self.read_meta(size, "pax extended header")?;
+        match parse_pax_records(&data, at + BLOCK as u64) {
+            Ok(records) => extended.records.extend(records),
+            Err(e) => extended.damage.record(e),
+        }
+        Ok(())
+    }
+
+    /// A pax global header of `size` bytes: its records apply to every member after it.
+    fn take_pax_global(&mut self, at: u64, size: u64) -> std::result::Result<(), Fault> {
+        if size > MAX_META_LEN {
+            self.skip_bytes(sparse::padded(size))?;
+            return Err(Fault::Damaged(
+                corrupt(
+                    at,
                     format!(
-                        "{} is the part from byte {from} on of {}, continued from an earlier volume: give all the volumes, in order",
-                        String::from_utf8_lossy(&path),
-                        String::from_utf8_lossy(&name)
+                        "pax global header of {size} bytes is larger than the {MAX_META_LEN}-byte limit"
                     ),
                 ),
                 Resume::Here,
             ));
         }
+        let data = self.read_meta(size, "pax global header")?;
+        let records = parse_pax_records(&data, at + BLOCK as u64)
+            .map_err(|e| Fault::Damaged(e, Resume::Here))?;
+        self.take_globals(records, at)
+            .map_err(|e| Fault::Damaged(e, Resume::Here))
+    }
+
+    /// Builds the member whose main header is `main`, with what its extended headers said,
+    /// and starts its content.
+    fn member_from_header(
+        &mut self,
+        main: MainHeader<'_>,
+        extended: Extended,
+    ) -> std::result::Result<Option<ReadEntry>, Fault> {
+        let Extended {
+            records,
+            long_name,
+            long_link,
+            damage,
+            ..
+        } = extended;
+        let mut draft = Draft::new(&main, long_name, long_link, damage);
+        draft.read_ustar(&main);
+        let mut keys = PaxKeys::new(&mut draft, &mut self.names, main.first);
+        for (key, value) in self.globals.iter().cloned().chain(records) {
+            keys.take(key, value);
+        }
+        let (mut sparse_keys, volume_part) = keys.finish();
+        let data_len = draft.settle();
+        self.start_content(data_len);
+        self.refuse_continued_part(&main, &draft.path, volume_part)?;
 
         // Sparse files, in whichever format the writer used.
-        let plan = if flag == kind::GNU_SPARSE {
-            let mut pairs = Vec::new();
-            let mut more = match gnu::header_entries(block, &mut pairs) {
-                Ok(m) => m,
-                Err(what) => {
-                    deferred.get_or_insert(corrupt(at, what));
-                    false
-                }
-            };
-            let mut ext = [0u8; BLOCK];
-            let mut ext_blocks = 0usize;
-            while more {
-                let ext_at = self.offset;
-                if !self.read_block(&mut ext)? {
-                    self.done = true;
-                    return Err(Fault::Damaged(
-                        ArchiveError::Truncated {
-                            offset: ext_at,
-                            what: "the archive ends inside an old GNU sparse header".into(),
-                        },
-                        Resume::End,
-                    ));
-                }
-                ext_blocks += 1;
-                if ext_blocks > sparse::MAX_READ_EXTENTS / 21 + 1 {
-                    return Err(Fault::Damaged(
-                        corrupt(at, "old GNU sparse header with too many extension blocks"),
-                        Resume::Scan,
-                    ));
-                }
-                more = match gnu::extension_entries(&ext, &mut pairs) {
-                    Ok(m) => m,
-                    Err(what) => {
-                        deferred.get_or_insert(corrupt(ext_at, what));
-                        ext[504] != 0
-                    }
-                };
-            }
-            let realsize = match header::get_number(block, gnu::REALSIZE) {
-                Ok(v) if v >= 0 => Some(v as u64),
-                Ok(v) => {
-                    deferred.get_or_insert(corrupt(at, format!("negative sparse real size {v}")));
-                    None
-                }
-                Err(what) => {
-                    // star and some writers leave the GNU field empty and say it in pax.
-                    if schily_realsize.is_none() && sparse_size.is_none() {
-                        deferred
-                            .get_or_insert(corrupt(at, format!("sparse real size field: {what}")));
-                    }
-                    None
-                }
-            };
-            let realsize = schily_realsize
-                .or(sparse_size)
-                .or(realsize.filter(|r| *r > 0))
-                .or(realsize)
-                .unwrap_or(0);
-            Some(SparsePlan::Known { pairs, realsize })
-        } else if let Some(major) = sparse_major {
-            if major != b"1" {
-                deferred.get_or_insert(corrupt(
-                    header_offset,
-                    format!(
-                        "GNU sparse format {}.x is not one reel knows",
-                        String::from_utf8_lossy(&major)
-                    ),
-                ));
-                None
-            } else {
-                match sparse_realsize {
-                    Some(realsize) => Some(SparsePlan::InData { realsize }),
-                    None => {
-                        deferred.get_or_insert(corrupt(
-                            header_offset,
-                            "GNU sparse member without GNU.sparse.realsize",
-                        ));
-                        None
-                    }
-                }
-            }
-        } else if let Some(pairs) = sparse_map {
-            Some(SparsePlan::Known {
-                pairs,
-                realsize: sparse_size.unwrap_or(0),
-            })
-        } else if !sparse_pairs.is_empty() || sparse_numblocks.is_some() {
-            Some(SparsePlan::Known {
-                pairs: sparse_pairs,
-                realsize: sparse_size.unwrap_or(0),
-            })
+        let plan = if draft.flag == kind::GNU_SPARSE {
+            Some(self.old_gnu_sparse_plan(&main, &mut draft.damage, &sparse_keys)?)
         } else {
-            None
+            sparse_keys.pax_plan(main.first, &mut draft.damage)
         };
-        if let Some(n) = sparse_name {
-            path = n;
+        if let Some(name) = sparse_keys.name.take() {
+            draft.path = name;
         }
-        let path = trim_slashes(path);
+        let path = trim_slashes(std::mem::take(&mut draft.path));
         self.current = String::from_utf8_lossy(&path).into_owned();
         self.current_path = path.clone();
         if let Some(plan) = &plan {
-            if let SparsePlan::Known { pairs, .. } = plan
-                && let Some(n) = sparse_numblocks
-                && n != pairs.len() as u64
-                && flag != kind::GNU_SPARSE
-            {
-                deferred.get_or_insert(corrupt(
-                    header_offset,
-                    format!(
-                        "GNU.sparse.numblocks={n} but the map has {} entries",
-                        pairs.len()
-                    ),
-                ));
-            }
-            if file_kind != FileKind::Regular || hardlink.is_some() {
-                deferred.get_or_insert(corrupt(
-                    header_offset,
-                    format!("GNU sparse data on a {file_kind:?} member"),
-                ));
-            }
+            draft.check_sparse(plan, sparse_keys.numblocks, main.first);
         }
-        if let Some(e) = deferred {
+        if let Some(e) = draft.damage.take() {
             // The member's data is skipped by the next read.
             return Err(Fault::Damaged(e, Resume::Here));
         }
-        match plan {
-            None => {}
-            Some(SparsePlan::InData { realsize }) => {
-                let map = match self.read_sparse_map(realsize) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        self.extents.clear();
-                        self.member_sparse = false;
-                        return Err(Fault::from(e));
-                    }
-                };
-                meta.size = realsize;
-                meta.sparse = Some(map);
-            }
-            Some(SparsePlan::Known { pairs, realsize }) => {
-                let map = gnu::map_of(&pairs, realsize)
-                    .and_then(|map| gnu::sparse_layout(&map, data_len).map(|pad| (map, pad)))
-                    .map_err(|what| Fault::Damaged(corrupt(header_offset, what), Resume::Here))?;
-                let (map, pad_each) = map;
-                self.start_extents(&map, data_len, pad_each);
-                meta.size = realsize;
-                meta.sparse = Some(map);
-            }
+        if let Some(plan) = plan {
+            self.start_sparse(plan, main.first, data_len, &mut draft.meta)?;
         }
-        let entry = Entry {
-            path,
-            meta,
-            hardlink,
-            extra,
-        };
         Ok(Some(ReadEntry {
-            entry,
-            header_offset,
+            entry: Entry {
+                path,
+                meta: draft.meta,
+                hardlink: draft.hardlink,
+                extra: draft.extra,
+            },
+            header_offset: main.first,
             data_offset: self.offset,
             volume: self.volume,
-            notes,
+            notes: draft.notes,
         }))
+    }
+
+    /// The current member's content is `data_len` bytes (and their padding).
+    fn start_content(&mut self, data_len: u64) {
+        self.clear_member();
+        self.remaining = data_len;
+        self.padding = pad_of(data_len);
+        self.member_size = data_len;
+    }
+
+    /// Refuses a member that is the part of a file begun on a volume not read before this
+    /// one (an `M` header, or `GNU.volume.*` keys in the volume's globals or in `in_records`).
+    fn refuse_continued_part(
+        &mut self,
+        main: &MainHeader<'_>,
+        path: &[u8],
+        in_records: VolumePart,
+    ) -> std::result::Result<(), Fault> {
+        let announced = std::mem::take(&mut self.volume_part);
+        let continued_from = if main.block[field::TYPEFLAG] == kind::GNU_MULTIVOL {
+            Some(
+                header::get_number(main.block, gnu::OFFSET)
+                    .unwrap_or(0)
+                    .max(0) as u64,
+            )
+        } else if !announced.is_empty() || !in_records.is_empty() {
+            announced.offset.or(in_records.offset).or(Some(0))
+        } else {
+            None
+        };
+        let Some(from) = continued_from else {
+            return Ok(());
+        };
+        let name = announced
+            .name
+            .or(in_records.name)
+            .unwrap_or_else(|| path.to_vec());
+        Err(Fault::Damaged(
+            corrupt(
+                main.first,
+                format!(
+                    "{} is the part from byte {from} on of {}, continued from an earlier volume: give all the volumes, in order",
+                    String::from_utf8_lossy(path),
+                    String::from_utf8_lossy(&name)
+                ),
+            ),
+            Resume::Here,
+        ))
+    }
+
+    /// The sparse map of an old GNU `S` member: the entries in its header block, then in
+    /// the extension blocks that follow it.
+    fn old_gnu_sparse_plan(
+        &mut self,
+        main: &MainHeader<'_>,
+        damage: &mut HeaderDamage,
+        keys: &SparseKeys,
+    ) -> std::result::Result<SparsePlan, Fault> {
+        let mut pairs = Vec::new();
+        let more = match gnu::header_entries(main.block, &mut pairs) {
+            Ok(m) => m,
+            Err(what) => {
+                damage.record(corrupt(main.at, what));
+                false
+            }
+        };
+        if more {
+            self.read_sparse_extensions(main.at, &mut pairs, damage)?;
+        }
+        let realsize = keys.old_gnu_realsize(main, damage);
+        Ok(SparsePlan::Known { pairs, realsize })
+    }
+
+    /// Reads the extension blocks of an old GNU sparse header (at `at`) into `pairs`.
+    fn read_sparse_extensions(
+        &mut self,
+        at: u64,
+        pairs: &mut Vec<(u64, u64)>,
+        damage: &mut HeaderDamage,
+    ) -> std::result::Result<(), Fault> {
+        let mut ext = [0u8; BLOCK];
+        let mut ext_blocks = 0usize;
+        let mut more = true;
+        while more {
+            let ext_at = self.offset;
+            if !self.read_block(&mut ext)? {
+                self.done = true;
+                return Err(Fault::Damaged(
+                    ArchiveError::Truncated {
+                        offset: ext_at,
+                        what: "the archive ends inside an old GNU sparse header".into(),
+                    },
+                    Resume::End,
+                ));
+            }
+            ext_blocks += 1;
+            if ext_blocks > sparse::MAX_READ_EXTENTS / 21 + 1 {
+                return Err(Fault::Damaged(
+                    corrupt(at, "old GNU sparse header with too many extension blocks"),
+                    Resume::Scan,
+                ));
+            }
+            more = match gnu::extension_entries(&ext, pairs) {
+                Ok(m) => m,
+                Err(what) => {
+                    damage.record(corrupt(ext_at, what));
+                    ext[504] != 0
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Starts a sparse member's content by its plan (the member's `data_len` bytes hold the
+    /// data extents); its size becomes its real size.
+    fn start_sparse(
+        &mut self,
+        plan: SparsePlan,
+        first: u64,
+        data_len: u64,
+        meta: &mut FileMeta,
+    ) -> std::result::Result<(), Fault> {
+        let (map, realsize) = match plan {
+            SparsePlan::InData { realsize } => match self.read_sparse_map(realsize) {
+                Ok(map) => (map, realsize),
+                Err(e) => {
+                    self.extents.clear();
+                    self.member_sparse = false;
+                    return Err(Fault::from(e));
+                }
+            },
+            SparsePlan::Known { pairs, realsize } => {
+                let (map, pad_each) = gnu::map_of(&pairs, realsize)
+                    .and_then(|map| gnu::sparse_layout(&map, data_len).map(|pad| (map, pad)))
+                    .map_err(|what| Fault::Damaged(corrupt(first, what), Resume::Here))?;
+                self.start_extents(&map, data_len, pad_each);
+                (map, realsize)
+            }
+        };
+        meta.size = realsize;
+        meta.sparse = Some(map);
+        Ok(())
     }
 }
 

@@ -7,8 +7,9 @@
 //! can seek straight to one file.
 
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 
-use reel_stream::FileKind;
+use reel_stream::{FileKind, FileMeta, SparseMap};
 
 use crate::entry::Entry;
 use crate::pax::header::{self, BLOCK, field, kind};
@@ -139,196 +140,79 @@ impl<W: Write> PaxWriter<W> {
             ));
         }
         let start = self.offset;
-        let meta = &entry.meta;
-        let mut records: Vec<u8> = Vec::new();
-        let mut binary = false;
-        let mut block = [0u8; BLOCK];
-
-        let mut name = entry.path.clone();
-        if meta.kind == FileKind::Directory && entry.hardlink.is_none() && !name.ends_with(b"/") {
-            name.push(b'/');
-        }
         let sparse_map = if entry.is_sparse() {
-            meta.sparse.as_ref()
+            entry.meta.sparse.as_ref()
         } else {
             None
         };
-        if sparse_map.is_some() {
-            // GNU sparse 1.0: the real name in GNU.sparse.name, a stand-in in the header.
-            binary |= std::str::from_utf8(&name).is_err();
-            push_pax_record(&mut records, sparse::MAJOR, b"1");
-            push_pax_record(&mut records, sparse::MINOR, b"0");
-            push_pax_record(&mut records, sparse::NAME, &name);
-            push_pax_record(
-                &mut records,
-                sparse::REALSIZE,
-                meta.size.to_string().as_bytes(),
-            );
-            name = sparse_stand_in(&name);
-        }
-        let fits = is_plain_ascii(&name)
-            .then(|| header::split_ustar_name(&name))
-            .flatten();
-        match fits {
-            Some((prefix, base)) => {
-                header::put_bytes(&mut block, field::PREFIX, prefix);
-                header::put_bytes(&mut block, field::NAME, base);
-            }
-            None if sparse_map.is_some() => {
-                header::put_bytes(&mut block, field::NAME, &ascii_stub(&name, 100));
-            }
-            None => {
-                binary |= std::str::from_utf8(&name).is_err();
-                push_pax_record(&mut records, "path", &name);
-                let short = ascii_stub(&name, 100);
-                header::put_bytes(&mut block, field::NAME, &short);
-            }
-        }
-
-        let link: Option<Vec<u8>> = match (&entry.hardlink, &meta.symlink_target) {
-            (Some(h), _) => Some(h.clone()),
-            (None, Some(t)) if meta.kind == FileKind::Symlink => {
-                Some(std::os::unix::ffi::OsStrExt::as_bytes(t.as_os_str()).to_vec())
-            }
-            _ => None,
-        };
-        if let Some(link) = &link {
-            if link.len() <= 100 && is_plain_ascii(link) {
-                header::put_bytes(&mut block, field::LINKNAME, link);
-            } else {
-                binary |= std::str::from_utf8(link).is_err();
-                push_pax_record(&mut records, "linkpath", link);
-                header::put_bytes(&mut block, field::LINKNAME, &ascii_stub(link, 100));
-            }
-        }
-
-        header::put_octal(&mut block, field::MODE, u64::from(meta.mode & 0o7777));
-        for (f, id, key) in [(field::UID, meta.uid, "uid"), (field::GID, meta.gid, "gid")] {
-            header::put_number(&mut block, f, i64::from(id));
-            if id > MAX_OCTAL_ID {
-                push_pax_record(&mut records, key, id.to_string().as_bytes());
-            }
-        }
         let size = entry.data_len();
-        header::put_number(&mut block, field::SIZE, size as i64);
-        if size > MAX_OCTAL_SIZE {
-            push_pax_record(&mut records, "size", size.to_string().as_bytes());
+        let mut headers = Headers::new();
+        headers.put_name(entry, sparse_map.is_some());
+        headers.put_link(entry);
+        headers.put_numbers(&entry.meta, size);
+        headers.put_kind(entry)?;
+        headers.put_owner_names(&entry.meta);
+        headers.put_device(&entry.meta);
+        headers.put_facts(entry);
+        headers.finish();
+        if !headers.records.is_empty() {
+            self.put_pax_header(entry, &headers.records)?;
         }
-        header::put_number(&mut block, field::MTIME, meta.mtime.secs);
-        let exact_times = meta.mtime.nanos != 0
-            || meta.mtime.secs < 0
-            || meta.mtime.secs as u64 > MAX_OCTAL_SIZE
-            || !records.is_empty();
-        if exact_times {
-            let mut text = Vec::with_capacity(32);
-            for (key, t) in [
-                ("mtime", meta.mtime),
-                ("atime", meta.atime),
-                ("ctime", meta.ctime),
-            ] {
-                text.clear();
-                t.push_decimal(&mut text);
-                push_pax_record(&mut records, key, &text);
-            }
+        self.put(&headers.block)?;
+        self.start_content(size);
+        if let Some(map) = sparse_map {
+            self.start_sparse_content(map, entry.meta.size)?;
         }
+        Ok(start)
+    }
 
-        block[field::TYPEFLAG] = if entry.hardlink.is_some() {
-            kind::HARDLINK
-        } else {
-            match meta.kind {
-                FileKind::Regular => kind::REGULAR,
-                FileKind::Directory => kind::DIRECTORY,
-                FileKind::Symlink => kind::SYMLINK,
-                FileKind::Fifo => kind::FIFO,
-                FileKind::CharDevice => kind::CHAR,
-                FileKind::BlockDevice => kind::BLOCK,
-                FileKind::Socket => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "sockets cannot be archived",
-                    ));
-                }
-            }
-        };
-        header::put_bytes(&mut block, field::MAGIC, b"ustar\0");
-        header::put_bytes(&mut block, field::VERSION, b"00");
-        for (f, value, key) in [
-            (field::UNAME, &meta.user, "uname"),
-            (field::GNAME, &meta.group, "gname"),
-        ] {
-            if let Some(v) = value {
-                if v.len() <= 32 && is_plain_ascii(v.as_bytes()) {
-                    header::put_bytes(&mut block, f, v.as_bytes());
-                } else {
-                    push_pax_record(&mut records, key, v.as_bytes());
-                }
-            }
-        }
-        if let Some((major, minor)) = meta.rdev {
-            for (f, v, key) in [
-                (field::DEVMAJOR, major, "SCHILY.devmajor"),
-                (field::DEVMINOR, minor, "SCHILY.devminor"),
-            ] {
-                if !header::put_octal(&mut block, f, u64::from(v)) {
-                    push_pax_record(&mut records, key, v.to_string().as_bytes());
-                }
-            }
-        }
-        for (key, value) in facts::records_of(meta) {
-            push_pax_record(&mut records, &key, &value);
-        }
-        for (key, value) in &entry.extra {
-            push_pax_record(&mut records, key, value);
-        }
-        if binary {
-            let mut with_charset = pax_record("hdrcharset", b"BINARY");
-            with_charset.extend(records);
-            records = with_charset;
-        }
-        header::set_checksum(&mut block);
+    /// Writes the pax extended header that carries `records` (before the member's own).
+    fn put_pax_header(&mut self, entry: &Entry, records: &[u8]) -> io::Result<()> {
+        let mut xh = [0u8; BLOCK];
+        let base = entry
+            .path
+            .rsplit(|b| *b == b'/')
+            .find(|c| !c.is_empty())
+            .unwrap_or(b"entry");
+        let mut xname = b"PaxHeaders/".to_vec();
+        xname.extend(ascii_stub(base, 100 - xname.len()));
+        header::put_bytes(&mut xh, field::NAME, &xname);
+        header::put_octal(&mut xh, field::MODE, 0o644);
+        header::put_octal(&mut xh, field::UID, 0);
+        header::put_octal(&mut xh, field::GID, 0);
+        header::put_number(&mut xh, field::SIZE, records.len() as i64);
+        header::put_number(&mut xh, field::MTIME, entry.meta.mtime.secs.max(0));
+        xh[field::TYPEFLAG] = kind::PAX_LOCAL;
+        header::put_bytes(&mut xh, field::MAGIC, b"ustar\0");
+        header::put_bytes(&mut xh, field::VERSION, b"00");
+        header::set_checksum(&mut xh);
+        self.put(&xh)?;
+        self.put(records)?;
+        self.pad_to_block(records.len() as u64)
+    }
 
-        if !records.is_empty() {
-            let mut xh = [0u8; BLOCK];
-            let base = entry
-                .path
-                .rsplit(|b| *b == b'/')
-                .find(|c| !c.is_empty())
-                .unwrap_or(b"entry");
-            let mut xname = b"PaxHeaders/".to_vec();
-            xname.extend(ascii_stub(base, 100 - xname.len()));
-            header::put_bytes(&mut xh, field::NAME, &xname);
-            header::put_octal(&mut xh, field::MODE, 0o644);
-            header::put_octal(&mut xh, field::UID, 0);
-            header::put_octal(&mut xh, field::GID, 0);
-            header::put_number(&mut xh, field::SIZE, records.len() as i64);
-            header::put_number(&mut xh, field::MTIME, meta.mtime.secs.max(0));
-            xh[field::TYPEFLAG] = kind::PAX_LOCAL;
-            header::put_bytes(&mut xh, field::MAGIC, b"ustar\0");
-            header::put_bytes(&mut xh, field::VERSION, b"00");
-            header::set_checksum(&mut xh);
-            self.put(&xh)?;
-            self.put(&records)?;
-            self.pad_to_block(records.len() as u64)?;
-        }
-        self.put(&block)?;
+    /// The member's content, `size` bytes, is owed next.
+    fn start_content(&mut self, size: u64) {
         self.owed = size;
         self.data_written = 0;
         self.extents.clear();
         self.extent_left = 0;
-        if let Some(map) = sparse_map {
-            // The map opens the data area (already a whole number of blocks).
-            let map_block = sparse::map_block(map, meta.size);
-            self.put(&map_block)?;
-            self.extents = map
-                .extents
-                .iter()
-                .map(|e| e.len)
-                .filter(|l| *l > 0)
-                .collect();
-            self.extent_left = self.extents.front().copied().unwrap_or(0);
-            self.owed = map.data_len();
-        }
-        Ok(start)
+    }
+
+    /// A GNU sparse 1.0 member's content: its map opens the data area (already a whole
+    /// number of blocks), then the extents of `map` are owed, each padded to a block.
+    fn start_sparse_content(&mut self, map: &SparseMap, realsize: u64) -> io::Result<()> {
+        let map_block = sparse::map_block(map, realsize);
+        self.put(&map_block)?;
+        self.extents = map
+            .extents
+            .iter()
+            .map(|e| e.len)
+            .filter(|l| *l > 0)
+            .collect();
+        self.extent_left = self.extents.front().copied().unwrap_or(0);
+        self.owed = map.data_len();
+        Ok(())
     }
 
     /// Writes part of the current member's content.
@@ -417,6 +301,195 @@ impl<W: Write> PaxWriter<W> {
         self.put(&[0u8; 2 * BLOCK])?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// A member's headers being put together: its ustar header block, and the pax records
+/// for what the block cannot hold exactly (they go in an extended header before it).
+struct Headers {
+    block: [u8; BLOCK],
+    records: Vec<u8>,
+    /// A name in the records is not UTF-8: they then say `hdrcharset=BINARY`.
+    binary: bool,
+}
+
+impl Headers {
+    fn new() -> Headers {
+        Headers {
+            block: [0u8; BLOCK],
+            records: Vec::new(),
+            binary: false,
+        }
+    }
+
+    fn push_record(&mut self, key: &str, value: &[u8]) {
+        push_pax_record(&mut self.records, key, value);
+    }
+
+    /// A name or link target that goes in a record (not UTF-8: the records are binary).
+    fn push_name_record(&mut self, key: &str, name: &[u8]) {
+        self.binary |= std::str::from_utf8(name).is_err();
+        self.push_record(key, name);
+    }
+
+    /// The member's name: in the name and prefix fields when it fits them, else in a
+    /// `path` record with a stand-in in the block. A sparse member's real name goes in
+    /// `GNU.sparse.name` and GNU's `GNUSparseFile.0` stand-in in the block.
+    fn put_name(&mut self, entry: &Entry, sparse: bool) {
+        let mut name = entry.path.clone();
+        if entry.meta.kind == FileKind::Directory
+            && entry.hardlink.is_none()
+            && !name.ends_with(b"/")
+        {
+            name.push(b'/');
+        }
+        if sparse {
+            self.binary |= std::str::from_utf8(&name).is_err();
+            self.push_record(sparse::MAJOR, b"1");
+            self.push_record(sparse::MINOR, b"0");
+            self.push_record(sparse::NAME, &name);
+            self.push_record(sparse::REALSIZE, entry.meta.size.to_string().as_bytes());
+            name = sparse_stand_in(&name);
+        }
+        let fits = is_plain_ascii(&name)
+            .then(|| header::split_ustar_name(&name))
+            .flatten();
+        match fits {
+            Some((prefix, base)) => {
+                header::put_bytes(&mut self.block, field::PREFIX, prefix);
+                header::put_bytes(&mut self.block, field::NAME, base);
+            }
+            None => {
+                if !sparse {
+                    self.push_name_record("path", &name);
+                }
+                header::put_bytes(&mut self.block, field::NAME, &ascii_stub(&name, 100));
+            }
+        }
+    }
+
+    /// The hard link's or the symlink's target: in the link field when it fits, else in a
+    /// `linkpath` record.
+    fn put_link(&mut self, entry: &Entry) {
+        let link: &[u8] = match (&entry.hardlink, &entry.meta.symlink_target) {
+            (Some(h), _) => h,
+            (None, Some(t)) if entry.meta.kind == FileKind::Symlink => t.as_bytes(),
+            _ => return,
+        };
+        if link.len() <= 100 && is_plain_ascii(link) {
+            header::put_bytes(&mut self.block, field::LINKNAME, link);
+        } else {
+            self.push_name_record("linkpath", link);
+            header::put_bytes(&mut self.block, field::LINKNAME, &ascii_stub(link, 100));
+        }
+    }
+
+    /// Mode, ids, size (`size` bytes of content follow) and times; records for ids and a
+    /// size octal cannot hold, and exact times whenever there is an extended header anyway
+    /// or the mtime is not whole seconds octal holds.
+    fn put_numbers(&mut self, meta: &FileMeta, size: u64) {
+        header::put_octal(&mut self.block, field::MODE, u64::from(meta.mode & 0o7777));
+        for (f, id, key) in [(field::UID, meta.uid, "uid"), (field::GID, meta.gid, "gid")] {
+            header::put_number(&mut self.block, f, i64::from(id));
+            if id > MAX_OCTAL_ID {
+                self.push_record(key, id.to_string().as_bytes());
+            }
+        }
+        header::put_number(&mut self.block, field::SIZE, size as i64);
+        if size > MAX_OCTAL_SIZE {
+            self.push_record("size", size.to_string().as_bytes());
+        }
+        header::put_number(&mut self.block, field::MTIME, meta.mtime.secs);
+        let exact_times = meta.mtime.nanos != 0
+            || meta.mtime.secs < 0
+            || meta.mtime.secs as u64 > MAX_OCTAL_SIZE
+            || !self.records.is_empty();
+        if exact_times {
+            let mut text = Vec::with_capacity(32);
+            for (key, t) in [
+                ("mtime", meta.mtime),
+                ("atime", meta.atime),
+                ("ctime", meta.ctime),
+            ] {
+                text.clear();
+                t.push_decimal(&mut text);
+                self.push_record(key, &text);
+            }
+        }
+    }
+
+    /// The type flag, magic and version; sockets are refused.
+    fn put_kind(&mut self, entry: &Entry) -> io::Result<()> {
+        self.block[field::TYPEFLAG] = if entry.hardlink.is_some() {
+            kind::HARDLINK
+        } else {
+            match entry.meta.kind {
+                FileKind::Regular => kind::REGULAR,
+                FileKind::Directory => kind::DIRECTORY,
+                FileKind::Symlink => kind::SYMLINK,
+                FileKind::Fifo => kind::FIFO,
+                FileKind::CharDevice => kind::CHAR,
+                FileKind::BlockDevice => kind::BLOCK,
+                FileKind::Socket => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "sockets cannot be archived",
+                    ));
+                }
+            }
+        };
+        header::put_bytes(&mut self.block, field::MAGIC, b"ustar\0");
+        header::put_bytes(&mut self.block, field::VERSION, b"00");
+        Ok(())
+    }
+
+    fn put_owner_names(&mut self, meta: &FileMeta) {
+        for (f, value, key) in [
+            (field::UNAME, &meta.user, "uname"),
+            (field::GNAME, &meta.group, "gname"),
+        ] {
+            if let Some(v) = value {
+                if v.len() <= 32 && is_plain_ascii(v.as_bytes()) {
+                    header::put_bytes(&mut self.block, f, v.as_bytes());
+                } else {
+                    self.push_record(key, v.as_bytes());
+                }
+            }
+        }
+    }
+
+    fn put_device(&mut self, meta: &FileMeta) {
+        let Some((major, minor)) = meta.rdev else {
+            return;
+        };
+        for (f, v, key) in [
+            (field::DEVMAJOR, major, "SCHILY.devmajor"),
+            (field::DEVMINOR, minor, "SCHILY.devminor"),
+        ] {
+            if !header::put_octal(&mut self.block, f, u64::from(v)) {
+                self.push_record(key, v.to_string().as_bytes());
+            }
+        }
+    }
+
+    /// The facts beyond ustar (xattrs, ACLs, flags) and the entry's other records.
+    fn put_facts(&mut self, entry: &Entry) {
+        for (key, value) in facts::records_of(&entry.meta) {
+            self.push_record(&key, &value);
+        }
+        for (key, value) in &entry.extra {
+            self.push_record(key, value);
+        }
+    }
+
+    /// Says the records' charset when it is not UTF-8, and checksums the block.
+    fn finish(&mut self) {
+        if self.binary {
+            let mut with_charset = pax_record("hdrcharset", b"BINARY");
+            with_charset.extend_from_slice(&self.records);
+            self.records = with_charset;
+        }
+        header::set_checksum(&mut self.block);
     }
 }
 

@@ -687,9 +687,7 @@ impl Session<'_> {
             reader.input().read_exact(buf)?;
             reader.consumed(count);
             let r = match self.drive() {
-                Ok(o) if !o.writable => Err(TapeError::WriteProtect(
-                    "the device was opened read-only".into(),
-                )),
+                Ok(o) if !o.writable => Err(read_only()),
                 Ok(o) => o.drive.write(buf),
                 Err((_, m)) => Err(TapeError::NotReady(m)),
             };
@@ -719,19 +717,10 @@ impl Session<'_> {
         reel_reply(out, r)
     }
 
+    /// A reel-extension call other than `read` and `write`: `verb` with its arguments.
     fn reel_call(&mut self, verb: &str, a: &[&str]) -> Result<Option<Vec<u8>>, TapeError> {
         if verb == "load" {
-            let path = a.join(" ");
-            let (dir, _) = self
-                .resolve(path.as_bytes(), false)
-                .map_err(|(_, m)| TapeError::InvalidParameter(m))?;
-            let o = self
-                .open
-                .as_mut()
-                .ok_or_else(|| TapeError::NotReady("no device is open".into()))?;
-            o.drive.load_cartridge(&dir)?;
-            o.dir = dir;
-            return Ok(None);
+            return self.reel_load(&a.join(" ")).map(|()| None);
         }
         let o = self
             .open
@@ -739,142 +728,32 @@ impl Session<'_> {
             .ok_or_else(|| TapeError::NotReady("no device is open (send O first)".into()))?;
         let writable = o.writable;
         let d = &mut o.drive;
-        let int = |i: usize| -> Result<i64, TapeError> {
-            a.get(i).and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| {
-                inval(&format!(
-                    "{verb}: argument {} is missing or no number",
-                    i + 1
-                ))
-            })
-        };
-        let small = |i: usize| -> Result<u32, TapeError> {
-            u32::try_from(int(i)?)
-                .map_err(|_| inval(&format!("{verb}: argument {} is out of range", i + 1)))
-        };
-        let flag = |i: usize| -> Result<bool, TapeError> { Ok(int(i)? != 0) };
+        let args = CallArgs { verb, words: a };
         let text = |v: String| Ok(Some(v.into_bytes()));
-        let read_only = || TapeError::WriteProtect("the device was opened read-only".into());
         match verb {
-            "marks" => {
-                if !writable {
-                    return Err(read_only());
-                }
-                let kind = match a.first().copied() {
-                    Some("filemarks") => MarkKind::Filemarks,
-                    Some("setmarks") => MarkKind::Setmarks,
-                    Some("short") => MarkKind::ShortFilemarks,
-                    Some("long") => MarkKind::LongFilemarks,
-                    _ => return Err(inval("marks: unknown kind")),
-                };
-                d.write_marks(kind, small(1)?, flag(2)?).map(|()| None)
-            }
-            "seek" => {
-                let to = match a.first().copied() {
-                    Some("absolute") => SeekTo::AbsoluteBlock(
-                        u64::try_from(int(1)?).map_err(|_| inval("negative block"))?,
-                    ),
-                    Some("logical") => SeekTo::LogicalBlock {
-                        partition: small(1)?,
-                        block: u64::try_from(int(2)?).map_err(|_| inval("negative block"))?,
-                    },
-                    Some("rewind") => SeekTo::Rewind,
-                    Some("eod") => SeekTo::EndOfData {
-                        partition: small(1)?,
-                    },
-                    Some("filemarks") => SeekTo::SpaceFilemarks(int(1)?),
-                    Some("blocks") => SeekTo::SpaceRelativeBlocks(int(1)?),
-                    Some("seqfilemarks") => SeekTo::SpaceSequentialFilemarks(int(1)?),
-                    Some("setmarks") => SeekTo::SpaceSetmarks(int(1)?),
-                    Some("seqsetmarks") => SeekTo::SpaceSequentialSetmarks(int(1)?),
-                    _ => return Err(inval("seek: unknown method")),
-                };
-                d.set_position(to, false).map(|()| None)
-            }
+            "marks" | "erase" | "partition" if !writable => Err(read_only()),
+            "marks" => d
+                .write_marks(args.mark_kind()?, args.small(1)?, args.flag(2)?)
+                .map(|()| None),
+            "seek" => d.set_position(args.seek_to()?, false).map(|()| None),
             "position" => {
-                let kind = match a.first().copied() {
-                    Some("logical") => PositionKind::Logical,
-                    Some("absolute") => PositionKind::Absolute,
-                    _ => return Err(inval("position: logical or absolute")),
-                };
-                let p = d.position(kind)?;
+                let p = d.position(args.position_kind()?)?;
                 text(format!("{} {}", p.partition, p.offset))
             }
             "status" => d.status().map(|()| None),
-            "prepare" => {
-                let op = match a.first().copied() {
-                    Some("load") => PrepareOp::Load,
-                    Some("unload") => PrepareOp::Unload,
-                    Some("lock") => PrepareOp::Lock,
-                    Some("unlock") => PrepareOp::Unlock,
-                    Some("tension") => PrepareOp::Tension,
-                    Some("format") if writable => PrepareOp::Format,
-                    Some("format") => return Err(read_only()),
-                    _ => return Err(inval("prepare: unknown operation")),
-                };
-                d.prepare(op, flag(1)?).map(|()| None)
-            }
-            "erase" => {
-                if !writable {
-                    return Err(read_only());
-                }
-                let kind = match a.first().copied() {
-                    Some("short") => EraseKind::Short,
-                    Some("long") => EraseKind::Long,
-                    _ => return Err(inval("erase: short or long")),
-                };
-                d.erase(kind, flag(1)?).map(|()| None)
-            }
-            "partition" => {
-                if !writable {
-                    return Err(read_only());
-                }
-                let method = match a.first().copied() {
-                    Some("fixed") => PartitionMethod::Fixed,
-                    Some("select") => PartitionMethod::Select,
-                    Some("initiator") => PartitionMethod::Initiator,
-                    _ => return Err(inval("partition: unknown method")),
-                };
-                d.create_partitions(method, small(1)?, small(2)?)
-                    .map(|()| None)
-            }
-            "drive" => {
-                let p = d.drive_parameters()?;
-                text(format!(
-                    "{} {} {} {} {} {} {} {} {} {} {}",
-                    u8::from(p.ecc),
-                    u8::from(p.compression),
-                    u8::from(p.data_padding),
-                    u8::from(p.report_setmarks),
-                    p.default_block_size,
-                    p.maximum_block_size,
-                    p.minimum_block_size,
-                    p.maximum_partition_count,
-                    p.features_low,
-                    p.features_high,
-                    p.eot_warning_zone_size
-                ))
-            }
-            "media" => {
-                let m = d.media_parameters()?;
-                text(format!(
-                    "{} {} {} {} {}",
-                    m.capacity,
-                    m.remaining,
-                    m.block_size,
-                    m.partition_count,
-                    u8::from(m.write_protected)
-                ))
-            }
-            "setdrive" => d
-                .set_drive_parameters(&SetDriveParameters {
-                    ecc: flag(0)?,
-                    compression: flag(1)?,
-                    data_padding: flag(2)?,
-                    report_setmarks: flag(3)?,
-                    eot_warning_zone_size: small(4)?,
-                })
+            "prepare" => d
+                .prepare(args.prepare_op(writable)?, args.flag(1)?)
                 .map(|()| None),
-            "setmedia" => d.set_media_parameters(small(0)?).map(|()| None),
+            "erase" => d.erase(args.erase_kind()?, args.flag(1)?).map(|()| None),
+            "partition" => d
+                .create_partitions(args.partition_method()?, args.small(1)?, args.small(2)?)
+                .map(|()| None),
+            "drive" => text(drive_parameters_text(&d.drive_parameters()?)),
+            "media" => text(media_parameters_text(&d.media_parameters()?)),
+            "setdrive" => d
+                .set_drive_parameters(&args.drive_parameters()?)
+                .map(|()| None),
+            "setmedia" => d.set_media_parameters(args.small(0)?).map(|()| None),
             "flush" => d.flush().map(|()| None),
             "describe" => text(d.describe()),
             _ => Err(inval(&format!(
@@ -883,6 +762,178 @@ impl Session<'_> {
             ))),
         }
     }
+
+    /// `load PATH`: loads the cartridge at `path` (resolved as an `O` request's name) into
+    /// the open device.
+    fn reel_load(&mut self, path: &str) -> Result<(), TapeError> {
+        let (dir, _) = self
+            .resolve(path.as_bytes(), false)
+            .map_err(|(_, m)| TapeError::InvalidParameter(m))?;
+        let o = self
+            .open
+            .as_mut()
+            .ok_or_else(|| TapeError::NotReady("no device is open".into()))?;
+        o.drive.load_cartridge(&dir)?;
+        o.dir = dir;
+        Ok(())
+    }
+}
+
+fn read_only() -> TapeError {
+    TapeError::WriteProtect("the device was opened read-only".into())
+}
+
+/// The arguments of a reel-extension call, by position, as the tape calls take them.
+struct CallArgs<'a> {
+    verb: &'a str,
+    words: &'a [&'a str],
+}
+
+impl CallArgs<'_> {
+    fn first(&self) -> Option<&str> {
+        self.words.first().copied()
+    }
+
+    fn int(&self, i: usize) -> Result<i64, TapeError> {
+        self.words
+            .get(i)
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| {
+                inval(&format!(
+                    "{}: argument {} is missing or no number",
+                    self.verb,
+                    i + 1
+                ))
+            })
+    }
+
+    fn small(&self, i: usize) -> Result<u32, TapeError> {
+        u32::try_from(self.int(i)?).map_err(|_| {
+            inval(&format!(
+                "{}: argument {} is out of range",
+                self.verb,
+                i + 1
+            ))
+        })
+    }
+
+    fn flag(&self, i: usize) -> Result<bool, TapeError> {
+        Ok(self.int(i)? != 0)
+    }
+
+    fn block(&self, i: usize) -> Result<u64, TapeError> {
+        u64::try_from(self.int(i)?).map_err(|_| inval("negative block"))
+    }
+
+    fn mark_kind(&self) -> Result<MarkKind, TapeError> {
+        Ok(match self.first() {
+            Some("filemarks") => MarkKind::Filemarks,
+            Some("setmarks") => MarkKind::Setmarks,
+            Some("short") => MarkKind::ShortFilemarks,
+            Some("long") => MarkKind::LongFilemarks,
+            _ => return Err(inval("marks: unknown kind")),
+        })
+    }
+
+    fn seek_to(&self) -> Result<SeekTo, TapeError> {
+        Ok(match self.first() {
+            Some("absolute") => SeekTo::AbsoluteBlock(self.block(1)?),
+            Some("logical") => SeekTo::LogicalBlock {
+                partition: self.small(1)?,
+                block: self.block(2)?,
+            },
+            Some("rewind") => SeekTo::Rewind,
+            Some("eod") => SeekTo::EndOfData {
+                partition: self.small(1)?,
+            },
+            Some("filemarks") => SeekTo::SpaceFilemarks(self.int(1)?),
+            Some("blocks") => SeekTo::SpaceRelativeBlocks(self.int(1)?),
+            Some("seqfilemarks") => SeekTo::SpaceSequentialFilemarks(self.int(1)?),
+            Some("setmarks") => SeekTo::SpaceSetmarks(self.int(1)?),
+            Some("seqsetmarks") => SeekTo::SpaceSequentialSetmarks(self.int(1)?),
+            _ => return Err(inval("seek: unknown method")),
+        })
+    }
+
+    fn position_kind(&self) -> Result<PositionKind, TapeError> {
+        match self.first() {
+            Some("logical") => Ok(PositionKind::Logical),
+            Some("absolute") => Ok(PositionKind::Absolute),
+            _ => Err(inval("position: logical or absolute")),
+        }
+    }
+
+    /// The operation of `prepare`; `format` only on a device opened for writing.
+    fn prepare_op(&self, writable: bool) -> Result<PrepareOp, TapeError> {
+        Ok(match self.first() {
+            Some("load") => PrepareOp::Load,
+            Some("unload") => PrepareOp::Unload,
+            Some("lock") => PrepareOp::Lock,
+            Some("unlock") => PrepareOp::Unlock,
+            Some("tension") => PrepareOp::Tension,
+            Some("format") if writable => PrepareOp::Format,
+            Some("format") => return Err(read_only()),
+            _ => return Err(inval("prepare: unknown operation")),
+        })
+    }
+
+    fn erase_kind(&self) -> Result<EraseKind, TapeError> {
+        match self.first() {
+            Some("short") => Ok(EraseKind::Short),
+            Some("long") => Ok(EraseKind::Long),
+            _ => Err(inval("erase: short or long")),
+        }
+    }
+
+    fn partition_method(&self) -> Result<PartitionMethod, TapeError> {
+        match self.first() {
+            Some("fixed") => Ok(PartitionMethod::Fixed),
+            Some("select") => Ok(PartitionMethod::Select),
+            Some("initiator") => Ok(PartitionMethod::Initiator),
+            _ => Err(inval("partition: unknown method")),
+        }
+    }
+
+    /// `setdrive ECC COMPRESSION PADDING SETMARKS EOT_ZONE`.
+    fn drive_parameters(&self) -> Result<SetDriveParameters, TapeError> {
+        Ok(SetDriveParameters {
+            ecc: self.flag(0)?,
+            compression: self.flag(1)?,
+            data_padding: self.flag(2)?,
+            report_setmarks: self.flag(3)?,
+            eot_warning_zone_size: self.small(4)?,
+        })
+    }
+}
+
+/// The reply to `drive`: the parameters, space-separated, flags as 0 or 1.
+fn drive_parameters_text(p: &DriveParameters) -> String {
+    format!(
+        "{} {} {} {} {} {} {} {} {} {} {}",
+        u8::from(p.ecc),
+        u8::from(p.compression),
+        u8::from(p.data_padding),
+        u8::from(p.report_setmarks),
+        p.default_block_size,
+        p.maximum_block_size,
+        p.minimum_block_size,
+        p.maximum_partition_count,
+        p.features_low,
+        p.features_high,
+        p.eot_warning_zone_size
+    )
+}
+
+/// The reply to `media`.
+fn media_parameters_text(m: &MediaParameters) -> String {
+    format!(
+        "{} {} {} {} {}",
+        m.capacity,
+        m.remaining,
+        m.block_size,
+        m.partition_count,
+        u8::from(m.write_protected)
+    )
 }
 
 fn inval(m: &str) -> TapeError {
