@@ -190,6 +190,16 @@ pub fn read_attribute(first: u16, partition: u8, alloc: u32) -> Cdb {
     )
 }
 
+/// REPORT SUPPORTED OPERATION CODES (SPC-4 6.35; MAINTENANCE IN, service action 0Ch),
+/// reporting option 000b: every command the device implements.
+pub fn report_supported_opcodes(alloc: u32) -> Cdb {
+    let a = alloc.to_be_bytes();
+    Cdb::new(
+        "REPORT SUPPORTED OPERATION CODES",
+        [0xa3, 0x0c, 0, 0, 0, 0, a[0], a[1], a[2], a[3], 0, 0],
+    )
+}
+
 /// PREVENT ALLOW MEDIUM REMOVAL (SPC-4 6.13).
 pub fn prevent_allow_medium_removal(prevent: bool) -> Cdb {
     Cdb::new(

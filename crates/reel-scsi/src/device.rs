@@ -92,6 +92,13 @@ impl Device {
         })
     }
 
+    /// The commands the device implements (REPORT SUPPORTED OPERATION CODES).
+    pub fn supported_commands(&mut self) -> Result<Vec<crate::inquiry::SupportedCommand>> {
+        let c = cdb::report_supported_opcodes(4096);
+        let d = self.read_data(&c, 4096)?;
+        self.parsed(&c, crate::inquiry::parse_supported_opcodes(&d))
+    }
+
     pub fn test_unit_ready(&mut self) -> Result<()> {
         self.run(&cdb::test_unit_ready(), Data::None, timeout::SHORT)
             .map(drop)

@@ -76,6 +76,35 @@ pub fn unit_serial_number(buf: &[u8]) -> Result<String, ParseError> {
     Ok(b.ascii(4, avail)?.trim_start().to_string())
 }
 
+/// One command of REPORT SUPPORTED OPERATION CODES (SPC-4 table 229): the operation code
+/// and, for commands with service actions, the service action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SupportedCommand {
+    pub opcode: u8,
+    pub service_action: Option<u16>,
+}
+
+/// REPORT SUPPORTED OPERATION CODES data, all commands format (SPC-4 table 228): a 4-byte
+/// length, then 8-byte command descriptors, each followed by a 12-byte timeouts
+/// descriptor when CTDP is set.
+pub fn parse_supported_opcodes(buf: &[u8]) -> Result<Vec<SupportedCommand>, ParseError> {
+    let b = Bytes::new("REPORT SUPPORTED OPERATION CODES data", buf);
+    let len = b.be32(0)? as usize;
+    let end = len.saturating_add(4).min(buf.len());
+    let mut out = Vec::new();
+    let mut at = 4;
+    while at < end {
+        let d = b.slice(at, 8)?;
+        let flags = d[5];
+        out.push(SupportedCommand {
+            opcode: d[0],
+            service_action: (flags & 0x01 != 0).then(|| u16::from_be_bytes([d[2], d[3]])),
+        });
+        at += 8 + if flags & 0x02 != 0 { 12 } else { 0 };
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +130,21 @@ mod tests {
         let e = Inquiry::parse(&[0x08, 0x80, 0x05, 0x02, 10]).unwrap_err();
         assert_eq!(e.offset, 4);
         assert!(Inquiry::parse(&[]).is_err());
+    }
+
+    // All-commands format as tgt builds it for its tape LUN (no timeouts descriptors):
+    // TEST UNIT READY, READ(6), and MAINTENANCE IN with service action 0Ch.
+    #[test]
+    fn supported_opcodes() {
+        let d = [
+            0, 0, 0, 24, 0x00, 0, 0, 0, 0, 0x00, 0, 6, 0x08, 0, 0, 0, 0, 0x00, 0, 6, 0xa3, 0, 0,
+            0x0c, 0, 0x01, 0, 12,
+        ];
+        let v = parse_supported_opcodes(&d).unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[1].opcode, 0x08);
+        assert_eq!(v[2].service_action, Some(0x0c));
+        assert_eq!(parse_supported_opcodes(&d[..10]).unwrap_err().offset, 4);
     }
 
     #[test]

@@ -37,6 +37,7 @@ proptest! {
     fn inquiry_data(b in proptest::collection::vec(any::<u8>(), 0..120)) {
         offset_ok(inquiry::Inquiry::parse(&b), b.len())?;
         offset_ok(inquiry::unit_serial_number(&b), b.len())?;
+        offset_ok(inquiry::parse_supported_opcodes(&b), b.len())?;
     }
 
     #[test]

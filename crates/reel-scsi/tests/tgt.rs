@@ -56,6 +56,17 @@ fn tape_commands_and_fixed_sense() {
     assert_eq!(q.device_type, reel_scsi::inquiry::TYPE_SEQUENTIAL);
     assert_eq!(q.product, "VIRTUAL-TAPE");
     d.test_unit_ready().unwrap();
+    // tgt says which commands its tape LUN implements: no LOCATE (2Bh), no ERASE (19h).
+    let ops: Vec<u8> = d
+        .supported_commands()
+        .unwrap()
+        .iter()
+        .map(|c| c.opcode)
+        .collect();
+    for op in [0x00, 0x01, 0x08, 0x0a, 0x10, 0x11, 0x1b, 0x34] {
+        assert!(ops.contains(&op), "{op:#04x} missing from {ops:02x?}");
+    }
+    assert!(!ops.contains(&0x2b) && !ops.contains(&0x19), "{ops:02x?}");
     let limits = d.read_block_limits().unwrap();
     assert_eq!(limits.max, 1 << 20);
 
