@@ -484,7 +484,7 @@ impl Transport for IscsiTransport {
             (api.scsi_command_sync)(self.ctx, c_int::from(self.url.lun), task, out_ptr)
         };
         let result = if done.is_null() {
-            Err(Lost(format!("{}: {}", self.url, api.error(self.ctx))))
+            Err(Lost(api.error(self.ctx)))
         } else {
             // SAFETY: offsets of fields of the live task (see the TASK_* constants and
             // datain_offset).
@@ -506,7 +506,7 @@ impl IscsiTransport {
                 0x0f00_0002 => "the command timed out".to_string(),
                 _ => self.api.error(self.ctx),
             };
-            return Err(Lost(format!("{}: {why}", self.url)));
+            return Err(Lost(why));
         }
         let (residual_status, residual): (c_int, usize) = unsafe {
             (

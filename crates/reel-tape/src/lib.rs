@@ -40,4 +40,4 @@ pub use drive::{
 };
 pub use error::{Result, TapeError};
 pub use library::{CartridgeInfo, Library, reel_home};
-pub use target::Target;
+pub use target::{ScsiTarget, Target};

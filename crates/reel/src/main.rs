@@ -77,8 +77,9 @@ impl Cli {
 /// Options every command takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Global {
-    /// Tape to use: a cartridge or library directory, vtape:NAME, /dev/nst0 or host:/dev/nst0
-    /// (default: the loaded cartridge of the default library).
+    /// Tape to use: a cartridge or library directory, vtape:NAME, /dev/nst0, host:/dev/nst0,
+    /// iscsi://HOST[:PORT]/TARGET-IQN/LUN or sg:/dev/nst0 (default: the loaded cartridge of the
+    /// default library).
     #[arg(long, global = true, value_name = "TARGET", env = "REEL_TAPE")]
     pub tape: Option<String>,
     /// Machine-readable output on stdout (one JSON document).

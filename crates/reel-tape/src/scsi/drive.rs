@@ -250,36 +250,44 @@ impl ScsiTape {
         ))
     }
 
-    fn check_length(&self, len: usize, what: &str) -> Result<()> {
+    /// The transfer length of a read or write of `len` bytes: whole blocks in fixed mode;
+    /// in variable mode one record, of at most [`MAX_RECORD`] bytes (a larger read buffer
+    /// takes any record).
+    fn transfer(&self, len: usize, what: &str) -> Result<usize> {
         let bs = self.block_size as usize;
-        if len == 0 || (bs != 0 && !len.is_multiple_of(bs)) || len > MAX_RECORD * bs.max(1) {
-            return Err(TapeError::InvalidBlockLength(format!(
+        let bad = || {
+            TapeError::InvalidBlockLength(format!(
                 "a {what} of {len} bytes with block size {}",
                 self.block_size
-            )));
+            ))
+        };
+        if len == 0 {
+            return Err(bad());
         }
-        if bs == 0 && len > MAX_RECORD {
-            return Err(TapeError::InvalidBlockLength(format!(
-                "a {what} of {len} bytes: SCSI tape records are at most {MAX_RECORD} bytes"
-            )));
+        match bs {
+            0 if what == "read" => Ok(len.min(MAX_RECORD)),
+            0 if len > MAX_RECORD => Err(TapeError::InvalidBlockLength(format!(
+                "a write of {len} bytes: SCSI tape records are at most {MAX_RECORD} bytes"
+            ))),
+            0 => Ok(len),
+            bs if !len.is_multiple_of(bs) || len / bs > MAX_RECORD => Err(bad()),
+            bs => Ok(len / bs),
         }
-        Ok(())
     }
 
     /// One READ of `buf` (variable: one record; fixed: whole blocks). Updates the position.
     pub(crate) fn read_impl(&mut self, buf: &mut [u8]) -> Result<usize> {
-        self.check_length(buf.len(), "read")?;
+        let len = self.transfer(buf.len(), "read")?;
         if std::mem::take(&mut self.pending_filemark) {
             return Err(TapeError::FilemarkDetected);
         }
         self.wrote_last = false;
         let bs = self.block_size as usize;
         let fixed = bs != 0;
-        let len = if fixed { buf.len() / bs } else { buf.len() };
         let c = cdb::read6(fixed, false, len as u32)
             .map_err(|e| TapeError::InvalidParameter(e.to_string()))?;
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(buf.len(), 0);
+        scratch.resize(if fixed { buf.len() } else { len }, 0);
         let r = self.exec(&c, Data::In(&mut scratch), timeout::SHORT);
         let out = match r {
             Ok(n) => {
@@ -435,15 +443,10 @@ impl ScsiTape {
 
     /// One WRITE of `buf`. Updates the position.
     pub(crate) fn write_impl(&mut self, buf: &[u8]) -> Result<()> {
-        self.check_length(buf.len(), "write")?;
+        let len = self.transfer(buf.len(), "write")?;
         self.pending_filemark = false;
-        let bs = self.block_size as usize;
-        let fixed = bs != 0;
-        let (len, objects) = if fixed {
-            (buf.len() / bs, (buf.len() / bs) as u64)
-        } else {
-            (buf.len(), 1)
-        };
+        let fixed = self.block_size != 0;
+        let objects = if fixed { len as u64 } else { 1 };
         let c = cdb::write6(fixed, len as u32)
             .map_err(|e| TapeError::InvalidParameter(e.to_string()))?;
         let r = self.exec(&c, Data::Out(buf), timeout::SHORT);

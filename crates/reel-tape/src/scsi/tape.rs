@@ -180,8 +180,8 @@ impl TapeDrive for ScsiTape {
     }
 
     fn status(&mut self) -> Result<()> {
-        self.dev
-            .test_unit_ready()
+        self.exec(&cdb::test_unit_ready(), Data::None, timeout::SHORT)
+            .map(drop)
             .map_err(|e| self.fail(Doing::Status, e))
     }
 
