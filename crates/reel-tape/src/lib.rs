@@ -21,12 +21,14 @@
 //! # Ok::<(), reel_tape::TapeError>(())
 //! ```
 
+pub mod changer;
 pub mod conformance;
 pub mod drive;
 pub mod error;
 pub mod features;
 pub mod health;
 pub mod library;
+pub mod library_changer;
 pub mod rmt;
 pub mod scsi;
 pub mod simh;
@@ -34,6 +36,7 @@ pub mod st;
 pub mod target;
 pub mod vtape;
 
+pub use changer::{Inventory, MediaChanger, Place};
 pub use drive::{
     DriveParameters, EraseKind, MarkKind, MediaParameters, PartitionMethod, Position, PositionKind,
     PrepareOp, SeekTo, SetDriveParameters, TapeDrive,

@@ -2,7 +2,8 @@
 //! Backup, list and restore give the tree back; a one-file restore spaces to its member
 //! (tgtd logs every READ it serves, so the test counts them); `reel tape dump` gives a set
 //! GNU tar lists; killing tgtd mid-backup is a media error naming the drive, with no set
-//! left complete in the catalog.
+//! left complete in the catalog. The changer LUN: `reel changer` status (as mtx prints it,
+//! and as JSON with the barcodes tgtimg wrote), load, unload, transfer, export, import.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -168,4 +169,92 @@ fn catalog_set_names(reel_home: &Path) -> Vec<String> {
         .into_iter()
         .map(|s| s.name)
         .collect()
+}
+
+fn changer(home: &TempHome, tgt: &Tgt) -> Command {
+    let mut c = home.command(REEL);
+    c.arg("changer").arg("--changer").arg(tgt.changer_url());
+    c
+}
+
+#[test]
+fn the_changer_over_iscsi_shows_barcodes_and_moves_cartridges() {
+    if let Err(e) = reel_scsi::iscsi::library_available() {
+        reel_testkit::missing(&e);
+        return;
+    }
+    let Some(tgt) = Tgt::start(&TgtConfig::default()) else {
+        return;
+    };
+    let home = TempHome::new();
+    // mtx status as mtx prints it: one drive, 6 storage slots and a mail slot.
+    let status = ok(changer(&home, &tgt).arg("status"));
+    assert!(status.contains("Storage Changer"), "{status}");
+    assert!(
+        status.contains(":1 Drives, 7 Slots ( 1 Import/Export )"),
+        "{status}"
+    );
+    assert!(status.contains("Data Transfer Element 0:Empty"), "{status}");
+    assert!(
+        status.contains("      Storage Element 1:Full :VolumeTag=REEL01L6"),
+        "{status}"
+    );
+    assert!(
+        status.contains("      Storage Element 7 IMPORT/EXPORT:Empty"),
+        "{status}"
+    );
+
+    // Load by barcode; the JSON status shows the drive full with the slot it came from.
+    ok(changer(&home, &tgt).args(["load", "REEL02L6"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(changer(&home, &tgt).args(["status", "--json"]))).unwrap();
+    let drive = &json["drives"][0];
+    assert_eq!(drive["full"], true, "{json}");
+    assert_eq!(drive["barcode"], "REEL02L6", "{json}");
+    assert_eq!(drive["source"], 2, "{json}");
+    let barcodes: Vec<_> = json["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["barcode"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(barcodes[..3], ["REEL01L6", "", "REEL03L6"], "{json}");
+
+    // The drive now has the cartridge: a backup goes on it.
+    let src = home.path().join("src");
+    make_tree(&src, 5, 1);
+    ok(reel(&home, &tgt).arg("backup").arg(&src));
+    // reel tape health: tgt has no TapeAlert page or MAM, and says so.
+    let health = ok(reel(&home, &tgt).args(["tape", "health"]));
+    assert!(
+        health.contains("TapeAlert: not available") && health.contains("LOG SENSE"),
+        "{health}"
+    );
+
+    // Back to its slot, a transfer, an export to the mail slot and the import back.
+    ok(changer(&home, &tgt).arg("unload"));
+    ok(changer(&home, &tgt).args(["transfer", "3", "5"]));
+    ok(changer(&home, &tgt).args(["export", "REEL01L6"]));
+    let status = ok(changer(&home, &tgt).arg("status"));
+    assert!(
+        status.contains("Storage Element 7 IMPORT/EXPORT:Full :VolumeTag=REEL01L6"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Storage Element 5:Full :VolumeTag=REEL03L6"),
+        "{status}"
+    );
+    ok(changer(&home, &tgt).arg("import"));
+    let status = ok(changer(&home, &tgt).arg("inventory"));
+    assert!(
+        status.contains("Storage Element 1:Full :VolumeTag=REEL01L6"),
+        "{status}"
+    );
+    // An empty slot cannot be loaded: a usage error naming it.
+    let out = reel_testkit::cli::run(changer(&home, &tgt).args(["load", "4"]));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("slot 4 is empty"),
+        "{out:?}"
+    );
 }

@@ -11,6 +11,7 @@
 //! file (`REEL_ISCSI_CHAP_FILE`, default `$REEL_HOME/iscsi-chap.toml`, mode 600), never
 //! from the command line.
 
+mod changer;
 mod classify;
 pub mod drive;
 mod health;
@@ -20,6 +21,7 @@ mod tape;
 #[cfg(test)]
 mod tests;
 
+pub use changer::ScsiChanger;
 pub use classify::{Doing, classify};
 pub use drive::{MAX_RECORD, ScsiTape};
 
@@ -55,6 +57,11 @@ pub fn connect_sg(path: &Path) -> Result<Device> {
 /// Opens an iSCSI tape drive.
 pub fn open_iscsi(url: &str) -> Result<ScsiTape> {
     ScsiTape::open(connect_iscsi(url)?)
+}
+
+/// Opens a SCSI changer (`iscsi://…`, `sg:/dev/sch0`, `/dev/sgN`).
+pub fn open_changer(target: &crate::target::ScsiTarget) -> Result<ScsiChanger> {
+    ScsiChanger::open(target.connect()?)
 }
 
 /// Opens a local tape drive through its sg node.
