@@ -250,6 +250,7 @@ pub(crate) fn drive_name(target: &Target) -> String {
     match target {
         Target::Device(p) | Target::Cartridge(p) => p.display().to_string(),
         Target::Remote { host, path } => format!("{host}:{path}"),
+        Target::Scsi(t) => t.to_string(),
         Target::Library(_) | Target::LibraryCartridge { .. } => "the drive".to_string(),
     }
 }

@@ -85,7 +85,10 @@ impl Tapes {
         operator: Box<dyn Operator>,
         ready_wait: std::time::Duration,
     ) -> Result<Tapes> {
-        let manual = matches!(target, Target::Device(_) | Target::Remote { .. });
+        let manual = matches!(
+            target,
+            Target::Device(_) | Target::Remote { .. } | Target::Scsi(_)
+        );
         let drive = if manual {
             crate::manual::open_manual(target)?
         } else {

@@ -279,6 +279,15 @@ pub trait TapeDrive: Send {
 
     /// Make everything written so far durable (the host-side flush of a buffered drive).
     fn flush(&mut self) -> Result<()>;
+
+    /// TapeAlert flags, MAM attributes and whether cleaning is due (SCSI drives);
+    /// NOT_SUPPORTED for a drive that reports no health.
+    fn health(&mut self) -> Result<crate::health::DriveHealth> {
+        Err(crate::error::TapeError::NotSupported(format!(
+            "{} reports no drive health (TapeAlert and MAM are read from SCSI drives)",
+            self.describe()
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! plus reads and writes, with Windows' error codes in [`TapeError`]) and its backends:
 //! the virtual cartridge ([`vtape`], SIMH tape images with a sidecar index, crash-safe),
 //! a [`library`] of cartridges that serves as the default drive, real drives through the
-//! Linux st driver ([`st`]) and remote drives over the rmt protocol ([`rmt`], which also
-//! holds the rmt server behind `reel rmt`). [`Target`] turns a `--tape` argument into an
-//! open drive.
+//! Linux st driver ([`st`]), SCSI drives spoken to directly over SG_IO or iSCSI ([`scsi`],
+//! on `reel-scsi`) and remote drives over the rmt protocol ([`rmt`], which also holds the
+//! rmt server behind `reel rmt`). [`Target`] turns a `--tape` argument into an open drive.
+//! [`MediaChanger`] is a tape library's robot (SCSI changers and the virtual library);
+//! [`health`] is what a drive says about itself (TapeAlert, MAM).
 //!
 //! [`conformance`] holds the semantics checks every backend runs.
 //!
@@ -21,17 +23,22 @@
 //! # Ok::<(), reel_tape::TapeError>(())
 //! ```
 
+pub mod changer;
 pub mod conformance;
 pub mod drive;
 pub mod error;
 pub mod features;
+pub mod health;
 pub mod library;
+pub mod library_changer;
 pub mod rmt;
+pub mod scsi;
 pub mod simh;
 pub mod st;
 pub mod target;
 pub mod vtape;
 
+pub use changer::{Inventory, MediaChanger, Place};
 pub use drive::{
     DriveParameters, EraseKind, MAX_TRANSFER_LEN, MarkKind, MediaParameters, PartitionLayout,
     PartitionMethod, Position, PositionKind, PrepareOp, SeekTo, SetDriveParameters, TapeDrive,
@@ -39,4 +46,4 @@ pub use drive::{
 pub use error::{Result, TapeError};
 pub use library::{CartridgeInfo, Library, reel_home};
 pub use reel_error_class::ErrorClass;
-pub use target::Target;
+pub use target::{ScsiTarget, Target};

@@ -276,6 +276,13 @@ impl Library {
         self.save()
     }
 
+    /// Records the drive as empty (a changer took its cartridge out). A job on the
+    /// library loads the first cartridge again, as in a new library.
+    pub fn set_unloaded(&mut self) -> Result<()> {
+        self.state.loaded = None;
+        self.save()
+    }
+
     /// Capacity of cartridges created automatically.
     pub fn default_capacity(&self) -> u64 {
         self.state.default_capacity.unwrap_or(DEFAULT_CAPACITY)

@@ -8,6 +8,8 @@
 //! | `DIR` with `library.toml` | that library's loaded cartridge |
 //! | `/dev/nst0` | a Linux st drive ([`crate::st`]; use the no-rewind device) |
 //! | `host:/dev/nst0`, `user@host:path` | a remote drive over rmt ([`crate::rmt::client`]): a tape, a file, or a cartridge of a `reel rmt` server |
+//! | `iscsi://HOST[:PORT]/TARGET-IQN/LUN` | a SCSI tape drive over user-space iSCSI ([`crate::scsi`]) |
+//! | `sg:/dev/nst0`, `/dev/sg3` | a local drive spoken to in SCSI through its sg node ([`crate::scsi`]) |
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +35,50 @@ pub enum Target {
     Device(PathBuf),
     /// A remote drive: `[user@]host` and the path on it.
     Remote { host: String, path: String },
+    /// A drive spoken to in SCSI: over iSCSI or through a local sg node.
+    Scsi(ScsiTarget),
+}
+
+/// Where a SCSI drive (or changer) is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScsiTarget {
+    /// `iscsi://HOST[:PORT]/TARGET-IQN/LUN`.
+    Iscsi(String),
+    /// A local device whose sg node reel uses (`/dev/nst0`, `/dev/sch0`, `/dev/sg3`).
+    Sg(PathBuf),
+}
+
+impl ScsiTarget {
+    /// `iscsi://…`, `sg:/dev/…` or `/dev/sgN`; `None` for anything else.
+    pub fn parse(spec: &str) -> Option<ScsiTarget> {
+        if spec.starts_with("iscsi://") {
+            return Some(ScsiTarget::Iscsi(spec.to_string()));
+        }
+        if let Some(p) = spec.strip_prefix("sg:") {
+            return Some(ScsiTarget::Sg(PathBuf::from(p)));
+        }
+        let is_sg_node = spec
+            .strip_prefix("/dev/sg")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        is_sg_node.then(|| ScsiTarget::Sg(PathBuf::from(spec)))
+    }
+
+    /// Opens the logical unit.
+    pub fn connect(&self) -> Result<reel_scsi::Device> {
+        match self {
+            ScsiTarget::Iscsi(url) => crate::scsi::connect_iscsi(url),
+            ScsiTarget::Sg(path) => crate::scsi::connect_sg(path),
+        }
+    }
+}
+
+impl std::fmt::Display for ScsiTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScsiTarget::Iscsi(url) => write!(f, "{url}"),
+            ScsiTarget::Sg(p) => write!(f, "sg:{}", p.display()),
+        }
+    }
 }
 
 impl Target {
@@ -41,6 +87,12 @@ impl Target {
         let Some(spec) = spec.filter(|s| !s.is_empty()) else {
             return Ok(Target::Library(None));
         };
+        if let Some(scsi) = ScsiTarget::parse(spec) {
+            if let ScsiTarget::Iscsi(url) = &scsi {
+                reel_scsi::iscsi::IscsiUrl::parse(url).map_err(TapeError::InvalidParameter)?;
+            }
+            return Ok(Target::Scsi(scsi));
+        }
         if let Some(name) = spec.strip_prefix("vtape:") {
             Library::check_name(name)?;
             return Ok(Target::LibraryCartridge {
@@ -122,7 +174,7 @@ impl Target {
                 Ok(Some((standalone(&cdir, keep_position)?, None)))
             }
             Target::Cartridge(dir) => Ok(Some((standalone(dir, keep_position)?, None))),
-            Target::Device(_) | Target::Remote { .. } => Ok(None),
+            Target::Device(_) | Target::Remote { .. } | Target::Scsi(_) => Ok(None),
         }
     }
 
@@ -135,6 +187,7 @@ impl Target {
             Target::Remote { host, path } => {
                 Box::new(RemoteDrive::open(host, path, &RshConfig::current())?)
             }
+            Target::Scsi(t) => Box::new(crate::scsi::ScsiTape::open(t.connect()?)?),
             _ => return Err(TapeError::NotSupported("unknown target".into())),
         };
         if !keep_position {

@@ -22,6 +22,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod tgt;
+
 /// True when every requirement must be met (`REEL_REQUIRE_ALL=1`).
 pub fn require_all() -> bool {
     std::env::var("REEL_REQUIRE_ALL").is_ok_and(|v| v == "1")

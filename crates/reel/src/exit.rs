@@ -87,6 +87,7 @@ fn class_of_cause(cause: &(dyn Error + 'static)) -> Option<ErrorClass> {
         .or_else(|| class(cause, reel_policy::PatternError::class))
         .or_else(|| class(cause, reel_policy::state::StateError::class))
         .or_else(|| class(cause, reel_policy::snapshot::SnapshotError::class))
+        .or_else(|| class(cause, reel_scsi::ScsiError::class))
 }
 
 /// The full message of an error: its context chain, and the Win32 condition of a tape error.

@@ -77,8 +77,9 @@ impl Cli {
 /// Options every command takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Global {
-    /// Tape to use: a cartridge or library directory, vtape:NAME, /dev/nst0 or host:/dev/nst0
-    /// (default: the loaded cartridge of the default library).
+    /// Tape to use: a cartridge or library directory, vtape:NAME, /dev/nst0, host:/dev/nst0,
+    /// iscsi://HOST[:PORT]/TARGET-IQN/LUN or sg:/dev/nst0 (default: the loaded cartridge of the
+    /// default library).
     #[arg(long, global = true, value_name = "TARGET", env = "REEL_TAPE")]
     pub tape: Option<String>,
     /// Machine-readable output on stdout (one JSON document).
@@ -126,6 +127,7 @@ enum Command {
     Policy(cmd::policy::Args),
     Sis(cmd::sis::Args),
     Tape(cmd::tape::Args),
+    Changer(cmd::changer::Args),
     Delayed(cmd::delayed::Args),
     Stream(cmd::stream::Args),
     Efs(cmd::efs::Args),
@@ -181,6 +183,11 @@ const SUBCOMMANDS: &[Sub] = &[
         args: <cmd::tape::Args as clap::Args>::augment_args,
     },
     Sub {
+        name: "changer",
+        about: "A tape library's changer: slots, barcodes, load, unload, transfer, import, export",
+        args: <cmd::changer::Args as clap::Args>::augment_args,
+    },
+    Sub {
         name: "delayed",
         about: "Delayed move/delete/short-name operations for the next boot (Srdelayed)",
         args: <cmd::delayed::Args as clap::Args>::augment_args,
@@ -221,6 +228,7 @@ impl FromArgMatches for Command {
             "policy" => Command::Policy(FromArgMatches::from_arg_matches_mut(sub)?),
             "sis" => Command::Sis(FromArgMatches::from_arg_matches_mut(sub)?),
             "tape" => Command::Tape(FromArgMatches::from_arg_matches_mut(sub)?),
+            "changer" => Command::Changer(FromArgMatches::from_arg_matches_mut(sub)?),
             "delayed" => Command::Delayed(FromArgMatches::from_arg_matches_mut(sub)?),
             "stream" => Command::Stream(FromArgMatches::from_arg_matches_mut(sub)?),
             "efs" => Command::Efs(FromArgMatches::from_arg_matches_mut(sub)?),
@@ -267,6 +275,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => cmd::policy::run(args, &cli.global),
         Command::Sis(args) => cmd::sis::run(args, &cli.global),
         Command::Tape(args) => cmd::tape::run(args, &cli.global),
+        Command::Changer(args) => cmd::changer::run(args, &cli.global),
         Command::Delayed(args) => cmd::delayed::run(args, &cli.global),
         Command::Stream(args) => cmd::stream::run(args, &cli.global),
         Command::Efs(args) => cmd::efs::run(args, &cli.global),
@@ -326,6 +335,7 @@ mod tests {
             "reel --json list 2",
             "reel tape new t --capacity 1G",
             "reel tape status",
+            "reel changer status --json",
             "reel catalog rebuild",
             "reel verify latest --against-disk",
             "reel sis status /srv",

@@ -110,7 +110,26 @@ pub const ISSUED_OPS: &[MtOp] = &[
     MtOp::Unlock,
     MtOp::Load,
     MtOp::Unload,
+    MtOp::SetDrvBuffer,
 ];
+
+/// st driver options (`<linux/mtio.h>`, MTSETDRVBUFFER with `MT_ST_SETBOOLEANS` /
+/// `MT_ST_CLEARBOOLEANS`).
+pub mod st_options {
+    pub const SETBOOLEANS: i32 = 0x3000_0000;
+    pub const CLEARBOOLEANS: i32 = 0x4000_0000;
+    pub const TWO_FM: i32 = 0x10;
+    pub const CAN_BSR: i32 = 0x100;
+    pub const CAN_PARTITIONS: i32 = 0x400;
+    pub const SCSI2LOGICAL: i32 = 0x800;
+    pub const SYSV: i32 = 0x1000;
+    /// What reel's positions and moves rely on: MTIOCPOS and MTSEEK in logical objects
+    /// (SCSI2LOGICAL), MTBSR after a record longer than the buffer (CAN_BSR), partitions.
+    pub const WANTED: i32 = SCSI2LOGICAL | CAN_BSR | CAN_PARTITIONS;
+    /// What would change the tape behind reel's back: two filemarks at close (TWO_FM),
+    /// System V close semantics that space to the next filemark (SYSV).
+    pub const UNWANTED: i32 = TWO_FM | SYSV;
+}
 
 /// Every errno value the mapping gives a meaning of its own (the rest are I/O errors).
 pub const INTERPRETED_ERRNOS: &[Errno] = &[
@@ -259,6 +278,11 @@ pub struct StDrive<M: Mtio> {
     wrote_last: bool,
     partitions_made: Option<u32>,
     scratch: Vec<u8>,
+    /// What opening and reading found, for the user (`open_notes`).
+    notes: Vec<String>,
+    /// A fixed-block read already fell back to variable blocks, or the block size was
+    /// chosen through reel (then a record of another size is the caller's error).
+    probed: bool,
 }
 
 impl<M: Mtio> StDrive<M> {
@@ -279,7 +303,34 @@ impl<M: Mtio> StDrive<M> {
             wrote_last: false,
             partitions_made: None,
             scratch: Vec::new(),
+            notes: Vec::new(),
+            probed: false,
         })
+    }
+
+    /// Sets the st driver options reel's positions rely on ([`st_options::WANTED`]) and
+    /// clears those that would move the tape behind its back ([`st_options::UNWANTED`]).
+    /// A driver that refuses (st allows it to root only) leaves a note saying what to run.
+    pub fn set_driver_options(&mut self) {
+        if !self.mtio.supports(MtOp::SetDrvBuffer) {
+            return;
+        }
+        let set = self.mtio.op(
+            MtOp::SetDrvBuffer,
+            st_options::SETBOOLEANS | st_options::WANTED,
+        );
+        let clear = self.mtio.op(
+            MtOp::SetDrvBuffer,
+            st_options::CLEARBOOLEANS | st_options::UNWANTED,
+        );
+        if let Some(e) = set.err().or(clear.err()) {
+            let name = self.name();
+            self.notes.push(format!(
+                "the st options reel relies on could not be set on {name} ({e}); run as root, or \
+                 `mt-st -f {name} stsetoptions scsi2logical can-bsr can-partitions` and \
+                 `mt-st -f {name} stclearoptions two-fm sysv`"
+            ));
+        }
     }
 
     /// The channel underneath (for tests and for the rmt client's own calls).
@@ -401,6 +452,30 @@ impl<M: Mtio> StDrive<M> {
         (low, high(&bits))
     }
 
+    /// A fixed-block read failed (`e`): the tape may hold records of another size, a
+    /// foreign tape whose block size is unknown. The drive goes to variable blocks, which
+    /// read a record of any size, and back to `start` for the read to be made again.
+    fn probe_variable(&mut self, start: u64, e: Errno) -> Result<()> {
+        self.probed = true;
+        let was = self.block_size;
+        self.op(MtOp::SetBlk, 0, Doing::SetBlockSize)?;
+        self.block_size = 0;
+        let here = self
+            .mtio
+            .tell()
+            .map_err(|e| self.fail(Doing::Tell, e, None))?;
+        if here != start {
+            let to = i64::try_from(start).unwrap_or(i64::MAX);
+            self.op(MtOp::Seek, to, Doing::Seek)?;
+        }
+        let name = self.name();
+        self.notes.push(format!(
+            "{name} was set to {was}-byte blocks and the tape's records are not ({e}): reading \
+             it in variable-block mode, which reads records of any size"
+        ));
+        Ok(())
+    }
+
     fn space(&mut self, n: i64, fwd: MtOp, back: MtOp, doing: fn(bool) -> Doing) -> Result<()> {
         if n == 0 {
             return Ok(());
@@ -452,6 +527,10 @@ impl<M: Mtio> TapeDrive for StDrive<M> {
         MAX_RECORD
     }
 
+    fn open_notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         let bs = self.block_size as usize;
         if buf.is_empty() || (bs != 0 && !buf.len().is_multiple_of(bs)) {
@@ -462,6 +541,13 @@ impl<M: Mtio> TapeDrive for StDrive<M> {
             )));
         }
         self.wrote_last = false;
+        // Where a fixed-block read starts, to read the record again in variable mode
+        // when the tape's records are not the blocks the drive was left in.
+        let start = if bs != 0 && !self.probed && self.mtio.can_tell() {
+            self.mtio.tell().ok()
+        } else {
+            None
+        };
         loop {
             match self.mtio.read(buf) {
                 Ok(0) => match self.zero_read()? {
@@ -490,6 +576,11 @@ impl<M: Mtio> TapeDrive for StDrive<M> {
                     scratch.clear();
                     self.scratch = scratch;
                     return out;
+                }
+                Err(e @ (Errno::EIO | Errno::EINVAL | Errno::ENOMEM | Errno::EOVERFLOW))
+                    if start.is_some() && !self.probed =>
+                {
+                    self.probe_variable(start.unwrap_or(0), e)?;
                 }
                 Err(e) => return Err(self.fail(Doing::Read, e, None)),
             }
@@ -750,6 +841,8 @@ impl<M: Mtio> TapeDrive for StDrive<M> {
         }
         self.op(MtOp::SetBlk, i64::from(block_size), Doing::SetBlockSize)?;
         self.block_size = block_size;
+        // A block size chosen here is meant: no probing for another.
+        self.probed = true;
         Ok(())
     }
 

@@ -6,9 +6,12 @@
 //! a remote drive, and the unit tests script them.
 //!
 //! Open the no-rewind device (`/dev/nst0`): closing the rewinding one (`/dev/st0`) rewinds
-//! the tape behind reel's back. st should have `MT_ST_SCSI2LOGICAL` set (`mt-st -f
-//! /dev/nst0 stsetoptions scsi2logical`) so positions count objects, and
-//! `MT_ST_CAN_PARTITIONS` for partitions.
+//! the tape behind reel's back. Opening a local drive sets the st options reel's
+//! positions rely on (`MT_ST_SCSI2LOGICAL` so positions count objects, `MT_ST_CAN_BSR`,
+//! `MT_ST_CAN_PARTITIONS`) and clears `MT_ST_TWO_FM` and `MT_ST_SYSV`
+//! ([`StDrive::set_driver_options`]); where st refuses (it allows root only), opening
+//! says what to run. A fixed-block read of a tape whose records are another size (a
+//! foreign tape) switches the drive to variable blocks and reads the record again.
 
 pub mod drive;
 pub mod mtio;
@@ -17,7 +20,7 @@ pub mod mtio;
 mod tests;
 
 pub use drive::{
-    Doing, INTERPRETED_ERRNOS, INTERPRETED_STATUS_BITS, ISSUED_OPS, StDrive, classify,
+    Doing, INTERPRETED_ERRNOS, INTERPRETED_STATUS_BITS, ISSUED_OPS, StDrive, classify, st_options,
 };
 pub use mtio::{DeviceMtio, Errno, MtOp, MtStatus, Mtio, gmt};
 
@@ -40,5 +43,7 @@ pub fn open_device(path: &Path) -> Result<StDrive<DeviceMtio>> {
             source: e,
         },
     })?;
-    StDrive::open(mtio)
+    let mut drive = StDrive::open(mtio)?;
+    drive.set_driver_options();
+    Ok(drive)
 }

@@ -925,7 +925,8 @@ fn every_issued_op_is_scripted() {
             d.prepare(PrepareOp::Unload, false).unwrap()
         }),
     ];
-    let mut seen: Vec<MtOp> = vec![MtOp::Fsr, MtOp::Bsr, MtOp::SetPart]; // in `positioning`
+    // Fsr, Bsr, SetPart: in `positioning`; SetDrvBuffer: in `driver_options_...`.
+    let mut seen: Vec<MtOp> = vec![MtOp::Fsr, MtOp::Bsr, MtOp::SetPart, MtOp::SetDrvBuffer];
     for (op, count, step) in rows {
         let mut r = Rig::new();
         r.expect(vec![(Call::Op(*op, *count), Reply::Done)]);
@@ -1254,4 +1255,101 @@ fn a_character_device_that_is_no_tape_is_refused() {
         .expect("missing device");
     assert_eq!(e.code(), code::ERROR_INVALID_PARAMETER);
     assert!(e.to_string().contains("no such tape device"), "{e}");
+}
+
+/// Opening a local drive sets the st options reel's positions rely on and clears those
+/// that would move the tape behind its back; when st refuses, a note says what to run.
+#[test]
+fn driver_options_are_set_or_their_absence_noted() {
+    use super::drive::st_options::*;
+    let mut r = Rig::new();
+    r.expect(vec![
+        (
+            Call::Op(MtOp::SetDrvBuffer, 0x3000_0000 | 0x800 | 0x100 | 0x400),
+            Reply::Done,
+        ),
+        (
+            Call::Op(MtOp::SetDrvBuffer, 0x4000_0000 | 0x10 | 0x1000),
+            Reply::Done,
+        ),
+    ])
+    .set_driver_options();
+    r.done();
+    assert!(r.drive.open_notes().is_empty());
+    assert_eq!(SETBOOLEANS | WANTED, 0x3000_0d00);
+    // As a user st refuses (EPERM): the note names the mt-st commands.
+    let mut r = Rig::new();
+    r.expect(vec![
+        (
+            Call::Op(MtOp::SetDrvBuffer, SETBOOLEANS | WANTED),
+            Reply::Fail(Errno::EPERM),
+        ),
+        (
+            Call::Op(MtOp::SetDrvBuffer, CLEARBOOLEANS | UNWANTED),
+            Reply::Fail(Errno::EPERM),
+        ),
+    ])
+    .set_driver_options();
+    r.done();
+    let notes = r.drive.open_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("stsetoptions scsi2logical can-bsr can-partitions"),
+        "{notes:?}"
+    );
+    // A channel that cannot carry MTSETDRVBUFFER (rmt) is left alone.
+    let mut r = Rig::with(vec![MtOp::SetDrvBuffer], true, ok());
+    r.drive.set_driver_options();
+    r.done();
+}
+
+/// A tape whose block size is unknown: the drive is in 512-byte fixed mode, the tape's
+/// records are 10240 bytes (a tar tape). The read fails, the drive goes to variable
+/// blocks, back to where the read started, and the record is read whole.
+#[test]
+fn a_foreign_tape_of_unknown_block_size_is_read_in_variable_mode() {
+    let mut r = Rig::with(Vec::new(), true, st(0, 512, 0, 0));
+    let mut buf = vec![0u8; 65536];
+    let record = vec![0x42u8; 10240];
+    let n = r
+        .expect(vec![
+            (Call::Tell, Reply::Tell(3)),
+            (Call::Read, Reply::Fail(Errno::EIO)),
+            (Call::Op(MtOp::SetBlk, 0), Reply::Done),
+            (Call::Tell, Reply::Tell(4)),
+            (Call::Op(MtOp::Seek, 3), Reply::Done),
+            (Call::Read, Reply::Data(record.clone())),
+        ])
+        .read(&mut buf)
+        .unwrap();
+    assert_eq!(n, 10240);
+    assert_eq!(buf[..n], record[..]);
+    let notes = r.drive.open_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("512-byte blocks") && n.contains("variable")),
+        "{notes:?}"
+    );
+    // Later reads are plain variable-mode reads.
+    let n = r
+        .expect(vec![(Call::Read, Reply::Data(vec![1u8; 10240]))])
+        .read(&mut buf)
+        .unwrap();
+    assert_eq!(n, 10240);
+    // A read error that is not about the block size stays one after the probe.
+    let mut r = Rig::with(Vec::new(), true, st(0, 512, 0, 0));
+    let e = r
+        .expect(vec![
+            (Call::Tell, Reply::Tell(0)),
+            (Call::Read, Reply::Fail(Errno::EIO)),
+            (Call::Op(MtOp::SetBlk, 0), Reply::Done),
+            (Call::Tell, Reply::Tell(0)),
+            (Call::Read, Reply::Fail(Errno::EIO)),
+            (Call::Status, Reply::Status(ok())),
+        ])
+        .read(&mut buf)
+        .unwrap_err();
+    assert_eq!(e.code(), code::ERROR_IO_DEVICE);
+    r.done();
 }

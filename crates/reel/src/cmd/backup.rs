@@ -97,6 +97,8 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         return dry_run(&opts, global);
     }
     let mut tapes = open_tapes(global)?;
+    // A drive that raises a critical TapeAlert flag gets no backup.
+    reel_tape::health::check_before_backup(&mut *tapes.drive)?;
     let mut catalog = open_catalog_or_warn(global);
     let progress = JobProgress::new(global);
     let started = Instant::now();

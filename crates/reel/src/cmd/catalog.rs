@@ -75,7 +75,7 @@ fn rebuild(global: &Global) -> Result<ExitCode> {
             ))),
         },
         // A real or remote drive: the tape in it, then each one the operator loads.
-        Target::Device(_) | Target::Remote { .. } => {
+        Target::Device(_) | Target::Remote { .. } | Target::Scsi(_) => {
             let drive = reel_core::manual::open_manual(&target).with_context(|| {
                 format!("cannot open tape {}", global.tape.as_deref().unwrap_or(""))
             })?;

@@ -2,9 +2,11 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod changer;
 pub mod delayed;
 pub mod efs;
 pub mod foreign;
+pub mod health;
 pub mod list;
 pub mod policy;
 pub mod restore;

@@ -155,6 +155,11 @@ enum TapeCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Drive health: TapeAlert flags, the cartridge's MAM attributes, cleaning due.
+    #[command(
+        after_help = "Examples:\n  reel --tape iscsi://10.0.0.5/iqn.2004-04.com.example:vtl/1 tape health\n  reel tape health --json"
+    )]
+    Health,
     /// Copy the bytes of one tape file to stdout (a set's data is a tar archive).
     #[command(
         after_help = "Examples:\n  reel tape dump --file 1 > set1.tar && tar -tvf set1.tar\n  reel tape dump --file 0            # the volume label"
@@ -309,6 +314,10 @@ pub fn run(args: Args, global: &Global) -> Result<ExitCode> {
         TapeCommand::Set(s) => set(global, s),
         TapeCommand::Protect { name, off } => protect(global, &name, !off),
         TapeCommand::Dump { file } => dump(global, file),
+        TapeCommand::Health => {
+            let mut drive = open(global)?;
+            crate::cmd::health::run(global, &mut *drive)
+        }
     }
 }
 
